@@ -1,0 +1,284 @@
+"""`AgentJob` (what an application asks for), `JobResult` (what it gets back) and their validation."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from agentqueue.constants import MAX_JOB_ID_LENGTH, MAX_METADATA_BYTES
+from agentqueue.errors import AgentQueueError
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+JobId = Annotated[
+    str, StringConstraints(pattern=rf"^[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_JOB_ID_LENGTH - 1}}}$")
+]
+ModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")]
+
+
+class Priority(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    DEFERRED = "deferred"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.REJECTED, JobStatus.CANCELLED}
+)
+
+
+class JobValidationError(AgentQueueError):
+    """A job refused at submit; `code` is stable, `field` names the offending part."""
+
+    code = "invalid_job"
+
+    def __init__(self, message: str, *, code: str = "invalid_job", field: str = "") -> None:
+        super().__init__(message, code=code)
+        self.field = field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class Message(_Strict):
+    """One OpenAI-style chat message."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = Field(max_length=2_000_000)
+    name: str | None = Field(default=None, max_length=64)
+
+
+class Params(_Strict):
+    """Sampling parameters; every one of them changes the output and so the cache key."""
+
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0, allow_inf_nan=False)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0, allow_inf_nan=False)
+    stop: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=4
+    )
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+
+
+class Requirements(_Strict):
+    """What `model="auto"` must satisfy."""
+
+    min_quality: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+    max_latency_ms: int | None = Field(default=None, ge=1)
+    max_cost_usd: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False)
+    allow_fallback: bool = False
+
+
+class CacheControl(_Strict):
+    """Per-job cache choices: `default`, `no-cache` (do not read) or `no-store` (neither)."""
+
+    mode: Literal["default", "no-cache", "no-store", "force"] = "default"
+    ttl_s: int | None = Field(default=None, ge=1, le=30 * 86_400)
+    policy: Literal["agent_response", "model_output", "conversation_context", "tool_result"] = (
+        "agent_response"
+    )
+
+
+def _new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class AgentJob(_Strict):
+    """One agent request. `id` is an idempotency key: submitting it twice runs it once."""
+
+    id: JobId = Field(default_factory=_new_job_id)
+    agent_type: Slug
+    model: ModelName
+    requirements: Requirements | None = None
+    messages: list[Message] = Field(min_length=1, max_length=10_000)
+    params: Params = Field(default_factory=Params)
+    priority: Priority = Priority.NORMAL
+    tenant: Slug = "default"
+    deadline: datetime | None = None
+    cache: CacheControl = Field(default_factory=CacheControl)
+    metadata: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+    @field_validator("deadline")
+    @classmethod
+    def _aware_deadline(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("deadline must include a time zone, e.g. 2026-01-01T00:00:00Z")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value)) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON")
+        return value
+
+    @model_validator(mode="after")
+    def _auto_needs_requirements(self) -> AgentJob:
+        if self.model == "auto" and self.requirements is None:
+            raise ValueError("model 'auto' needs requirements (min_quality, max_latency_ms, ...)")
+        return self
+
+    @property
+    def model_key(self) -> tuple[str, str]:
+        """The batching key: jobs sharing it can be processed together."""
+        return (self.agent_type, self.model)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+
+_LOCATION_CODES = {
+    "id": "invalid_job_id",
+    "agent_type": "invalid_agent_type",
+    "model": "invalid_model",
+    "requirements": "invalid_requirements",
+    "messages": "invalid_messages",
+    "params": "invalid_params",
+    "priority": "invalid_priority",
+    "tenant": "invalid_tenant",
+    "deadline": "invalid_deadline",
+    "cache": "invalid_cache_control",
+    "metadata": "invalid_metadata",
+}
+
+
+def _code_for(error: Any) -> tuple[str, str]:
+    loc = [str(part) for part in error.get("loc", ())]
+    field = ".".join(loc)
+    if error.get("type") == "extra_forbidden":
+        return "unknown_field", field
+    if error.get("type") == "missing":
+        return "missing_field", field
+    if not loc:
+        return "invalid_job", field
+    return _LOCATION_CODES.get(loc[0], "invalid_job"), field
+
+
+def parse_job(data: Any, *, max_bytes: int) -> AgentJob:
+    """Validate raw input (a dict, JSON text or an `AgentJob`) into an `AgentJob`.
+
+    Raises:
+        JobValidationError: with a stable code (`job_too_large`, `missing_field`, ...).
+    """
+    if isinstance(data, AgentJob):
+        raw = data.to_json()
+        if len(raw.encode()) > max_bytes:
+            raise _too_large(len(raw.encode()), max_bytes)
+        return data
+    if isinstance(data, str | bytes):
+        if len(data) > max_bytes:
+            raise _too_large(len(data), max_bytes)
+        try:
+            data = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise JobValidationError(
+                f"the job is not valid JSON ({exc}); send one JSON object per job",
+                code="invalid_json",
+            ) from None
+    if not isinstance(data, dict):
+        raise JobValidationError(
+            f"a job must be a JSON object, got {type(data).__name__}", code="not_an_object"
+        )
+    size = len(json.dumps(data, default=str).encode())
+    if size > max_bytes:
+        raise _too_large(size, max_bytes)
+    if data.get("model") == "auto" and "requirements" not in data:
+        raise JobValidationError(
+            "model 'auto' needs requirements (min_quality, max_latency_ms or max_cost_usd)",
+            code="missing_requirements",
+            field="requirements",
+        )
+    try:
+        return AgentJob.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        code, field = _code_for(first)
+        raise JobValidationError(
+            f"{field or 'job'}: {first['msg']}", code=code, field=field
+        ) from None
+
+
+def _too_large(size: int, limit: int) -> JobValidationError:
+    return JobValidationError(
+        f"the job is {size} bytes, over the {limit}-byte limit "
+        "(AGENTQUEUE_MAX_JOB_BYTES); send less context",
+        code="job_too_large",
+    )
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class JobResult(BaseModel):
+    """The final (or current) record of a job, as the application sees it (JSON-safe)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: str
+    status: JobStatus
+    output: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: str = "0"
+    cache_tier: str | None = None
+    error: ErrorInfo | None = None
+    agent_type: str | None = None
+    tenant: str | None = None
+    priority: Priority | None = None
+    attempts: int = 0
+    model_reason: str | None = None
+    budget_action: str | None = None
+    service_tier: str | None = None
+    release_after: datetime | None = None
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def cost(self) -> Decimal:
+        return Decimal(self.cost_usd)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

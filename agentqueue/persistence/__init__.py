@@ -1,0 +1,1 @@
+"""SQL system of record: models, per-process engines, migrations and repositories."""

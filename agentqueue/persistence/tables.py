@@ -1,0 +1,8 @@
+"""Import every table module so `Base.metadata` knows them all (Alembic, tests)."""
+
+from __future__ import annotations
+
+from agentqueue.persistence import job_table  # noqa: F401
+from agentqueue.persistence.base import Base
+
+metadata = Base.metadata

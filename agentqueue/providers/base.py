@@ -1,0 +1,74 @@
+"""The `Provider` protocol and the plain data that crosses it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from agentqueue.errors import AgentQueueError
+
+FinishReason = Literal["stop", "length", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRequest:
+    """One chat completion to make; `messages` are OpenAI-style dicts."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    max_tokens: int
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+    service_tier: str = "standard"
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderUsage:
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderResponse:
+    output: str
+    usage: ProviderUsage
+    model: str
+    finish_reason: FinishReason = "stop"
+    service_tier: str = "standard"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+
+class ProviderError(AgentQueueError):
+    """A failed provider call; `retryable` says whether trying again may help."""
+
+    code = "provider_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        code: str = "provider_error",
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+
+class Provider(Protocol):
+    """Something that turns a `ProviderRequest` into a `ProviderResponse` or a `ProviderError`."""
+
+    name: str
+
+    def complete(self, request: ProviderRequest) -> ProviderResponse: ...
+
+    def close(self) -> None: ...
