@@ -1,0 +1,136 @@
+"""`agentqueue submit|status|cancel`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agentqueue.cli.progress import wait_with_progress
+from agentqueue.cli.render import print_results_table
+from agentqueue.jobs import JobValidationError
+from agentqueue.settings import get_settings
+
+
+def read_job_file(path: Path) -> list[dict[str, Any]]:
+    """A JSON object, a JSON array of objects, or JSON Lines (one object per line)."""
+    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise JobValidationError(f"{path}: not valid JSON ({exc})", code="invalid_json") from None
+        return list(data)
+    jobs = []
+    lines = [line for line in text.splitlines() if line.strip()]
+    if stripped.startswith("{") and len(lines) > 1:
+        try:  # one pretty-printed object
+            return [json.loads(text)]
+        except ValueError:
+            pass
+    for number, line in enumerate(lines, start=1):
+        try:
+            jobs.append(json.loads(line))
+        except ValueError as exc:
+            raise JobValidationError(
+                f"{path} line {number}: not valid JSON ({exc}); nothing was submitted",
+                code="invalid_json",
+            ) from None
+    return jobs
+
+
+@click.command()
+@click.option("--file", "-f", "job_file", type=click.Path(path_type=Path, allow_dash=True),
+              help="JSON, JSON array or JSONL file of jobs ('-' for stdin).")
+@click.option("--agent-type", "-a", help="Agent type of a single job.")
+@click.option("--model", "-m", help="Model name, or 'auto'.")
+@click.option("--message", "-M", "messages", multiple=True, help="A user message (repeatable).")
+@click.option("--system", help="A system message.")
+@click.option("--priority", "-p", type=click.Choice(["critical", "high", "normal", "low"]),
+              default="normal", show_default=True)
+@click.option("--tenant", "-t", default="default", show_default=True)
+@click.option("--temperature", type=float)
+@click.option("--max-tokens", type=int)
+@click.option("--seed", type=int)
+@click.option("--id", "job_id", help="Idempotency key for a single job.")
+@click.option("--wait", "-w", is_flag=True, help="Wait for final results (with a progress bar).")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait with --wait.")
+@click.option("--json", "as_json", is_flag=True, help="One JobResult JSON per line.")
+def submit(job_file: Path | None, agent_type: str | None, model: str | None,
+           messages: tuple[str, ...], system: str | None, priority: str, tenant: str,
+           temperature: float | None, max_tokens: int | None, seed: int | None,
+           job_id: str | None, wait: bool, timeout: float | None, as_json: bool) -> None:
+    """Submit one job from options, or many from a file."""
+    from agentqueue.client import AgentQueue
+
+    if job_file is not None:
+        jobs = read_job_file(job_file)
+    else:
+        if not (agent_type and model and messages):
+            raise click.UsageError("give --file, or --agent-type, --model and --message")
+        chat = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": m} for m in messages
+        ]
+        params = {k: v for k, v in
+                  {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}.items()
+                  if v is not None}
+        job: dict[str, Any] = {"agent_type": agent_type, "model": model, "messages": chat,
+                               "priority": priority, "tenant": tenant, "params": params}
+        if job_id:
+            job["id"] = job_id
+        jobs = [job]
+
+    with AgentQueue(get_settings()) as queue:
+        handles = queue.submit_many(jobs)
+        ids = [h.id for h in handles]
+        if not wait:
+            for job_id_ in ids:
+                current = queue.status(job_id_)
+                if as_json:
+                    click.echo(current.model_dump_json(exclude_none=True))
+                else:
+                    click.echo(f"{job_id_}\t{current.status.value}")
+            return
+        results = wait_with_progress(queue, ids, timeout=timeout)
+    ordered = [results[i] for i in ids]
+    if as_json:
+        for result in ordered:
+            click.echo(result.model_dump_json(exclude_none=True))
+    else:
+        print_results_table(ordered)
+    if any(r.status.value != "succeeded" for r in ordered):
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+def status(job_id: str, as_json: bool) -> None:
+    """Show the current record of a job."""
+    from agentqueue.client import AgentQueue
+
+    with AgentQueue(get_settings()) as queue:
+        result = queue.status(job_id)
+    if as_json:
+        click.echo(result.model_dump_json(exclude_none=True))
+        return
+    for name, value in result.model_dump(exclude_none=True, mode="json").items():
+        click.echo(f"{name:>14}: {value}")
+
+
+@click.command()
+@click.argument("job_id")
+def cancel(job_id: str) -> None:
+    """Cancel a job that has not started yet."""
+    from agentqueue.client import AgentQueue
+
+    with AgentQueue(get_settings()) as queue:
+        cancelled = queue.cancel(job_id)
+        state = queue.status(job_id).status.value
+    click.echo(f"{job_id}\t{state}" + ("" if cancelled else "\t(not cancellable)"))
+    if not cancelled:
+        sys.exit(1)

@@ -1,0 +1,58 @@
+"""`agentqueue worker|beat|flower`: thin wrappers over Celery's own commands."""
+
+from __future__ import annotations
+
+import click
+
+from agentqueue.constants import QUEUES
+from agentqueue.settings import get_settings
+
+
+def _celery(argv: list[str]) -> None:
+    from agentqueue.workers.app import app
+
+    app.start(argv)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--queues", "-Q", default=",".join(QUEUES), show_default=True,
+              help="Comma-separated queues to consume.")
+@click.option("--concurrency", "-c", type=int, default=None,
+              help="Threads (default AGENTQUEUE_WORKER_CONCURRENCY).")
+@click.option("--loglevel", "-l", default=None, help="Log level (default AGENTQUEUE_LOG_LEVEL).")
+@click.option("--hostname", "-n", default=None, help="Worker node name.")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(queues: str, concurrency: int | None, loglevel: str | None, hostname: str | None,
+           celery_args: tuple[str, ...]) -> None:
+    """Start a worker (Celery threads pool). Extra arguments go to `celery worker`."""
+    settings = get_settings()
+    argv = [
+        "worker",
+        "--pool", settings.worker_pool,
+        "--concurrency", str(concurrency or settings.worker_concurrency),
+        "--queues", queues,
+        "--loglevel", loglevel or settings.log_level,
+        "--task-events",
+    ]
+    if hostname:
+        argv += ["--hostname", hostname]
+    _celery(argv + list(celery_args))
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--loglevel", "-l", default=None)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def beat(loglevel: str | None, celery_args: tuple[str, ...]) -> None:
+    """Start Celery beat with agentqueue's schedule."""
+    settings = get_settings()
+    schedule = settings.data_dir / "celerybeat-schedule"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _celery(["beat", "--loglevel", loglevel or settings.log_level, "--schedule", str(schedule),
+             *celery_args])
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
+def flower(flower_args: tuple[str, ...]) -> None:
+    """Start Flower against the same broker (pass --basic-auth=user:pass in production)."""
+    _celery(["flower", *flower_args])

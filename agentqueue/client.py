@@ -1,0 +1,260 @@
+"""`AgentQueue`: how applications submit jobs, wait for results, and cancel."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import redis
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from agentqueue.constants import QUEUE_PREFIX, TASK_RUN_JOB
+from agentqueue.errors import AgentQueueError
+from agentqueue.jobs import (
+    AgentJob,
+    ErrorInfo,
+    JobResult,
+    JobStatus,
+    JobValidationError,
+    parse_job,
+    utcnow,
+)
+from agentqueue.persistence import jobs_repository
+from agentqueue.persistence.engine import get_sessionmaker
+from agentqueue.results import ResultStore
+from agentqueue.settings import Settings, get_settings
+
+
+class BrokerUnavailable(AgentQueueError):
+    code = "broker_unavailable"
+
+
+class JobNotFound(AgentQueueError):
+    code = "job_not_found"
+
+
+class JobWaitTimeout(AgentQueueError, TimeoutError):
+    code = "wait_timeout"
+
+
+JobInput = AgentJob | dict[str, Any] | str
+
+
+class JobHandle:
+    """A submitted job: wait for it with `get`, look at it with `status`."""
+
+    def __init__(self, queue: AgentQueue, job_id: str) -> None:
+        self.queue = queue
+        self.id = job_id
+
+    def get(self, timeout: float | None = None) -> JobResult:
+        """Block until the job is final and return its result.
+
+        Raises:
+            JobWaitTimeout: if it is not final within `timeout` seconds.
+        """
+        return self.queue.wait([self.id], timeout=timeout)[self.id]
+
+    def status(self) -> JobResult:
+        return self.queue.status(self.id)
+
+    def cancel(self) -> bool:
+        return self.queue.cancel(self.id)
+
+    def __repr__(self) -> str:
+        return f"JobHandle({self.id!r})"
+
+
+class AgentQueue:
+    """Client of an agentqueue deployment (the Redis broker and the SQL record)."""
+
+    def __init__(self, settings: Settings, *, celery_app: Celery | None = None) -> None:
+        self.settings = settings
+        if celery_app is None:
+            from agentqueue.workers.app_factory import create_app
+
+            celery_app = create_app(settings)
+        self.celery = celery_app
+        self.sessions: sessionmaker[Session] = get_sessionmaker(settings.resolved_database_url)
+        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.results = ResultStore(self.redis, ttl_s=settings.result_ttl_s)
+
+    @classmethod
+    def from_env(cls) -> AgentQueue:
+        return cls(get_settings())
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def __enter__(self) -> AgentQueue:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # Submitting -------------------------------------------------------------------------
+
+    def submit(self, job: JobInput) -> JobHandle:
+        """Validate, record and enqueue one job. The same id twice runs once.
+
+        Raises:
+            JobValidationError: the job is malformed (nothing is recorded or enqueued).
+            BrokerUnavailable: Redis refused the message (nothing is left recorded).
+        """
+        return self.submit_many([job])[0]
+
+    def submit_many(self, jobs: Iterable[JobInput]) -> list[JobHandle]:
+        """Validate all, record all in one transaction, then publish on one connection.
+
+        A malformed job refuses the whole call before anything is recorded.
+        """
+        parsed = [parse_job(job, max_bytes=self.settings.max_job_bytes) for job in jobs]
+        ids = [job.id for job in parsed]
+        if len(set(ids)) != len(ids):
+            raise JobValidationError(
+                "the same job id appears twice in one submission", code="duplicate_job_id"
+            )
+        with self.sessions.begin() as session:
+            inserted = jobs_repository.insert_new(
+                session, parsed, status=JobStatus.QUEUED, now=utcnow()
+            )
+            existing = [job for job in parsed if job.id not in inserted]
+            if existing:
+                self._check_same_payload(session, existing)
+        fresh = [job for job in parsed if job.id in inserted]
+        self._publish(fresh)
+        return [JobHandle(self, job_id) for job_id in ids]
+
+    def _check_same_payload(self, session: Session, jobs: Sequence[AgentJob]) -> None:
+        stored = jobs_repository.payloads(session, [job.id for job in jobs])
+        for job in jobs:
+            if AgentJob.model_validate_json(stored[job.id]) != job:
+                raise JobValidationError(
+                    f"job id {job.id!r} was already used for a different job; "
+                    "use a new id for new work",
+                    code="job_id_conflict",
+                    field="id",
+                )
+
+    def _publish(self, jobs: Sequence[AgentJob]) -> None:
+        if not jobs:
+            return
+        sent = 0
+        try:
+            with self.celery.producer_or_acquire() as producer:
+                for job in jobs:
+                    self.celery.send_task(
+                        TASK_RUN_JOB,
+                        args=[job.id],
+                        task_id=job.id,
+                        queue=f"{QUEUE_PREFIX}{job.priority.value}",
+                        producer=producer,
+                    )
+                    sent += 1
+        except Exception as exc:
+            unsent = [job.id for job in jobs[sent:]]
+            with self.sessions.begin() as session:
+                jobs_repository.delete_jobs(session, unsent)
+            raise BrokerUnavailable(
+                f"{len(unsent)} job(s) could not be enqueued ({type(exc).__name__}); "
+                "they were not recorded, submit them again when Redis is reachable"
+            ) from None
+
+    # Reading ----------------------------------------------------------------------------
+
+    def status(self, job_id: str) -> JobResult:
+        """The current record of a job.
+
+        Raises:
+            JobNotFound: no job has this id.
+        """
+        with self.sessions() as session:
+            record = jobs_repository.get_record(session, job_id)
+            if record is None:
+                raise JobNotFound(f"no job with id {job_id!r}")
+            return jobs_repository.record_to_result(record)
+
+    def wait(
+        self,
+        job_ids: Sequence[str],
+        *,
+        timeout: float | None = None,
+        on_result: Callable[[JobResult], None] | None = None,
+        sql_check_interval_s: float = 1.0,
+    ) -> dict[str, JobResult]:
+        """Wait until every job is final; results come from Redis, SQL is the fallback."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pending = list(dict.fromkeys(job_ids))
+        done: dict[str, JobResult] = {}
+        pause = 0.002
+        next_sql_check = time.monotonic() + sql_check_interval_s
+        while pending:
+            found: dict[str, JobResult] = {}
+            for start in range(0, len(pending), 500):
+                found.update(self.results.fetch(pending[start : start + 500]))
+            if time.monotonic() >= next_sql_check:
+                found.update(self._final_from_sql([i for i in pending if i not in found]))
+                next_sql_check = time.monotonic() + sql_check_interval_s
+            for job_id, result in found.items():
+                if result.is_final:
+                    done[job_id] = result
+                    if on_result is not None:
+                        on_result(result)
+            if found:
+                pending = [i for i in pending if i not in done]
+                pause = 0.002
+            if not pending:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise JobWaitTimeout(
+                    f"{len(pending)} job(s) not finished within {timeout} s "
+                    f"(first: {pending[0]}); they keep running, wait again or check status"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        return done
+
+    def _final_from_sql(self, job_ids: Sequence[str]) -> dict[str, JobResult]:
+        if not job_ids:
+            return {}
+        found: dict[str, JobResult] = {}
+        with self.sessions() as session:
+            for start in range(0, len(job_ids), 500):
+                for record in jobs_repository.get_records(session, job_ids[start : start + 500]):
+                    result = jobs_repository.record_to_result(record)
+                    if result.is_final:
+                        found[record.id] = result
+        missing = set(job_ids) - set(found)
+        if missing and len(job_ids) <= 500:
+            with self.sessions() as session:
+                known = {r.id for r in jobs_repository.get_records(session, list(missing))}
+            for job_id in missing - known:
+                raise JobNotFound(f"no job with id {job_id!r}")
+        return found
+
+    # Cancelling -------------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a job that has not started; True if it was cancelled by this call."""
+        now = utcnow()
+        with self.sessions.begin() as session:
+            record = jobs_repository.get_record(session, job_id)
+            if record is None:
+                raise JobNotFound(f"no job with id {job_id!r}")
+            current = jobs_repository.record_to_result(record)
+            result = current.model_copy(
+                update={
+                    "status": JobStatus.CANCELLED,
+                    "finished_at": now,
+                    "error": ErrorInfo(code="cancelled", message="cancelled before it ran"),
+                }
+            )
+            moved = jobs_repository.set_status(
+                session, [job_id], status=JobStatus.CANCELLED,
+                from_statuses=jobs_repository.CANCELLABLE, result=result,
+            )
+        if moved:
+            self.results.publish([result])
+        return bool(moved)

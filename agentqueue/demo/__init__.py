@@ -1,0 +1,1 @@
+"""`agentqueue demo`: the whole path on an embedded default."""

@@ -1,0 +1,193 @@
+"""Reads and writes of the `jobs` table. Callers own the session and its transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from agentqueue.jobs import AgentJob, JobResult, JobStatus
+from agentqueue.persistence.job_table import JobRecord
+
+jobs = JobRecord.__table__
+CLAIMABLE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+CANCELLABLE = (JobStatus.QUEUED.value, JobStatus.DEFERRED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    job: AgentJob
+    attempts: int
+    submitted_at: datetime
+    started_at: datetime
+
+
+def _row_for(job: AgentJob, status: JobStatus, now: datetime) -> dict[str, object]:
+    return {
+        "id": job.id,
+        "agent_type": job.agent_type,
+        "model": job.model,
+        "tenant": job.tenant,
+        "priority": job.priority.value,
+        "status": status.value,
+        "payload": job.to_json(),
+        "attempts": 0,
+        "submitted_at": now,
+        "deadline": job.deadline,
+    }
+
+
+def insert_new(
+    session: Session, new_jobs: Sequence[AgentJob], *, status: JobStatus, now: datetime
+) -> set[str]:
+    """Insert jobs whose id is not taken yet; return the ids actually inserted."""
+    if not new_jobs:
+        return set()
+    rows = [_row_for(job, status, now) for job in new_jobs]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement = postgresql.insert(jobs).on_conflict_do_nothing(index_elements=["id"])
+    elif dialect == "sqlite":
+        statement = sqlite.insert(jobs).on_conflict_do_nothing(index_elements=["id"])
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise RuntimeError(f"unsupported database {dialect}")
+    inserted: set[str] = set()
+    # RETURNING with executemany is supported on both backends ("insertmanyvalues").
+    for row in session.execute(statement.returning(jobs.c.id), rows):
+        inserted.add(row.id)
+    return inserted
+
+
+def payloads(session: Session, ids: Iterable[str]) -> dict[str, str]:
+    rows = session.execute(select(jobs.c.id, jobs.c.payload).where(jobs.c.id.in_(list(ids))))
+    return {row.id: row.payload for row in rows}
+
+
+def delete_jobs(session: Session, ids: Sequence[str]) -> None:
+    session.execute(delete(jobs).where(jobs.c.id.in_(list(ids))))
+
+
+def claim(session: Session, ids: Sequence[str], *, now: datetime) -> list[ClaimedJob]:
+    """Mark queued (or redelivered running) jobs as running; final ones are left alone."""
+    if not ids:
+        return []
+    statement = (
+        update(jobs)
+        .where(jobs.c.id.in_(list(ids)), jobs.c.status.in_(CLAIMABLE))
+        .values(status=JobStatus.RUNNING.value, attempts=jobs.c.attempts + 1, started_at=now)
+        .returning(jobs.c.payload, jobs.c.attempts, jobs.c.submitted_at)
+    )
+    claimed = []
+    for row in session.execute(statement):
+        claimed.append(
+            ClaimedJob(
+                job=AgentJob.model_validate_json(row.payload),
+                attempts=row.attempts,
+                submitted_at=row.submitted_at,
+                started_at=now,
+            )
+        )
+    return claimed
+
+
+def requeue(session: Session, ids: Sequence[str]) -> None:
+    """Put running jobs back to queued (a retry is on its way)."""
+    session.execute(
+        update(jobs)
+        .where(jobs.c.id.in_(list(ids)), jobs.c.status == JobStatus.RUNNING.value)
+        .values(status=JobStatus.QUEUED.value)
+    )
+
+
+def finish(session: Session, results: Sequence[JobResult]) -> set[str]:
+    """Write final records for running jobs; return the ids that got one (each exactly once)."""
+    if not results:
+        return set()
+    ids = [r.job_id for r in results]
+    still_running = set(
+        session.scalars(
+            select(jobs.c.id).where(jobs.c.id.in_(ids), jobs.c.status == JobStatus.RUNNING.value)
+        )
+    )
+    if not still_running:
+        return set()
+    statement = (
+        update(jobs)
+        .where(jobs.c.id == bindparam("b_id"), jobs.c.status == JobStatus.RUNNING.value)
+        .values(
+            status=bindparam("b_status"),
+            result=bindparam("b_result"),
+            error_code=bindparam("b_error_code"),
+            finished_at=bindparam("b_finished_at"),
+        )
+    )
+    params = [
+        {
+            "b_id": r.job_id,
+            "b_status": r.status.value,
+            "b_result": r.model_dump_json(exclude_none=True),
+            "b_error_code": r.error.code if r.error else None,
+            "b_finished_at": r.finished_at,
+        }
+        for r in results
+        if r.job_id in still_running
+    ]
+    session.connection().execute(statement, params)
+    return still_running
+
+
+def set_status(
+    session: Session,
+    ids: Sequence[str],
+    *,
+    status: JobStatus,
+    from_statuses: Sequence[str],
+    release_after: datetime | None = None,
+    result: JobResult | None = None,
+) -> set[str]:
+    """Move jobs between non-running states (cancel, defer, release); return the ids moved."""
+    values: dict[str, object] = {"status": status.value, "release_after": release_after}
+    if result is not None:
+        values["result"] = result.model_dump_json(exclude_none=True)
+        values["finished_at"] = result.finished_at
+        values["error_code"] = result.error.code if result.error else None
+    statement = (
+        update(jobs)
+        .where(jobs.c.id.in_(list(ids)), jobs.c.status.in_(list(from_statuses)))
+        .values(**values)
+        .returning(jobs.c.id)
+    )
+    return {row.id for row in session.execute(statement)}
+
+
+def get_record(session: Session, job_id: str) -> JobRecord | None:
+    return session.get(JobRecord, job_id)
+
+
+def get_records(session: Session, ids: Sequence[str]) -> list[JobRecord]:
+    return list(session.scalars(select(JobRecord).where(JobRecord.id.in_(list(ids)))))
+
+
+def record_to_result(record: JobRecord) -> JobResult:
+    """The application's view of a row: its stored final result, or its current state."""
+    if record.result:
+        result = JobResult.model_validate_json(record.result)
+        return result.model_copy(update={"attempts": record.attempts})
+    job = json.loads(record.payload)
+    return JobResult(
+        job_id=record.id,
+        status=JobStatus(record.status),
+        agent_type=record.agent_type,
+        tenant=record.tenant,
+        priority=job.get("priority"),
+        model=record.model,
+        attempts=record.attempts,
+        release_after=record.release_after,
+        submitted_at=record.submitted_at,
+        started_at=record.started_at,
+    )

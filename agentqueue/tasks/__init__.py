@@ -1,0 +1,1 @@
+"""Thin Celery tasks: deserialize ids, hand off to the executor, decide retries."""

@@ -1,0 +1,31 @@
+"""`agentqueue.run_job`: one job id per message."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from agentqueue.constants import TASK_RUN_JOB
+from agentqueue.workers.app import app
+from agentqueue.workers.context import current_context
+from agentqueue.workers.executor import BatchExecutor, ExecutionReport
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_COUNTDOWN_S = 60.0
+
+
+def retry_countdown(retries: int, hint: float | None) -> float:
+    """Exponential backoff, at least the provider's Retry-After, capped."""
+    return min(MAX_RETRY_COUNTDOWN_S, max(hint or 0.0, 0.5 * 2**retries))
+
+
+@app.task(name=TASK_RUN_JOB, bind=True, acks_late=True, reject_on_worker_lost=True,
+          ignore_result=True, max_retries=None)
+def run_job(self: Any, job_id: object) -> None:
+    if not isinstance(job_id, str) or not job_id:
+        log.error("run_job got a malformed argument (%s); message dropped", type(job_id).__name__)
+        return
+    report: ExecutionReport = BatchExecutor(current_context()).run([job_id])
+    if report.retry:
+        raise self.retry(countdown=retry_countdown(self.request.retries, report.retry_after_s))

@@ -1,0 +1,1 @@
+"""Celery app, worker boot, and the executor that runs jobs."""

@@ -1,0 +1,85 @@
+"""Start, stop and kill a real worker process (used by the demo, the tests and the benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from agentqueue.constants import QUEUES
+
+
+class WorkerProcess:
+    """`celery -A agentqueue.workers.app worker` as a child process with its own environment."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        *,
+        name: str = "worker",
+        queues: Sequence[str] = QUEUES,
+        concurrency: int = 32,
+        pool: str = "threads",
+        loglevel: str = "WARNING",
+        log_file: Path | None = None,
+        app: str = "agentqueue.workers.app",
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.env = {**os.environ, **env}
+        self.name = name
+        self.hostname = f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h"
+        self.argv = [
+            sys.executable, "-m", "celery", "-A", app, "worker",
+            "--pool", pool, "--concurrency", str(concurrency),
+            "--queues", ",".join(queues), "--loglevel", loglevel,
+            "--hostname", self.hostname, "--without-mingle", "--without-gossip",
+            *extra_args,
+        ]
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def wait_ready(self, celery_app: object, timeout: float = 30.0) -> None:
+        """Block until this worker answers a ping over the broker."""
+        deadline = time.monotonic() + timeout
+        node = self.hostname.replace("%h", os.uname().nodename)
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with code {self.process.returncode}")
+            replies = celery_app.control.ping(destination=[node], timeout=0.5)  # type: ignore[attr-defined]
+            if replies:
+                return
+        raise TimeoutError(f"worker {node} did not answer a ping within {timeout} s")
+
+    @property
+    def node_name(self) -> str:
+        return self.hostname.replace("%h", os.uname().nodename)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """Warm shutdown (SIGTERM): finish what it holds, then exit."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return self.kill()
+
+    def kill(self) -> int | None:
+        """SIGKILL, as a crash would."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        return self.process.wait(10)
