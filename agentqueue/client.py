@@ -147,7 +147,7 @@ class AgentQueue:
                 for job in jobs:
                     self.celery.send_task(
                         TASK_RUN_JOB,
-                        args=[job.id],
+                        args=[job.id, job.agent_type, job.model],
                         task_id=job.id,
                         queue=f"{QUEUE_PREFIX}{job.priority.value}",
                         producer=producer,
@@ -252,8 +252,11 @@ class AgentQueue:
                 }
             )
             moved = jobs_repository.set_status(
-                session, [job_id], status=JobStatus.CANCELLED,
-                from_statuses=jobs_repository.CANCELLABLE, result=result,
+                session,
+                [job_id],
+                status=JobStatus.CANCELLED,
+                from_statuses=jobs_repository.CANCELLABLE,
+                result=result,
             )
         if moved:
             self.results.publish([result])

@@ -30,3 +30,17 @@ ALERT_KEY_PREFIX: Final = f"{KEY_PREFIX}alert:"
 # Limits.
 MAX_JOB_ID_LENGTH: Final = 128
 MAX_METADATA_BYTES: Final = 4096
+
+# Budget utilisation (max over scopes, a decimal fraction such as "0.97") that beat publishes
+# for worker autoscalers; a missing key means no budget pressure is known.
+BUDGET_UTILISATION_KEY: Final = f"{KEY_PREFIX}budget:utilisation"
+
+# Cache layout details (cache package): key scheme version, single-flight keys, stats, epoch.
+CACHE_KEY_VERSION: Final = 1
+CACHE_EPOCH_KEY: Final = f"{CACHE_KEY_PREFIX}epoch"
+CACHE_STATS_WORKER_PREFIX: Final = f"{CACHE_STATS_KEY_PREFIX}worker:"
+SINGLE_FLIGHT_LOCK_PREFIX: Final = f"{SINGLE_FLIGHT_PREFIX}lock:"
+SINGLE_FLIGHT_RESULT_PREFIX: Final = f"{SINGLE_FLIGHT_PREFIX}result:"
+SINGLE_FLIGHT_DONE_CHANNEL: Final = f"{KEY_PREFIX}inflight-done"
+# A single-flight leader's result stays readable this long for followers that were polling.
+SINGLE_FLIGHT_HANDOFF_TTL_MS: Final = 5000

@@ -1,4 +1,4 @@
-"""`AgentJob` (what an application asks for), `JobResult` (what it gets back) and their validation."""
+"""`AgentJob` (what an application asks for), `JobResult` (what it gets back), validation."""
 
 from __future__ import annotations
 

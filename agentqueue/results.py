@@ -26,7 +26,9 @@ class ResultStore:
             return
         pipe = self.client.pipeline(transaction=False)
         for result in results:
-            pipe.set(result_key(result.job_id), result.model_dump_json(exclude_none=True), ex=self.ttl_s)
+            pipe.set(
+                result_key(result.job_id), result.model_dump_json(exclude_none=True), ex=self.ttl_s
+            )
         pipe.execute()
 
     def fetch(self, job_ids: Sequence[str]) -> dict[str, JobResult]:

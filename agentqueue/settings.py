@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "AGENTQUEUE_"
@@ -56,6 +56,74 @@ class Settings(BaseSettings):
     worker_prefetch_multiplier: int = Field(default=4, ge=1)
     visibility_timeout_s: int = Field(default=0, ge=0)
     auto_migrate: bool = True
+    batch_size: int = Field(default=5, ge=1, le=1000)
+    batch_timeout_ms: int = Field(default=100, ge=0, le=60_000)
+
+    # Providers.
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_api_key: SecretStr | None = None
+    anthropic_version: str = "2023-06-01"
+    http_max_connections: int = Field(default=20, ge=1, le=4096)
+    http_max_connections_per_host: int = Field(default=10, ge=1, le=4096)
+    http_keepalive_s: float = Field(default=30.0, ge=0.0)
+    http_timeout_s: float = Field(default=30.0, gt=0.0)
+    provider_max_attempts: int = Field(default=4, ge=1, le=20)
+    provider_backoff_base_s: float = Field(default=0.5, ge=0.0)
+    provider_backoff_max_s: float = Field(default=20.0, ge=0.0)
+    provider_max_retry_after_s: float = Field(default=60.0, ge=0.0)
+
+    # Budget.
+    prices_file: Path | None = None
+    catalog_file: Path | None = None
+    selection_weight_cost: float = Field(default=0.4, ge=0.0, le=1.0)
+    selection_weight_quality: float = Field(default=0.4, ge=0.0, le=1.0)
+    selection_weight_speed: float = Field(default=0.2, ge=0.0, le=1.0)
+    budget_alert_at: float = Field(default=0.50, gt=0.0, le=1.0)
+    budget_right_size_at: float = Field(default=0.80, gt=0.0, le=1.0)
+    budget_defer_at: float = Field(default=0.90, gt=0.0, le=1.0)
+    budget_high_priority_only_at: float = Field(default=0.95, gt=0.0, le=1.0)
+    budget_refuse_at: float = Field(default=1.00, gt=0.0, le=1.0)
+    budget_defer_priorities: tuple[str, ...] = ("low",)
+    budget_defer_min_slack_s: int = Field(default=900, ge=0)
+    budget_webhook_url: str | None = None
+    budget_webhook_timeout_s: float = Field(default=2.0, gt=0.0)
+    reservation_stale_after_s: int = Field(default=0, ge=0)
+    chars_per_token: float = Field(default=3.0, gt=0.0)
+
+    # Scheduling.
+    offpeak_windows: str = "22:00-06:00"
+    pools: str | None = None
+    autoscale_up_busy_share: float = Field(default=0.80, gt=0.0, le=1.0)
+    autoscale_up_step: int = Field(default=2, ge=1)
+    autoscale_max_backlog_step: int = Field(default=16, ge=1)
+    autoscale_down_busy_share: float = Field(default=0.30, ge=0.0, lt=1.0)
+    autoscale_down_step: int = Field(default=1, ge=1)
+    autoscale_cooldown_s: float = Field(default=300.0, ge=0.0)
+    autoscale_shrink_at_utilisation: float | None = Field(default=None, gt=0.0, le=1.0)
+    autoscale_check_interval_s: float = Field(default=5.0, gt=0.0)
+    release_rate_per_minute: int = Field(default=600, ge=1)
+    expected_run_s_default: int = Field(default=60, ge=0)
+
+    # Cache. Policy tiers are comma lists of l1 (process memory), l2 (Redis), l3 (SQL).
+    cache_enabled: bool = True
+    cache_redis_db: int | None = Field(default=None, ge=0)  # default: the broker's db + 1
+    cache_redis_timeout_s: float = Field(default=0.5, gt=0, le=30)
+    cache_l1_max_entries: int = Field(default=10_000, ge=1)
+    cache_l1_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
+    cache_compress_min_bytes: int = Field(default=1024, ge=0)
+    cache_agent_response_ttl_s: int = Field(default=3600, ge=1)
+    cache_agent_response_tiers: str = Field(default="l1,l2", pattern=r"^l[123](,l[123])*$")
+    cache_model_output_ttl_s: int = Field(default=7200, ge=1)
+    cache_model_output_tiers: str = Field(default="l2,l3", pattern=r"^l[123](,l[123])*$")
+    cache_conversation_context_ttl_s: int = Field(default=1800, ge=1)
+    cache_conversation_context_tiers: str = Field(default="l1", pattern=r"^l[123](,l[123])*$")
+    cache_tool_result_ttl_s: int = Field(default=600, ge=1)
+    cache_tool_result_tiers: str = Field(default="l1,l2", pattern=r"^l[123](,l[123])*$")
+    cache_single_flight_wait_s: float = Field(default=30.0, gt=0, le=3600)
+    cache_tier_retry_s: float = Field(default=5.0, ge=0, le=3600)
+    cache_stats_flush_s: float = Field(default=5.0, gt=0, le=3600)
 
     # Time.
     timezone: str = "UTC"

@@ -12,6 +12,7 @@ import redis
 from agentqueue.persistence.engine import dispose_all
 from agentqueue.persistence.migrate import upgrade
 from tests.support import services
+from tests.support.pipeline import Pipeline, running_pipeline
 
 # Keep whatever the developer has configured out of the tests.
 for _name in list(os.environ):
@@ -70,3 +71,16 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 def database_url(request: pytest.FixtureRequest) -> str:
     """Each test using this runs on both backends."""
     return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture
+def pipeline(redis_url: str, postgres_url: str, tmp_path: Path) -> Iterator[Pipeline]:
+    """agentqueue on real Redis and PostgreSQL; start workers with `pipeline.start_worker()`."""
+    with running_pipeline(redis_url, postgres_url, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def sqlite_pipeline(redis_url: str, sqlite_url: str, tmp_path: Path) -> Iterator[Pipeline]:
+    with running_pipeline(redis_url, sqlite_url, tmp_path) as running:
+        yield running

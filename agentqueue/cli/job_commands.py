@@ -23,7 +23,9 @@ def read_job_file(path: Path) -> list[dict[str, Any]]:
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise JobValidationError(f"{path}: not valid JSON ({exc})", code="invalid_json") from None
+            raise JobValidationError(
+                f"{path}: not valid JSON ({exc})", code="invalid_json"
+            ) from None
         return list(data)
     jobs = []
     lines = [line for line in text.splitlines() if line.strip()]
@@ -44,14 +46,24 @@ def read_job_file(path: Path) -> list[dict[str, Any]]:
 
 
 @click.command()
-@click.option("--file", "-f", "job_file", type=click.Path(path_type=Path, allow_dash=True),
-              help="JSON, JSON array or JSONL file of jobs ('-' for stdin).")
+@click.option(
+    "--file",
+    "-f",
+    "job_file",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="JSON, JSON array or JSONL file of jobs ('-' for stdin).",
+)
 @click.option("--agent-type", "-a", help="Agent type of a single job.")
 @click.option("--model", "-m", help="Model name, or 'auto'.")
 @click.option("--message", "-M", "messages", multiple=True, help="A user message (repeatable).")
 @click.option("--system", help="A system message.")
-@click.option("--priority", "-p", type=click.Choice(["critical", "high", "normal", "low"]),
-              default="normal", show_default=True)
+@click.option(
+    "--priority",
+    "-p",
+    type=click.Choice(["critical", "high", "normal", "low"]),
+    default="normal",
+    show_default=True,
+)
 @click.option("--tenant", "-t", default="default", show_default=True)
 @click.option("--temperature", type=float)
 @click.option("--max-tokens", type=int)
@@ -60,10 +72,22 @@ def read_job_file(path: Path) -> list[dict[str, Any]]:
 @click.option("--wait", "-w", is_flag=True, help="Wait for final results (with a progress bar).")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait with --wait.")
 @click.option("--json", "as_json", is_flag=True, help="One JobResult JSON per line.")
-def submit(job_file: Path | None, agent_type: str | None, model: str | None,
-           messages: tuple[str, ...], system: str | None, priority: str, tenant: str,
-           temperature: float | None, max_tokens: int | None, seed: int | None,
-           job_id: str | None, wait: bool, timeout: float | None, as_json: bool) -> None:
+def submit(
+    job_file: Path | None,
+    agent_type: str | None,
+    model: str | None,
+    messages: tuple[str, ...],
+    system: str | None,
+    priority: str,
+    tenant: str,
+    temperature: float | None,
+    max_tokens: int | None,
+    seed: int | None,
+    job_id: str | None,
+    wait: bool,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
     """Submit one job from options, or many from a file."""
     from agentqueue.client import AgentQueue
 
@@ -75,11 +99,19 @@ def submit(job_file: Path | None, agent_type: str | None, model: str | None,
         chat = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": m} for m in messages
         ]
-        params = {k: v for k, v in
-                  {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}.items()
-                  if v is not None}
-        job: dict[str, Any] = {"agent_type": agent_type, "model": model, "messages": chat,
-                               "priority": priority, "tenant": tenant, "params": params}
+        params = {
+            k: v
+            for k, v in {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}.items()
+            if v is not None
+        }
+        job: dict[str, Any] = {
+            "agent_type": agent_type,
+            "model": model,
+            "messages": chat,
+            "priority": priority,
+            "tenant": tenant,
+            "params": params,
+        }
         if job_id:
             job["id"] = job_id
         jobs = [job]

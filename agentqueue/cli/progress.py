@@ -18,9 +18,7 @@ def wait_with_progress(
     queue: AgentQueue, ids: Sequence[str], *, timeout: float | None, label: str = "jobs"
 ) -> dict[str, JobResult]:
     console = Console(stderr=True)
-    columns = (TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(label, total=len(ids))
-        return queue.wait(ids, timeout=timeout,
-                          on_result=lambda _: progress.advance(task))
+        return queue.wait(ids, timeout=timeout, on_result=lambda _: progress.advance(task))

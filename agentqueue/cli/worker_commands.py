@@ -15,23 +15,42 @@ def _celery(argv: list[str]) -> None:
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--queues", "-Q", default=",".join(QUEUES), show_default=True,
-              help="Comma-separated queues to consume.")
-@click.option("--concurrency", "-c", type=int, default=None,
-              help="Threads (default AGENTQUEUE_WORKER_CONCURRENCY).")
+@click.option(
+    "--queues",
+    "-Q",
+    default=",".join(QUEUES),
+    show_default=True,
+    help="Comma-separated queues to consume.",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    default=None,
+    help="Threads (default AGENTQUEUE_WORKER_CONCURRENCY).",
+)
 @click.option("--loglevel", "-l", default=None, help="Log level (default AGENTQUEUE_LOG_LEVEL).")
 @click.option("--hostname", "-n", default=None, help="Worker node name.")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(queues: str, concurrency: int | None, loglevel: str | None, hostname: str | None,
-           celery_args: tuple[str, ...]) -> None:
+def worker(
+    queues: str,
+    concurrency: int | None,
+    loglevel: str | None,
+    hostname: str | None,
+    celery_args: tuple[str, ...],
+) -> None:
     """Start a worker (Celery threads pool). Extra arguments go to `celery worker`."""
     settings = get_settings()
     argv = [
         "worker",
-        "--pool", settings.worker_pool,
-        "--concurrency", str(concurrency or settings.worker_concurrency),
-        "--queues", queues,
-        "--loglevel", loglevel or settings.log_level,
+        "--pool",
+        settings.worker_pool,
+        "--concurrency",
+        str(concurrency or settings.worker_concurrency),
+        "--queues",
+        queues,
+        "--loglevel",
+        loglevel or settings.log_level,
         "--task-events",
     ]
     if hostname:
@@ -47,8 +66,16 @@ def beat(loglevel: str | None, celery_args: tuple[str, ...]) -> None:
     settings = get_settings()
     schedule = settings.data_dir / "celerybeat-schedule"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    _celery(["beat", "--loglevel", loglevel or settings.log_level, "--schedule", str(schedule),
-             *celery_args])
+    _celery(
+        [
+            "beat",
+            "--loglevel",
+            loglevel or settings.log_level,
+            "--schedule",
+            str(schedule),
+            *celery_args,
+        ]
+    )
 
 
 @click.command(context_settings={"ignore_unknown_options": True})

@@ -29,22 +29,26 @@ def run_demo(
     console = Console()
     settings = get_settings()
     embedded: EmbeddedRedis | None = None
-    if embedded_redis or (
-        not settings.redis_configured and not redis_answers(settings.redis_url)
-    ):
+    if embedded_redis or (not settings.redis_configured and not redis_answers(settings.redis_url)):
         embedded = EmbeddedRedis(settings.data_dir / "demo-redis").start()
         os.environ["AGENTQUEUE_REDIS_URL"] = embedded.url
         console.print(f"[dim]started a private Redis at {embedded.socket}[/dim]")
     settings = load_settings()
     database = settings.resolved_database_url
-    console.print(f"[dim]database: {database.split('@')[-1]}  redis: "
-                  f"{settings.redis_url.split('@')[-1]}[/dim]")
+    console.print(
+        f"[dim]database: {database.split('@')[-1]}  redis: "
+        f"{settings.redis_url.split('@')[-1]}[/dim]"
+    )
     upgrade(database)
 
     worker = WorkerProcess(
-        {"AGENTQUEUE_REDIS_URL": settings.redis_url, "AGENTQUEUE_DATABASE_URL": database,
-         "AGENTQUEUE_AUTO_MIGRATE": "false"},
-        name="demo", concurrency=concurrency,
+        {
+            "AGENTQUEUE_REDIS_URL": settings.redis_url,
+            "AGENTQUEUE_DATABASE_URL": database,
+            "AGENTQUEUE_AUTO_MIGRATE": "false",
+        },
+        name="demo",
+        concurrency=concurrency,
         log_file=settings.data_dir / "demo-worker.log",
     ).start()
     try:
@@ -69,20 +73,36 @@ def print_summary(console: Console, results: list[JobResult], elapsed: float) ->
     groups: dict[tuple[str, str], list[JobResult]] = defaultdict(list)
     for result in results:
         groups[(result.agent_type or "?", result.model or "?")].append(result)
-    table = Table("agent type", "model", "jobs", "succeeded", "other", "tokens in",
-                  "tokens out", "cache hits", "cost $", title="agentqueue demo")
+    table = Table(
+        "agent type",
+        "model",
+        "jobs",
+        "succeeded",
+        "other",
+        "tokens in",
+        "tokens out",
+        "cache hits",
+        "cost $",
+        title="agentqueue demo",
+    )
     total_cost = Decimal(0)
     for (agent_type, model), group in sorted(groups.items()):
         cost = sum((r.cost for r in group), Decimal(0))
         total_cost += cost
         ok = sum(r.status.value == "succeeded" for r in group)
         table.add_row(
-            agent_type, model, str(len(group)), str(ok), str(len(group) - ok),
+            agent_type,
+            model,
+            str(len(group)),
+            str(ok),
+            str(len(group) - ok),
             str(sum(r.usage.input_tokens for r in group)),
             str(sum(r.usage.output_tokens for r in group)),
-            str(sum(r.cache_tier is not None for r in group)), f"{cost:.6f}",
+            str(sum(r.cache_tier is not None for r in group)),
+            f"{cost:.6f}",
         )
     console.print(table)
     rate = len(results) / elapsed if elapsed else 0.0
-    console.print(f"{len(results)} jobs in {elapsed:.2f} s ({rate:.0f} jobs/s), "
-                  f"total cost ${total_cost:.6f}")
+    console.print(
+        f"{len(results)} jobs in {elapsed:.2f} s ({rate:.0f} jobs/s), total cost ${total_cost:.6f}"
+    )

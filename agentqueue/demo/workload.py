@@ -12,8 +12,18 @@ AGENTS = {
     "researcher": ("gpt-4o", "You research a topic and cite sources."),
 }
 PRIORITIES = ("critical", "high", "normal", "normal", "normal", "low")
-TOPICS = ("refund policy", "shipping delay", "password reset", "invoice copy", "API limits",
-          "quarterly report", "release notes", "memory leak", "race condition", "pricing page")
+TOPICS = (
+    "refund policy",
+    "shipping delay",
+    "password reset",
+    "invoice copy",
+    "API limits",
+    "quarterly report",
+    "release notes",
+    "memory leak",
+    "race condition",
+    "pricing page",
+)
 
 
 def sample_jobs(count: int = 120, *, seed: int = 7, run_tag: str = "") -> list[dict[str, Any]]:
@@ -29,15 +39,17 @@ def sample_jobs(count: int = 120, *, seed: int = 7, run_tag: str = "") -> list[d
         agent_type = rng.choice(list(AGENTS))
         model, system = AGENTS[agent_type]
         topic = rng.choice(TOPICS)
-        jobs.append({
-            "agent_type": agent_type,
-            "model": model,
-            "priority": rng.choice(PRIORITIES),
-            "tenant": rng.choice(("acme", "globex")),
-            "messages": [
-                {"role": "system", "content": system},
-                {"role": "user", "content": f"Request {index}{run_tag}: help with {topic}."},
-            ],
-            "params": {"temperature": 0, "max_tokens": 64},
-        })
+        jobs.append(
+            {
+                "agent_type": agent_type,
+                "model": model,
+                "priority": rng.choice(PRIORITIES),
+                "tenant": rng.choice(("acme", "globex")),
+                "messages": [
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": f"Request {index}{run_tag}: help with {topic}."},
+                ],
+                "params": {"temperature": 0, "max_tokens": 64},
+            }
+        )
     return jobs

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated
-
-from typing import Any
+from typing import Annotated, Any
 
 from sqlalchemy import DateTime, Dialect, MetaData, Numeric, String
 from sqlalchemy.orm import DeclarativeBase, mapped_column

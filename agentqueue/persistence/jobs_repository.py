@@ -7,14 +7,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from agentqueue.jobs import AgentJob, JobResult, JobStatus
 from agentqueue.persistence.job_table import JobRecord
 
-jobs = JobRecord.__table__
+jobs: Table = JobRecord.__table__  # type: ignore[assignment]
 CLAIMABLE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 CANCELLABLE = (JobStatus.QUEUED.value, JobStatus.DEFERRED.value)
 
@@ -50,6 +50,7 @@ def insert_new(
         return set()
     rows = [_row_for(job, status, now) for job in new_jobs]
     dialect = session.get_bind().dialect.name
+    statement: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
         statement = postgresql.insert(jobs).on_conflict_do_nothing(index_elements=["id"])
     elif dialect == "sqlite":
@@ -106,16 +107,6 @@ def requeue(session: Session, ids: Sequence[str]) -> None:
 
 def finish(session: Session, results: Sequence[JobResult]) -> set[str]:
     """Write final records for running jobs; return the ids that got one (each exactly once)."""
-    if not results:
-        return set()
-    ids = [r.job_id for r in results]
-    still_running = set(
-        session.scalars(
-            select(jobs.c.id).where(jobs.c.id.in_(ids), jobs.c.status == JobStatus.RUNNING.value)
-        )
-    )
-    if not still_running:
-        return set()
     statement = (
         update(jobs)
         .where(jobs.c.id == bindparam("b_id"), jobs.c.status == JobStatus.RUNNING.value)
@@ -125,20 +116,23 @@ def finish(session: Session, results: Sequence[JobResult]) -> set[str]:
             error_code=bindparam("b_error_code"),
             finished_at=bindparam("b_finished_at"),
         )
+        .returning(jobs.c.id)
     )
-    params = [
-        {
-            "b_id": r.job_id,
-            "b_status": r.status.value,
-            "b_result": r.model_dump_json(exclude_none=True),
-            "b_error_code": r.error.code if r.error else None,
-            "b_finished_at": r.finished_at,
-        }
-        for r in results
-        if r.job_id in still_running
-    ]
-    session.connection().execute(statement, params)
-    return still_running
+    written: set[str] = set()
+    for r in results:
+        row = session.execute(
+            statement,
+            {
+                "b_id": r.job_id,
+                "b_status": r.status.value,
+                "b_result": r.model_dump_json(exclude_none=True),
+                "b_error_code": r.error.code if r.error else None,
+                "b_finished_at": r.finished_at,
+            },
+        ).first()
+        if row is not None:
+            written.add(row.id)
+    return written
 
 
 def set_status(

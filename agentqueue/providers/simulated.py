@@ -8,13 +8,40 @@ import random
 import re
 import time
 
-from agentqueue.providers.base import ProviderError, ProviderRequest, ProviderResponse, ProviderUsage
+from agentqueue.providers.base import (
+    ProviderError,
+    ProviderRequest,
+    ProviderResponse,
+    ProviderUsage,
+)
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-_WORDS = (
-    "plan summary answer cost budget model queue agent result context batch cache window "
-    "tenant ledger price token worker request reply value check step note"
-).split()
+_WORDS = [
+    "plan",
+    "summary",
+    "answer",
+    "cost",
+    "budget",
+    "model",
+    "queue",
+    "agent",
+    "result",
+    "context",
+    "batch",
+    "cache",
+    "window",
+    "tenant",
+    "ledger",
+    "price",
+    "token",
+    "worker",
+    "request",
+    "reply",
+    "value",
+    "check",
+    "step",
+    "note",
+]
 
 
 def count_tokens(text: str) -> int:
@@ -39,8 +66,14 @@ class SimulatedProvider:
             raise ProviderError("simulated transient failure", retryable=True)
         digest = hashlib.sha256(
             json.dumps(
-                [request.model, request.messages, request.temperature, request.top_p,
-                 request.stop, request.seed],
+                [
+                    request.model,
+                    request.messages,
+                    request.temperature,
+                    request.top_p,
+                    request.stop,
+                    request.seed,
+                ],
                 sort_keys=True,
             ).encode()
         ).digest()

@@ -8,7 +8,6 @@ from typing import Any
 from agentqueue.constants import TASK_RUN_JOB
 from agentqueue.workers.app import app
 from agentqueue.workers.context import current_context
-from agentqueue.workers.executor import BatchExecutor, ExecutionReport
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +19,20 @@ def retry_countdown(retries: int, hint: float | None) -> float:
     return min(MAX_RETRY_COUNTDOWN_S, max(hint or 0.0, 0.5 * 2**retries))
 
 
-@app.task(name=TASK_RUN_JOB, bind=True, acks_late=True, reject_on_worker_lost=True,
-          ignore_result=True, max_retries=None)
-def run_job(self: Any, job_id: object) -> None:
-    if not isinstance(job_id, str) or not job_id:
-        log.error("run_job got a malformed argument (%s); message dropped", type(job_id).__name__)
+@app.task(
+    name=TASK_RUN_JOB,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=None,
+)
+def run_job(self: Any, job_id: object, agent_type: object = "", model: object = "") -> None:
+    if not all(isinstance(v, str) for v in (job_id, agent_type, model)) or not job_id:
+        log.error("run_job got malformed arguments; message dropped")
         return
-    report: ExecutionReport = BatchExecutor(current_context()).run([job_id])
-    if report.retry:
-        raise self.retry(countdown=retry_countdown(self.request.retries, report.retry_after_s))
+    report = current_context().aggregator.submit((str(agent_type), str(model)), str(job_id))
+    error = report.retry.get(str(job_id))
+    if error is not None:
+        hint = getattr(error, "retry_after_s", None)
+        raise self.retry(countdown=retry_countdown(self.request.retries, hint))

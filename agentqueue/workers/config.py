@@ -57,8 +57,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_queues": [Queue(name, routing_key=name) for name in QUEUES],
         "task_default_queue": "agentqueue.normal",
         "task_create_missing_queues": False,
-        "task_routes": {TASK_RUN_JOB: {"queue": "agentqueue.normal"},
-                        TASK_RUN_BATCH: {"queue": "agentqueue.low"}},
+        "task_routes": {
+            TASK_RUN_JOB: {"queue": "agentqueue.normal"},
+            TASK_RUN_BATCH: {"queue": "agentqueue.low"},
+        },
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         "timezone": settings.timezone,

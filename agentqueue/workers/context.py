@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,6 +16,23 @@ from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.providers import Provider, build_provider
 from agentqueue.results import ResultStore
 from agentqueue.settings import Settings, get_settings
+from agentqueue.workers.aggregator import BatchAggregator, FlushRecord
+
+if TYPE_CHECKING:
+    from agentqueue.workers.executor import ExecutionReport
+
+batch_log = logging.getLogger("agentqueue.batches")
+
+
+def _log_flush(record: FlushRecord) -> None:
+    if batch_log.isEnabledFor(logging.INFO):
+        batch_log.info(
+            "batch flushed agent_type=%s model=%s size=%d waited_ms=%.1f",
+            record.key[0],
+            record.key[1],
+            record.size,
+            record.waited_s * 1000,
+        )
 
 
 @dataclass
@@ -26,6 +45,17 @@ class WorkerContext:
     results: ResultStore
     provider: Provider
     calls: ThreadPoolExecutor = field(repr=False)
+    aggregator: BatchAggregator[ExecutionReport] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from agentqueue.workers.executor import BatchExecutor
+
+        self.aggregator = BatchAggregator(
+            lambda ids: BatchExecutor(self).run(ids),
+            size=self.settings.batch_size,
+            timeout_s=self.settings.batch_timeout_ms / 1000,
+            on_flush=_log_flush,
+        )
 
     @classmethod
     def build(cls, settings: Settings) -> WorkerContext:

@@ -31,17 +31,10 @@ class ExecutionReport:
     retry: dict[str, AgentQueueError] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
-    @property
-    def retry_after_s(self) -> float | None:
-        hints = [
-            e.retry_after_s for e in self.retry.values()
-            if isinstance(e, ProviderError) and e.retry_after_s
-        ]
-        return max(hints) if hints else None
 
-
-def provider_request(job: AgentJob, *, model: str, default_max_tokens: int,
-                     service_tier: str = "standard") -> ProviderRequest:
+def provider_request(
+    job: AgentJob, *, model: str, default_max_tokens: int, service_tier: str = "standard"
+) -> ProviderRequest:
     return ProviderRequest(
         model=model,
         messages=[m.model_dump(exclude_none=True) for m in job.messages],
@@ -102,8 +95,11 @@ class BatchExecutor:
             with self.context.sessions.begin() as session:
                 return jobs_repository.claim(session, job_ids, now=utcnow())
         except (OperationalError, DBAPIError) as exc:
-            log.warning("database unavailable while claiming %d job(s): %s",
-                        len(job_ids), type(exc).__name__)
+            log.warning(
+                "database unavailable while claiming %d job(s): %s",
+                len(job_ids),
+                type(exc).__name__,
+            )
             raise DatabaseUnavailable("the jobs database cannot be reached; retrying") from None
 
     def _call_provider(
@@ -111,7 +107,8 @@ class BatchExecutor:
     ) -> dict[str, ProviderResponse | ProviderError]:
         def call(item: ClaimedJob) -> ProviderResponse | ProviderError:
             request = provider_request(
-                item.job, model=item.job.model,
+                item.job,
+                model=item.job.model,
                 default_max_tokens=self.settings.default_max_tokens,
             )
             try:
@@ -164,7 +161,7 @@ class BatchExecutor:
 
     def _succeeded(self, item: ClaimedJob, response: ProviderResponse) -> JobResult:
         return JobResult(
-            **self._base(item),  # type: ignore[arg-type]
+            **self._base(item),
             status=JobStatus.SUCCEEDED,
             output=response.output,
             model=response.model,
@@ -178,7 +175,7 @@ class BatchExecutor:
 
     def _failed(self, item: ClaimedJob, error: AgentQueueError) -> JobResult:
         return JobResult(
-            **self._base(item),  # type: ignore[arg-type]
+            **self._base(item),
             status=JobStatus.FAILED,
             model=item.job.model,
             error=ErrorInfo(code=error.code, message=error.message),

@@ -33,10 +33,24 @@ class WorkerProcess:
         self.name = name
         self.hostname = f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h"
         self.argv = [
-            sys.executable, "-m", "celery", "-A", app, "worker",
-            "--pool", pool, "--concurrency", str(concurrency),
-            "--queues", ",".join(queues), "--loglevel", loglevel,
-            "--hostname", self.hostname, "--without-mingle", "--without-gossip",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            app,
+            "worker",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--queues",
+            ",".join(queues),
+            "--loglevel",
+            loglevel,
+            "--hostname",
+            self.hostname,
+            "--without-mingle",
+            "--without-gossip",
             *extra_args,
         ]
         self.log_file = log_file
@@ -45,7 +59,10 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            self.argv, env=self.env, stdout=output, stderr=subprocess.STDOUT,
+            self.argv,
+            env=self.env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self

@@ -1,0 +1,5 @@
+"""`python -m agentqueue.cli`."""
+
+from agentqueue.cli import main
+
+main()
