@@ -13,4 +13,13 @@ def build_provider(settings: Settings) -> Provider:
         return SimulatedProvider(
             latency_ms=settings.simulated_latency_ms, failure_rate=settings.simulated_failure_rate
         )
+    # Imported here so the simulated path never loads httpx.
+    if settings.provider == "openai":
+        from agentqueue.providers.openai_compat import OpenAICompatibleProvider
+
+        return OpenAICompatibleProvider.from_settings(settings)
+    if settings.provider == "anthropic":
+        from agentqueue.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider.from_settings(settings)
     raise NotImplementedError(f"provider {settings.provider!r} is not built yet")

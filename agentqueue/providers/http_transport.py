@@ -1,0 +1,188 @@
+"""POST JSON to a provider endpoint over its connection pool, retrying what may succeed later."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from agentqueue.providers.backoff import BackoffPolicy, parse_retry_after
+from agentqueue.providers.base import ProviderError
+from agentqueue.providers.connection_pool import EndpointPool, PoolConfig
+from agentqueue.providers.redaction import Redactor
+
+logger = logging.getLogger(__name__)
+
+# What the official OpenAI and Anthropic clients retry: timeouts, lock conflicts, rate limits and
+# server errors (Anthropic's 529 "overloaded" included). Any other 4xx will fail the same way again.
+_RETRYABLE_STATUSES = frozenset({408, 409, 429})
+_DETAIL_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class JsonReply:
+    """A successful response body and how many attempts it took."""
+
+    body: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """Why an attempt failed, as redacted text (never the exception, which holds the headers)."""
+
+    reason: str
+    retry_after_s: float | None = None
+
+
+class HttpTransport:
+    """POSTs JSON to one endpoint over its `EndpointPool`, retrying transient failures.
+
+    Retried: connection errors, timeouts, dropped connections, HTTP 408/409/429 and 5xx, with
+    `BackoffPolicy` waits that honour `Retry-After`. After the last attempt it raises
+    `ProviderError(code="provider_error", retryable=False)`. Other 4xx raise at once with a code
+    naming the cause. Every message is passed through the redactor, and no httpx exception (whose
+    request carries the API key header) is ever chained to a raised error.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        headers: Mapping[str, str],
+        secrets: Iterable[str | None] = (),
+        pool: PoolConfig | None = None,
+        backoff: BackoffPolicy | None = None,
+        key_variable: str = "the API key setting",
+        url_variable: str = "the base URL setting",
+    ) -> None:
+        self.provider = provider
+        self.pool = pool or PoolConfig()
+        self.backoff = backoff or BackoffPolicy()
+        self._redact = Redactor(secrets)
+        self._key_variable = key_variable
+        self._url_variable = url_variable
+        self.base_url = self._redact(base_url)
+        self._connections = EndpointPool(base_url, headers, self.pool)
+
+    def post_json(self, path: str, body: Mapping[str, Any], *, request_id: str = "") -> JsonReply:
+        """POST `body` to `path` under the base URL; the parsed JSON object of the 2xx reply."""
+        max_attempts = self.backoff.max_attempts
+        failure = _Failure("no attempt made")
+        for attempt in range(1, max_attempts + 1):
+            if attempt > 1:
+                wait_s = self.backoff.delay_s(attempt - 1, failure.retry_after_s)
+                logger.warning(
+                    "%s %s%s attempt %d/%d failed (%s); retrying in %.2f s",
+                    self.provider,
+                    path,
+                    f" [{request_id}]" if request_id else "",
+                    attempt - 1,
+                    max_attempts,
+                    failure.reason,
+                    wait_s,
+                )
+                time.sleep(wait_s)
+            outcome = self._attempt(path, body)
+            if isinstance(outcome, JsonReply):
+                return JsonReply(outcome.body, attempt)
+            failure = outcome
+        raise ProviderError(
+            f"{self.provider} call to {path} failed after {max_attempts} attempts, last: "
+            f"{failure.reason}. Check the provider's status and rate limits, or raise "
+            "AGENTQUEUE_PROVIDER_MAX_ATTEMPTS.",
+            retryable=False,
+            code="provider_error",
+            retry_after_s=failure.retry_after_s,
+        )
+
+    def _attempt(self, path: str, body: Mapping[str, Any]) -> JsonReply | _Failure:
+        """One HTTP exchange: a reply, a retryable failure, or a raised non-retryable error."""
+        # Errors are raised after the `except` block, so no httpx exception (whose request holds
+        # the key header) rides along as __context__.
+        unusable_url: str | None = None
+        try:
+            with self._connections.client() as client:
+                response = client.post(path, json=body)
+        except httpx.UnsupportedProtocol as exc:
+            unusable_url = self._redact(str(exc))
+        except httpx.TransportError as exc:
+            return _Failure(f"{type(exc).__name__}: {self._redact(str(exc)) or 'no detail'}")
+        if unusable_url is not None:
+            raise ProviderError(
+                f"{self.provider} base URL {self.base_url!r} is not usable ({unusable_url}); "
+                f"fix {self._url_variable}.",
+                retryable=False,
+                code="provider_bad_config",
+            )
+        status = response.status_code
+        if 200 <= status < 300:
+            return JsonReply(self._parse_json(response, path), 1)
+        detail = self._error_detail(response)
+        if status in _RETRYABLE_STATUSES or status >= 500:
+            retry_after_s = parse_retry_after(response.headers.get("retry-after"))
+            if retry_after_s is not None and retry_after_s > self.backoff.max_retry_after_s:
+                raise ProviderError(
+                    f"{self.provider} asked to wait {retry_after_s:.0f} s (HTTP {status}: "
+                    f"{detail}); run the job again later.",
+                    retryable=True,
+                    code="provider_rate_limited",
+                    retry_after_s=retry_after_s,
+                )
+            return _Failure(f"HTTP {status}: {detail}", retry_after_s)
+        raise self._client_error(status, detail)
+
+    def _parse_json(self, response: httpx.Response, path: str) -> dict[str, Any]:
+        try:
+            parsed = response.json()
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise ProviderError(
+                f"{self.provider} answered {path} with a body that is not a JSON object; "
+                f"check that {self._url_variable} points at a compatible API.",
+                retryable=False,
+                code="provider_bad_response",
+            )
+        return parsed
+
+    def _error_detail(self, response: httpx.Response) -> str:
+        """The server's own error message (OpenAI and Anthropic shapes), short and redacted."""
+        text = response.text
+        try:
+            parsed = response.json()
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            error = parsed.get("error")
+            if isinstance(error, dict) and error.get("message"):
+                text = str(error["message"])
+            elif isinstance(error, str):
+                text = error
+        text = " ".join(text.split()) or response.reason_phrase
+        return self._redact(text[:_DETAIL_LIMIT])
+
+    def _client_error(self, status: int, detail: str) -> ProviderError:
+        if status in (401, 403):
+            code, advice = "provider_auth_error", f"check {self._key_variable}"
+        elif status == 404:
+            code, advice = "provider_not_found", f"check the model name and {self._url_variable}"
+        else:
+            code, advice = "provider_bad_request", "fix the request (model, messages, parameters)"
+        return ProviderError(
+            f"{self.provider} refused the request (HTTP {status}: {detail}); {advice}.",
+            retryable=False,
+            code=code,
+        )
+
+    def close(self) -> None:
+        """Close every pooled connection; the transport cannot be used afterwards."""
+        self._connections.close()
+
+    def __repr__(self) -> str:
+        return f"HttpTransport({self.provider!r}, {self.base_url!r}, pool_size={self.pool.size})"

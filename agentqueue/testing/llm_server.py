@@ -1,0 +1,357 @@
+"""A local OpenAI- and Anthropic-compatible HTTP server: the stand-in for the paid API in tests.
+
+In-process: `with LLMTestServer(latency_ms=200) as server: ... server.base_url ...`.
+Subprocess: `python -m agentqueue.testing.llm_server --port 8400 --latency-ms 200`.
+
+One thread per connection with HTTP/1.1 keep-alive, so hundreds of slow requests overlap instead
+of queueing. It counts TCP connections accepted and requests served, records when each request
+arrived (all also at `GET /_stats`), and injects faults by rule (`--fault`, `POST /_faults`, the
+`x-test-fault` header); see `FaultRule`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import random
+import signal
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from agentqueue.testing.faults import FAULT_HEADER, FaultBook, FaultRule
+from agentqueue.testing.latency import LatencyModel
+from agentqueue.testing.llm_replies import ReplyMaker, text_of
+from agentqueue.testing.server_counters import Arrival, ServerCounters
+
+_IDLE_CONNECTION_TIMEOUT_S = 120
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024  # a burst of 128+ connects must not overflow the listen backlog
+
+    def __init__(self, address: tuple[str, int], owner: LLMTestServer) -> None:
+        self.owner = owner
+        self.open_sockets: set[socket.socket] = set()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.owner.counters.lock:
+            self.owner.counters.connections_accepted += 1
+            self.open_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.owner.counters.lock:
+            self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up mid-reply (timeouts, shutdown) are expected here; stay quiet."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as two writes
+    timeout = _IDLE_CONNECTION_TIMEOUT_S
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") in ("/_stats", "/v1/_stats"):
+            self._send_json(200, self.server.owner.stats())
+        elif self.path.rstrip("/") == "/health":
+            self._send_json(200, {"ok": True})
+        else:
+            self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+    def do_POST(self) -> None:
+        owner = self.server.owner
+        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path == "/_faults":
+            try:
+                rule = owner.add_fault(str(json.loads(raw)["spec"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                self._send_json(400, {"error": {"message": str(exc)}})
+                return
+            self._send_json(200, {"spec": rule.spec})
+        elif path == "/_reset":
+            owner.reset()
+            self._send_json(200, {"ok": True})
+        elif path.endswith("/chat/completions"):
+            self._serve_api(path, raw, anthropic=False)
+        elif path.endswith("/messages"):
+            self._serve_api(path, raw, anthropic=True)
+        else:
+            self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+    def _serve_api(self, path: str, raw: bytes, *, anthropic: bool) -> None:
+        owner = self.server.owner
+        try:
+            body = json.loads(raw)
+            model, messages = body["model"], body["messages"]
+            if not isinstance(model, str) or not isinstance(messages, list) or not messages:
+                raise ValueError("model must be a string and messages a non-empty list")
+            if not all(isinstance(m, dict) for m in messages):
+                raise ValueError("each message must be an object")
+            if anthropic:
+                _check_anthropic_shape(body, self.headers.get("anthropic-version"))
+        except (ValueError, KeyError, TypeError) as exc:
+            self._send_error_reply(400, "invalid_request_error", f"bad request: {exc}")
+            return
+        last_text = text_of(messages[-1].get("content"))
+        try:
+            fault = owner.faults.pick(model, last_text, self.headers.get(FAULT_HEADER))
+        except ValueError as exc:
+            self._send_error_reply(400, "invalid_request_error", str(exc))
+            return
+        owner.counters.arrived(
+            Arrival(time.monotonic(), path, model, fault.spec if fault else None)
+        )
+        answered = False
+        try:
+            answered = self._answer(body, fault, anthropic=anthropic)
+        finally:
+            owner.counters.finished(answered)
+
+    def _answer(self, body: dict[str, Any], fault: FaultRule | None, *, anthropic: bool) -> bool:
+        """Reply (or, for a disconnect fault, don't); True if a reply was sent."""
+        owner = self.server.owner
+        if not self._authorised(anthropic=anthropic):
+            return True
+        if fault is not None:
+            if fault.delay_s and owner.stopping.wait(fault.delay_s):
+                return False
+            if fault.disconnect:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return False
+            if fault.status is not None:
+                retry_after = fault.retry_after_header()
+                headers = {"retry-after": retry_after} if retry_after else {}
+                kind = "rate_limit_error" if fault.status == 429 else "server_error"
+                self._send_error_reply(fault.status, kind, f"injected fault {fault.spec}", headers)
+                return True
+        if owner.stopping.wait(owner.latency.sample_s(owner.random)):
+            return False
+        reply = owner.replies.anthropic(body) if anthropic else owner.replies.openai(body)
+        self._send_json(200, reply)
+        return True
+
+    def _authorised(self, *, anthropic: bool) -> bool:
+        expected = self.server.owner.api_key
+        if expected is None:
+            return True
+        if anthropic:
+            given = self.headers.get("x-api-key") or ""
+        else:
+            given = (self.headers.get("authorization") or "").removeprefix("Bearer ")
+        if given == expected:
+            return True
+        # Echo the key like some real APIs do, so tests prove the client redacts it.
+        self._send_error_reply(401, "authentication_error", f"Incorrect API key provided: {given}")
+        return False
+
+    def _send_error_reply(
+        self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self._send_json(
+            status, {"type": "error", "error": {"type": kind, "message": message}}, headers
+        )
+
+    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _check_anthropic_shape(body: dict[str, Any], version: str | None) -> None:
+    """What the real Messages API insists on, so a provider sending the OpenAI shape fails here."""
+    if not version:
+        raise ValueError("anthropic-version: header is required")
+    if not isinstance(body.get("max_tokens"), int):
+        raise ValueError("max_tokens: field required")
+    roles = {m.get("role") for m in body["messages"]}
+    if not roles <= {"user", "assistant"}:
+        raise ValueError(
+            f"messages: roles must be user or assistant, got {sorted(map(str, roles))}"
+        )
+    if "system" in body and not isinstance(body["system"], str | list):
+        raise ValueError("system: must be a string or a list of text blocks")
+
+
+class LLMTestServer:
+    """The server, with its configuration, fault rules and counters; start/stop or use `with`."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency_ms: float = 0.0,
+        latency_jitter_ms: float = 0.0,
+        latency_percentiles: tuple[tuple[float, float], ...] = (),
+        faults: list[FaultRule | str] | None = None,
+        api_key: str | None = None,
+        cache_min_tokens: int = 1024,
+        seed: int | None = 0,
+    ) -> None:
+        self.latency = LatencyModel(latency_ms, latency_jitter_ms, latency_percentiles)
+        self.faults = FaultBook()
+        for rule in faults or []:
+            self.faults.add(rule)
+        self.api_key = api_key
+        self.replies = ReplyMaker(cache_min_tokens)
+        self.random = random.Random(seed)
+        self.counters = ServerCounters()
+        self.stopping = threading.Event()
+        self._httpd = _HTTPServer((host, port), self)
+        self.host = host
+        self.port: int = self._httpd.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Root URL; the Anthropic base URL (the provider appends `/v1/messages`)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI base URL (the provider appends `/chat/completions`)."""
+        return f"{self.url}/v1"
+
+    @property
+    def connections_accepted(self) -> int:
+        return self.counters.connections_accepted
+
+    @property
+    def requests_served(self) -> int:
+        return self.counters.requests_served
+
+    @property
+    def requests_received(self) -> int:
+        return len(self.counters.arrivals)
+
+    @property
+    def max_in_flight(self) -> int:
+        return self.counters.max_in_flight
+
+    @property
+    def arrivals(self) -> list[Arrival]:
+        with self.counters.lock:
+            return list(self.counters.arrivals)
+
+    def add_fault(self, rule: FaultRule | str) -> FaultRule:
+        return self.faults.add(rule)
+
+    def reset(self) -> None:
+        """Forget fault rules and zero the counters (open connections stay open)."""
+        self.faults.clear()
+        c = self.counters
+        with c.lock:
+            c.started_at = time.monotonic()
+            c.connections_accepted = c.requests_served = 0
+            c.max_in_flight = c.in_flight
+            c.arrivals = []
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and arrival offsets (seconds since start or reset), as served at `/_stats`."""
+        c = self.counters
+        with c.lock:
+            return {
+                "connections_accepted": c.connections_accepted,
+                "requests_received": len(c.arrivals),
+                "requests_served": c.requests_served,
+                "in_flight": c.in_flight,
+                "max_in_flight": c.max_in_flight,
+                "arrivals": [
+                    {
+                        "t": round(a.at - c.started_at, 6),
+                        "path": a.path,
+                        "model": a.model,
+                        "fault": a.fault,
+                    }
+                    for a in c.arrivals
+                ],
+                "faults": self.faults.describe(),
+            }
+
+    def start(self) -> LLMTestServer:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"llm-test-server:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, wake sleeping handlers and cut open keep-alive connections."""
+        self.stopping.set()
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+        with self.counters.lock:
+            sockets = list(self._httpd.open_sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> LLMTestServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the server until SIGINT/SIGTERM; prints its URL first so a parent can read the port."""
+    parser = argparse.ArgumentParser(prog="python -m agentqueue.testing.llm_server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--latency-jitter-ms", type=float, default=0.0)
+    parser.add_argument("--latency-percentiles", default="", help='e.g. "50:200,90:400,99:1200"')
+    parser.add_argument("--fault", action="append", default=[], help="e.g. status=429,first=3")
+    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--cache-min-tokens", type=int, default=1024)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    server = LLMTestServer(
+        host=args.host,
+        port=args.port,
+        latency_ms=args.latency_ms,
+        latency_jitter_ms=args.latency_jitter_ms,
+        latency_percentiles=LatencyModel.parse_percentiles(args.latency_percentiles),
+        faults=list(args.fault),
+        api_key=args.api_key,
+        cache_min_tokens=args.cache_min_tokens,
+        seed=args.seed,
+    )
+    done = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: done.set())
+    with server:
+        print(f"agentqueue LLM test server listening on {server.url}", flush=True)
+        while not done.wait(0.5):
+            pass
+
+
+if __name__ == "__main__":
+    main()
