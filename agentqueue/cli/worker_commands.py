@@ -16,11 +16,14 @@ def _celery(argv: list[str]) -> None:
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option(
-    "--queues",
-    "-Q",
-    default=",".join(QUEUES),
-    show_default=True,
-    help="Comma-separated queues to consume.",
+    "--pool",
+    "pool_name",
+    default=None,
+    help="Worker pool from AGENTQUEUE_POOLS (interactive, batch, ...): its queues and "
+    "autoscaling range.",
+)
+@click.option(
+    "--queues", "-Q", default=None, help="Queues to consume (default: all, or the pool's)."
 )
 @click.option(
     "--concurrency",
@@ -33,28 +36,32 @@ def _celery(argv: list[str]) -> None:
 @click.option("--hostname", "-n", default=None, help="Worker node name.")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(
-    queues: str,
+    pool_name: str | None,
+    queues: str | None,
     concurrency: int | None,
     loglevel: str | None,
     hostname: str | None,
     celery_args: tuple[str, ...],
 ) -> None:
-    """Start a worker (Celery threads pool). Extra arguments go to `celery worker`."""
+    """Start a worker (resizable threads pool). Extra arguments go to `celery worker`."""
     settings = get_settings()
-    argv = [
-        "worker",
-        "--pool",
-        settings.worker_pool,
-        "--concurrency",
-        str(concurrency or settings.worker_concurrency),
-        "--queues",
-        queues,
-        "--loglevel",
-        loglevel or settings.log_level,
-        "--task-events",
-    ]
+    argv = ["worker", "--loglevel", loglevel or settings.log_level, "--task-events"]
+    if pool_name:
+        from agentqueue.scheduler.pools import get_pool, load_pools
+
+        spec = get_pool(load_pools(settings), pool_name)
+        argv += ["--queues", queues or ",".join(spec.queues), "--autoscale", spec.autoscale]
+    else:
+        argv += [
+            "--queues",
+            queues or ",".join(QUEUES),
+            "--concurrency",
+            str(concurrency or settings.worker_concurrency),
+        ]
     if hostname:
         argv += ["--hostname", hostname]
+    # No --pool: Celery's option knows only its own pool names and would replace the
+    # configured resizable one.
     _celery(argv + list(celery_args))
 
 

@@ -19,6 +19,15 @@ def celery_broker_url(redis_url: str) -> str:
     return redis_url
 
 
+RESIZABLE_THREADS_POOL = "agentqueue.workers.thread_pool:ResizableThreadPool"
+AUTOSCALER = "agentqueue.workers.autoscaler:AgentQueueAutoscaler"
+
+
+def celery_pool(name: str) -> str:
+    """Our `threads` is Celery's threads pool plus grow/shrink, so the autoscaler can act."""
+    return RESIZABLE_THREADS_POOL if name == "threads" else name
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     visibility = settings.effective_visibility_timeout_s
     transport_options = {
@@ -49,8 +58,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": settings.worker_prefetch_multiplier,
         # Jobs wait on the network; threads give many in flight per process.
-        "worker_pool": settings.worker_pool,
+        "worker_pool": celery_pool(settings.worker_pool),
         "worker_concurrency": settings.worker_concurrency,
+        # Used when a worker runs with --autoscale (every `agentqueue worker --pool NAME`).
+        "worker_autoscaler": AUTOSCALER,
         # Flower and `agentqueue stats` see every job.
         "worker_send_task_events": True,
         "task_send_sent_event": True,
