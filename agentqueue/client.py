@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import redis
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from agentqueue.constants import QUEUE_PREFIX, TASK_RUN_JOB
 from agentqueue.errors import AgentQueueError
 from agentqueue.jobs import (
     AgentJob,
@@ -24,7 +24,10 @@ from agentqueue.jobs import (
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.results import ResultStore
+from agentqueue.scheduler.deferral_policy import release_time_for
+from agentqueue.scheduler.windows import OffPeakSchedule
 from agentqueue.settings import Settings, get_settings
+from agentqueue.workers.dispatch import Dispatchable, Dispatcher
 
 
 class BrokerUnavailable(AgentQueueError):
@@ -80,6 +83,8 @@ class AgentQueue:
         self.sessions: sessionmaker[Session] = get_sessionmaker(settings.resolved_database_url)
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.results = ResultStore(self.redis, ttl_s=settings.result_ttl_s)
+        self.dispatcher = Dispatcher(self.celery, packed_batch_size=settings.packed_batch_size)
+        self.offpeak = OffPeakSchedule.from_settings(settings)
 
     @classmethod
     def from_env(cls) -> AgentQueue:
@@ -105,10 +110,15 @@ class AgentQueue:
         """
         return self.submit_many([job])[0]
 
-    def submit_many(self, jobs: Iterable[JobInput]) -> list[JobHandle]:
+    def submit_many(
+        self, jobs: Iterable[JobInput], *, packed: bool | None = None
+    ) -> list[JobHandle]:
         """Validate all, record all in one transaction, then publish on one connection.
 
-        A malformed job refuses the whole call before anything is recorded.
+        Bulk work (more than one job, unless `packed=False`) goes as packed batch tasks of
+        one `(agent_type, model)` each. A `low` job outside the off-peak windows is stored
+        as deferred and released by beat. A malformed job refuses the whole call before
+        anything is recorded.
         """
         parsed = [parse_job(job, max_bytes=self.settings.max_job_bytes) for job in jobs]
         ids = [job.id for job in parsed]
@@ -116,16 +126,34 @@ class AgentQueue:
             raise JobValidationError(
                 "the same job id appears twice in one submission", code="duplicate_job_id"
             )
+        now = utcnow()
+        hold = self._deferrals(parsed, now)
         with self.sessions.begin() as session:
             inserted = jobs_repository.insert_new(
-                session, parsed, status=JobStatus.QUEUED, now=utcnow()
+                session, parsed, status=JobStatus.QUEUED, now=now, release_after=hold
             )
             existing = [job for job in parsed if job.id not in inserted]
             if existing:
                 self._check_same_payload(session, existing)
-        fresh = [job for job in parsed if job.id in inserted]
-        self._publish(fresh)
+        fresh = [job for job in parsed if job.id in inserted and job.id not in hold]
+        self._publish(fresh, packed=len(parsed) > 1 if packed is None else packed)
         return [JobHandle(self, job_id) for job_id in ids]
+
+    def _deferrals(self, jobs: Sequence[AgentJob], now: datetime) -> dict[str, datetime]:
+        hold: dict[str, datetime] = {}
+        for job in jobs:
+            when = release_time_for(
+                job.priority,
+                job.deadline,
+                self.settings.expected_run_s_default,
+                now,
+                self.offpeak.windows,
+                self.offpeak.tz,
+                budget_says_defer=False,
+            )
+            if when is not None:
+                hold[job.id] = when
+        return hold
 
     def _check_same_payload(self, session: Session, jobs: Sequence[AgentJob]) -> None:
         stored = jobs_repository.payloads(session, [job.id for job in jobs])
@@ -138,27 +166,21 @@ class AgentQueue:
                     field="id",
                 )
 
-    def _publish(self, jobs: Sequence[AgentJob]) -> None:
+    def _publish(self, jobs: Sequence[AgentJob], *, packed: bool) -> None:
         if not jobs:
             return
-        sent = 0
+        sendable = [
+            Dispatchable(job.id, job.agent_type, job.model, job.priority.value) for job in jobs
+        ]
         try:
-            with self.celery.producer_or_acquire() as producer:
-                for job in jobs:
-                    self.celery.send_task(
-                        TASK_RUN_JOB,
-                        args=[job.id, job.agent_type, job.model],
-                        task_id=job.id,
-                        queue=f"{QUEUE_PREFIX}{job.priority.value}",
-                        producer=producer,
-                    )
-                    sent += 1
+            self.dispatcher.send(sendable, packed=packed)
         except Exception as exc:
-            unsent = [job.id for job in jobs[sent:]]
+            # Which messages got out is unknown mid-batch; those that did will find no row
+            # and be skipped, the rest must not linger as queued forever.
             with self.sessions.begin() as session:
-                jobs_repository.delete_jobs(session, unsent)
+                jobs_repository.delete_jobs(session, [job.id for job in jobs])
             raise BrokerUnavailable(
-                f"{len(unsent)} job(s) could not be enqueued ({type(exc).__name__}); "
+                f"{len(jobs)} job(s) could not be enqueued ({type(exc).__name__}); "
                 "they were not recorded, submit them again when Redis is reachable"
             ) from None
 
@@ -175,6 +197,15 @@ class AgentQueue:
             if record is None:
                 raise JobNotFound(f"no job with id {job_id!r}")
             return jobs_repository.record_to_result(record)
+
+    def statuses(self, job_ids: Sequence[str]) -> dict[str, JobResult]:
+        """Current records of many jobs in one query per 500 ids (unknown ids are left out)."""
+        found: dict[str, JobResult] = {}
+        with self.sessions() as session:
+            for start in range(0, len(job_ids), 500):
+                for record in jobs_repository.get_records(session, job_ids[start : start + 500]):
+                    found[record.id] = jobs_repository.record_to_result(record)
+        return found
 
     def wait(
         self,

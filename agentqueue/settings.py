@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     batch_size: int = Field(default=5, ge=1, le=1000)
     batch_timeout_ms: int = Field(default=100, ge=0, le=60_000)
+    packed_batch_size: int = Field(default=50, ge=1, le=1000)
+    worker_max_memory_mb: int = Field(default=2048, ge=0)  # 0 turns the memory guard off
+    worker_memory_soft_fraction: float = Field(default=0.8, gt=0.0, lt=1.0)
+    worker_memory_check_s: float = Field(default=5.0, gt=0.0)
 
     # Providers.
     openai_base_url: str = "https://api.openai.com/v1"
@@ -112,7 +116,7 @@ class Settings(BaseSettings):
     cache_redis_timeout_s: float = Field(default=0.5, gt=0, le=30)
     cache_l1_max_entries: int = Field(default=10_000, ge=1)
     cache_l1_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
-    cache_compress_min_bytes: int = Field(default=1024, ge=0)
+    cache_compress_min_bytes: int = Field(default=4096, ge=0)  # smaller values: speed wins
     cache_agent_response_ttl_s: int = Field(default=3600, ge=1)
     cache_agent_response_tiers: str = Field(default="l1,l2", pattern=r"^l[123](,l[123])*$")
     cache_model_output_ttl_s: int = Field(default=7200, ge=1)

@@ -11,11 +11,14 @@ from decimal import Decimal
 from rich.console import Console
 from rich.table import Table
 
+from agentqueue.client import AgentQueue
 from agentqueue.demo.embedded_redis import EmbeddedRedis, redis_answers
 from agentqueue.demo.workload import sample_jobs
-from agentqueue.jobs import JobResult
+from agentqueue.jobs import JobResult, JobStatus, utcnow
 from agentqueue.persistence.migrate import upgrade
+from agentqueue.scheduler.release import release_deferred
 from agentqueue.settings import get_settings, load_settings
+from agentqueue.workers.dispatch import Dispatchable, Dispatcher
 from agentqueue.workers.process import WorkerProcess
 
 
@@ -24,7 +27,6 @@ def run_demo(
 ) -> int:
     """Returns a process exit code: 0 when every job reached a final state."""
     from agentqueue.cli.progress import wait_with_progress
-    from agentqueue.client import AgentQueue
 
     console = Console()
     settings = get_settings()
@@ -57,9 +59,13 @@ def run_demo(
             console.print(f"[dim]worker {worker.node_name} is up[/dim]")
             workload = sample_jobs(jobs, run_tag=f" ({uuid.uuid4().hex[:6]})")
             started = time.monotonic()
-            handles = queue.submit_many(workload)
-            ids = [h.id for h in handles]
-            results = wait_with_progress(queue, ids, timeout=timeout, label="demo jobs")
+            ids = [h.id for h in queue.submit_many(workload)]
+            current = queue.statuses(ids)
+            deferred = [i for i in ids if current[i].status is JobStatus.DEFERRED]
+            now_ids = [i for i in ids if i not in set(deferred)]
+            results = wait_with_progress(queue, now_ids, timeout=timeout, label="jobs")
+            if deferred:
+                results.update(_run_deferred(console, queue, deferred, current, timeout))
             elapsed = time.monotonic() - started
     finally:
         worker.stop()
@@ -67,6 +73,37 @@ def run_demo(
             embedded.stop()
     print_summary(console, [results[i] for i in ids], elapsed)
     return 0 if len(results) == len(ids) else 1
+
+
+def _run_deferred(
+    console: Console,
+    queue: AgentQueue,
+    deferred: list[str],
+    current: dict[str, JobResult],
+    timeout: float,
+) -> dict[str, JobResult]:
+    """Show the off-peak path without waiting for the night: release as the window would."""
+    from agentqueue.cli.progress import wait_with_progress
+
+    opens = max(current[i].release_after or utcnow() for i in deferred)
+    console.print(
+        f"{len(deferred)} low-priority jobs were deferred to the off-peak window "
+        f"(opens {opens:%Y-%m-%d %H:%M} UTC); releasing them now as beat would then, "
+        "on the cheaper tier where the model has one"
+    )
+    dispatcher = Dispatcher(queue.celery, packed_batch_size=queue.settings.packed_batch_size)
+    release_deferred(
+        queue.sessions,
+        lambda released: dispatcher.send(
+            [Dispatchable(r.job_id, r.agent_type, r.model, r.priority) for r in released],
+            packed=True,
+            service_tier="flex",
+        ),
+        now=opens,
+        limit=len(deferred),
+        window_open=True,
+    )
+    return wait_with_progress(queue, deferred, timeout=timeout, label="off-peak jobs")
 
 
 def print_summary(console: Console, results: list[JobResult], elapsed: float) -> None:

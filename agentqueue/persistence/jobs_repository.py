@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,7 +27,9 @@ class ClaimedJob:
     started_at: datetime
 
 
-def _row_for(job: AgentJob, status: JobStatus, now: datetime) -> dict[str, object]:
+def _row_for(
+    job: AgentJob, status: JobStatus, now: datetime, release_after: datetime | None = None
+) -> dict[str, object]:
     return {
         "id": job.id,
         "agent_type": job.agent_type,
@@ -39,16 +41,31 @@ def _row_for(job: AgentJob, status: JobStatus, now: datetime) -> dict[str, objec
         "attempts": 0,
         "submitted_at": now,
         "deadline": job.deadline,
+        "release_after": release_after,
     }
 
 
 def insert_new(
-    session: Session, new_jobs: Sequence[AgentJob], *, status: JobStatus, now: datetime
+    session: Session,
+    new_jobs: Sequence[AgentJob],
+    *,
+    status: JobStatus,
+    now: datetime,
+    release_after: dict[str, datetime] | None = None,
 ) -> set[str]:
-    """Insert jobs whose id is not taken yet; return the ids actually inserted."""
+    """Insert jobs whose id is not taken yet; return the ids actually inserted.
+
+    Jobs named in `release_after` are stored as deferred until that moment.
+    """
     if not new_jobs:
         return set()
-    rows = [_row_for(job, status, now) for job in new_jobs]
+    held = release_after or {}
+    rows = [
+        _row_for(job, JobStatus.DEFERRED, now, held[job.id])
+        if job.id in held
+        else _row_for(job, status, now)
+        for job in new_jobs
+    ]
     dialect = session.get_bind().dialect.name
     statement: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
@@ -185,3 +202,65 @@ def record_to_result(record: JobRecord) -> JobResult:
         submitted_at=record.submitted_at,
         started_at=record.started_at,
     )
+
+
+PRIORITY_RANK = {"critical": 0, "high": 1, "normal": 2, "low": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasedJob:
+    job_id: str
+    agent_type: str
+    model: str
+    priority: str
+
+
+def claim_due_deferred(
+    session: Session, *, due_by: datetime | None, limit: int, only_with_deadline: bool = False
+) -> list[ReleasedJob]:
+    """Move deferred jobs to queued, highest priority and oldest first, atomically.
+
+    `due_by=None` takes every deferred job (the off-peak window is open); otherwise only
+    those whose `release_after` has come. Two callers at once never get the same job:
+    PostgreSQL skips rows another transaction has locked; SQLite serialises writers.
+    """
+    rank = case(PRIORITY_RANK, value=jobs.c.priority, else_=9)
+    due = (
+        select(jobs.c.id)
+        .where(jobs.c.status == JobStatus.DEFERRED.value)
+        .order_by(rank, jobs.c.submitted_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if due_by is not None:
+        due = due.where(jobs.c.release_after <= due_by)
+    if only_with_deadline:
+        due = due.where(jobs.c.deadline.is_not(None))
+    ids = list(session.scalars(due))
+    if not ids:
+        return []
+    rows = session.execute(
+        update(jobs)
+        .where(jobs.c.id.in_(ids), jobs.c.status == JobStatus.DEFERRED.value)
+        .values(status=JobStatus.QUEUED.value)
+        .returning(jobs.c.id, jobs.c.agent_type, jobs.c.model, jobs.c.priority)
+    ).all()
+    order = {job_id: position for position, job_id in enumerate(ids)}
+    released = [ReleasedJob(r.id, r.agent_type, r.model, r.priority) for r in rows]
+    released.sort(key=lambda r: order[r.job_id])
+    return released
+
+
+def defer_running(session: Session, release_after: dict[str, datetime]) -> set[str]:
+    """A claimed job the budget ladder holds back: deferred again until `release_after`."""
+    moved: set[str] = set()
+    for job_id, when in release_after.items():
+        row = session.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING.value)
+            .values(status=JobStatus.DEFERRED.value, release_after=when)
+            .returning(jobs.c.id)
+        ).first()
+        if row is not None:
+            moved.add(row.id)
+    return moved

@@ -7,7 +7,7 @@ from celery import Celery
 from agentqueue.settings import Settings, get_settings
 from agentqueue.workers.config import celery_config
 
-TASK_MODULES = ["agentqueue.tasks.run_job"]
+TASK_MODULES = ["agentqueue.tasks.run_job", "agentqueue.tasks.run_batch", "agentqueue.tasks.beat"]
 
 
 def create_app(settings: Settings | None = None) -> Celery:

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -70,6 +71,10 @@ class WorkerContext:
                 max_workers=settings.worker_concurrency, thread_name_prefix="aq-call"
             ),
         )
+
+    def memory_releasers(self) -> list[Callable[[float], None]]:
+        """What the memory guard may shrink under pressure (given the share to give back)."""
+        return []
 
     def close(self) -> None:
         self.calls.shutdown(wait=True)

@@ -55,7 +55,7 @@ class BatchExecutor:
         self.context = context
         self.settings = context.settings
 
-    def run(self, job_ids: Sequence[str]) -> ExecutionReport:
+    def run(self, job_ids: Sequence[str], *, service_tier: str = "standard") -> ExecutionReport:
         report = ExecutionReport()
         try:
             claimed = self._claim(job_ids)
@@ -69,7 +69,7 @@ class BatchExecutor:
         if not claimed:
             return report
 
-        outcomes = self._call_provider(claimed)
+        outcomes = self._call_provider(claimed, service_tier)
         results: list[JobResult] = []
         for item in claimed:
             outcome = outcomes[item.job.id]
@@ -103,13 +103,14 @@ class BatchExecutor:
             raise DatabaseUnavailable("the jobs database cannot be reached; retrying") from None
 
     def _call_provider(
-        self, claimed: Sequence[ClaimedJob]
+        self, claimed: Sequence[ClaimedJob], service_tier: str
     ) -> dict[str, ProviderResponse | ProviderError]:
         def call(item: ClaimedJob) -> ProviderResponse | ProviderError:
             request = provider_request(
                 item.job,
                 model=item.job.model,
                 default_max_tokens=self.settings.default_max_tokens,
+                service_tier=service_tier,
             )
             try:
                 return self.context.provider.complete(request)

@@ -11,6 +11,7 @@ from agentqueue.persistence.engine import dispose_all, is_sqlite
 from agentqueue.persistence.migrate import upgrade
 from agentqueue.settings import get_settings
 from agentqueue.workers.context import close_current_context, current_context
+from agentqueue.workers.memory_guard import MemoryGuard
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,16 @@ def _fresh_clients_after_fork(**_: Any) -> None:
 
 @signals.worker_ready.connect
 def _warm_up(**_: Any) -> None:
-    current_context()
+    context = current_context()
+    settings = context.settings
+    if settings.worker_max_memory_mb:
+        guard = MemoryGuard.for_limit(
+            settings.worker_max_memory_mb,
+            soft_fraction=settings.worker_memory_soft_fraction,
+            interval_s=settings.worker_memory_check_s,
+        )
+        guard.on_soft.extend(context.memory_releasers())
+        guard.start()
 
 
 @signals.worker_shutdown.connect

@@ -55,6 +55,8 @@ def running_pipeline(
         "AGENTQUEUE_DATABASE_URL": database_url,
         "AGENTQUEUE_AUTO_MIGRATE": "false",
         "AGENTQUEUE_DATA_DIR": str(log_dir),
+        # All day off-peak unless a test says otherwise, so low jobs run at once.
+        "AGENTQUEUE_OFFPEAK_WINDOWS": "00:00-24:00",
         **{f"AGENTQUEUE_{k.upper()}": v for k, v in env.items()},
     }
     settings = load_settings(

@@ -63,7 +63,7 @@ def flower(pipeline: Pipeline) -> Iterator[str]:
 def test_flower_lists_the_worker_and_jobs_by_task_name(pipeline: Pipeline, flower: str) -> None:
     """Given Flower and a worker on one broker, when jobs run, Flower's API shows both."""
     worker = pipeline.start_worker()
-    handles = pipeline.queue.submit_many([simple_job(i) for i in range(5)])
+    handles = [pipeline.queue.submit(simple_job(i)) for i in range(5)]
     pipeline.queue.wait([h.id for h in handles], timeout=30)
 
     assert httpx.get(f"{flower}/api/workers", timeout=5).status_code == 401
