@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from agentqueue.persistence import job_table  # noqa: F401
+from agentqueue.persistence import (
+    cache_tables,  # noqa: F401
+    job_table,  # noqa: F401
+    ledger_tables,  # noqa: F401
+)
 from agentqueue.persistence.base import Base
 
 metadata = Base.metadata

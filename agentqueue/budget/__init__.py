@@ -1,0 +1,24 @@
+"""The cost ledger: prices, model catalog and selection, token estimates, the budget ladder."""
+
+from __future__ import annotations
+
+from agentqueue.budget.errors import (
+    BudgetExceeded,
+    LedgerUnavailable,
+    NoModelMeetsRequirements,
+    UnknownModelPrice,
+)
+from agentqueue.budget.gate import Admission, BudgetGate, CacheHitCharge, Settlement
+from agentqueue.budget.state import BudgetState
+
+__all__ = [
+    "Admission",
+    "BudgetExceeded",
+    "BudgetGate",
+    "BudgetState",
+    "CacheHitCharge",
+    "LedgerUnavailable",
+    "NoModelMeetsRequirements",
+    "Settlement",
+    "UnknownModelPrice",
+]

@@ -1,0 +1,143 @@
+"""The verdict on one job at the current budget usage: run (and reserve), defer or reject."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from agentqueue.budget.errors import BudgetExceeded
+from agentqueue.budget.ledger import Reservation
+from agentqueue.budget.ledger_entries import Entry, EntryState
+from agentqueue.budget.periods import Period, Window
+from agentqueue.budget.planning import JobPlan, RunOption
+from agentqueue.budget.policy import BudgetAction, BudgetLadder
+from agentqueue.budget.usage_rows import LiveUsage, UsageView
+from agentqueue.errors import AgentQueueError
+
+Decision = Literal["run", "defer", "reject"]
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The gate's verdict on one job. `already_settled` marks a redelivered job that has
+    finished before: the caller skips it (its result is already recorded)."""
+
+    job_id: str
+    decision: Decision
+    model: str  # resolved model (auto -> chosen)
+    provider: str | None
+    service_tier: str
+    reserved_usd: Decimal
+    input_tokens_estimate: int
+    max_output_tokens: int  # send this as the provider's max_tokens: the reservation assumes it
+    model_reason: str | None
+    budget_action: str | None
+    error: AgentQueueError | None
+    already_settled: bool = False
+
+
+def admission_from_entry(entry: Entry) -> Admission:
+    """What a job that already has a ledger entry gets back (a redelivery)."""
+    finished = entry.state in (EntryState.SETTLED, EntryState.CACHE_HIT)
+    return Admission(
+        job_id=entry.job_id,
+        decision="run",
+        model=entry.model,
+        provider=entry.provider,
+        service_tier=entry.service_tier,
+        reserved_usd=Decimal(0) if finished else entry.reserved_usd,
+        input_tokens_estimate=entry.input_tokens_estimate,
+        max_output_tokens=entry.max_output_tokens,
+        model_reason=entry.model_reason,
+        budget_action=entry.budget_action,
+        error=None,
+        already_settled=finished,
+    )
+
+
+class AdmissionRules:
+    """Applies the ladder and the hard limits to a planned job under the locked usage rows."""
+
+    def __init__(self, ladder: BudgetLadder, *, timezone: str, defer_min_slack_s: int) -> None:
+        self.ladder = ladder
+        self.timezone = timezone
+        self.defer_min_slack = timedelta(seconds=defer_min_slack_s)
+
+    def decide(
+        self,
+        plan: JobPlan,
+        view: UsageView,
+        windows: dict[Period, Window],
+        *,
+        moment: datetime,
+        service_tier: str,
+        defer_allowed: bool,
+    ) -> tuple[Reservation | None, Admission]:
+        """The reservation to make (None unless the job runs) and the admission to report."""
+        job = plan.job
+        deferrable = defer_allowed and (
+            job.deadline is None or job.deadline - moment > self.defer_min_slack
+        )
+        ladder = self.ladder.decide(view.utilisation(), job.priority.value, deferrable=deferrable)
+        action = None if ladder.action is BudgetAction.NONE else ladder.action.value
+        option = plan.option(ladder.selection_mode)
+
+        def verdict(
+            decision: Decision,
+            label: str | None,
+            error: AgentQueueError | None = None,
+        ) -> Admission:
+            chosen = option if isinstance(option, RunOption) else None
+            return Admission(
+                job_id=job.id,
+                decision=decision,
+                model=chosen.model if chosen else job.model,
+                provider=chosen.provider if chosen and decision != "reject" else None,
+                service_tier=service_tier,
+                reserved_usd=chosen.worst_case_usd if chosen and decision == "run" else Decimal(0),
+                input_tokens_estimate=plan.input_tokens,
+                max_output_tokens=chosen.max_output_tokens if chosen else 0,
+                model_reason=chosen.reason if chosen and decision != "reject" else None,
+                budget_action=label,
+                error=error,
+            )
+
+        needed = option.worst_case_usd if isinstance(option, RunOption) else Decimal(0)
+        refuse = BudgetAction.REFUSE.value
+        tightest = view.tightest()
+        if ladder.verdict == "refuse" and tightest is not None:
+            return None, verdict("reject", refuse, self._exceeded(tightest, windows, needed))
+        if not isinstance(option, RunOption):
+            return None, verdict("reject", action, option)
+        if ladder.verdict == "defer":
+            return None, verdict("defer", action)
+        crossed = view.first_crossed(option.worst_case_usd)
+        if crossed is not None:
+            return None, verdict("reject", refuse, self._exceeded(crossed, windows, needed))
+        reservation = Reservation(
+            model=option.model,
+            provider=option.provider,
+            service_tier=service_tier,
+            reserved_usd=option.worst_case_usd,
+            input_tokens_estimate=plan.input_tokens,
+            max_output_tokens=option.max_output_tokens,
+            model_reason=option.reason,
+            budget_action=action,
+        )
+        return reservation, verdict("run", action)
+
+    def _exceeded(
+        self, row: LiveUsage, windows: dict[Period, Window], needed: Decimal
+    ) -> BudgetExceeded:
+        window = windows[Period(row.period)]
+        return BudgetExceeded(
+            scope=row.scope,
+            period=row.period,
+            window_label=f"{window.label()} {self.timezone}",
+            window_start=row.window_start,
+            limit_usd=row.limit if row.limit is not None else Decimal(0),
+            used_usd=row.used,
+            needed_usd=needed,
+        )

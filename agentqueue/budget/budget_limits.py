@@ -1,0 +1,97 @@
+"""Configured budgets: set or remove a limit; read each budget with its current window usage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import delete, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from agentqueue.budget.periods import Period, Window
+from agentqueue.budget.scopes import parse_scope
+from agentqueue.budget.transactions import in_transaction
+from agentqueue.budget.usage_rows import BUDGETS, LiveUsage, all_limits, read_rows
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetUsage:
+    """A configured budget and the usage of its current window (zero when nothing ran yet)."""
+
+    scope: str
+    period: Period
+    limit_usd: Decimal
+    window: Window
+    spent_usd: Decimal
+    reserved_usd: Decimal
+
+
+def set_budget(
+    factory: sessionmaker[Session], scope: str, period: str, limit_usd: Decimal, *, now: datetime
+) -> None:
+    """Create or change the limit of `scope` for `period`; applies to the current window at once.
+
+    Raises:
+        ValueError: for an unknown scope or period, or a negative or non-finite limit.
+    """
+    scope = parse_scope(scope)
+    period = Period(period).value
+    if not limit_usd.is_finite() or limit_usd < 0:
+        raise ValueError(f"the limit must be a non-negative amount in USD, got {limit_usd}")
+
+    def work(session: Session) -> None:
+        key = (BUDGETS.c.scope == scope) & (BUDGETS.c.period == period)
+        changed = session.execute(
+            update(BUDGETS).where(key).values(limit_usd=limit_usd, updated_at=now)
+        )
+        if changed.rowcount == 0:  # type: ignore[attr-defined]
+            session.execute(
+                BUDGETS.insert().values(
+                    scope=scope, period=period, limit_usd=limit_usd, updated_at=now
+                )
+            )
+
+    in_transaction(factory, work)
+
+
+def remove_budget(factory: sessionmaker[Session], scope: str, period: str) -> bool:
+    """Make `scope` unlimited for `period` again; True if a budget was removed."""
+    scope = parse_scope(scope)
+    period = Period(period).value
+
+    def work(session: Session) -> bool:
+        key = (BUDGETS.c.scope == scope) & (BUDGETS.c.period == period)
+        return bool(session.execute(delete(BUDGETS).where(key)).rowcount)  # type: ignore[attr-defined]
+
+    return in_transaction(factory, work)
+
+
+def read_budgets(
+    factory: sessionmaker[Session], windows: Mapping[Period, Window]
+) -> list[BudgetUsage]:
+    """Every configured budget with the spend and reservations of its current window."""
+
+    def work(session: Session) -> list[BudgetUsage]:
+        known = {period.value for period in windows}
+        limits = {key: limit for key, limit in all_limits(session).items() if key[1] in known}
+        keys = [(scope, period, windows[Period(period)].start) for scope, period in limits]
+        usage: dict[tuple[str, str, datetime], LiveUsage] = read_rows(session, keys)
+        budgets = []
+        for (scope, period), limit in sorted(limits.items()):
+            window = windows[Period(period)]
+            row = usage.get((scope, period, window.start))
+            budgets.append(
+                BudgetUsage(
+                    scope=scope,
+                    period=Period(period),
+                    limit_usd=limit,
+                    window=window,
+                    spent_usd=row.spent if row else Decimal(0),
+                    reserved_usd=row.reserved if row else Decimal(0),
+                )
+            )
+        return budgets
+
+    return in_transaction(factory, work)

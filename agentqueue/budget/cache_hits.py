@@ -1,0 +1,110 @@
+"""Cache hits in the ledger: $0 spent, the avoided cost kept, for the cache issue's statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from agentqueue.budget.errors import UnknownModelPrice
+from agentqueue.budget.ledger_entries import ENTRIES, EntryState, lock_entries, update_entries
+from agentqueue.budget.pricing import PriceBook, to_money
+from agentqueue.budget.transactions import in_transaction
+from agentqueue.budget.usage_rows import write_back
+
+
+@dataclass(frozen=True, slots=True)
+class CacheHit:
+    """A job answered from cache; tokens are what the call would have used."""
+
+    job_id: str
+    tenant: str
+    agent_type: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+
+
+def record_cache_hits(
+    factory: sessionmaker[Session],
+    prices: PriceBook,
+    hits: Sequence[CacheHit],
+    *,
+    now: datetime,
+    day: str,
+) -> None:
+    """Record $0 entries with the cost each hit avoided; a live reservation is released.
+    Idempotent: a job already settled or recorded as a hit is left alone."""
+
+    def work(session: Session) -> None:
+        entries, rows = lock_entries(session, [hit.job_id for hit in hits])
+        inserts: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
+        done: set[str] = set()
+        for hit in hits:
+            entry = entries.get(hit.job_id)
+            if hit.job_id in done or (
+                entry is not None and entry.state in (EntryState.SETTLED, EntryState.CACHE_HIT)
+            ):
+                continue
+            done.add(hit.job_id)
+            avoided, provider = _avoided_cost(prices, hit, now)
+            values = {
+                "state": EntryState.CACHE_HIT.value,
+                "cost_usd": Decimal(0),
+                "avoided_usd": avoided,
+                "input_tokens": hit.input_tokens,
+                "output_tokens": hit.output_tokens,
+                "settled_at": now,
+                "updated_at": now,
+            }
+            if entry is None:
+                inserts.append(_cache_hit_row(hit, provider, values, now, day))
+                continue
+            if entry.state is EntryState.RESERVED:
+                for key in entry.usage_keys:
+                    if key in rows:
+                        rows[key].unreserve(entry.reserved_usd)
+            changes.append({"k_job_id": hit.job_id, **values})
+        write_back(session, rows.values(), now)
+        if inserts:
+            session.connection().execute(ENTRIES.insert(), inserts)
+        update_entries(session, changes)
+
+    in_transaction(factory, work)
+
+
+def _avoided_cost(prices: PriceBook, hit: CacheHit, now: datetime) -> tuple[Decimal, str | None]:
+    try:
+        priced = prices.price(hit.model, "standard", at=now)
+    except UnknownModelPrice:
+        return Decimal(0), None
+    return to_money(priced.cost(hit.input_tokens, hit.output_tokens)), priced.provider
+
+
+def _cache_hit_row(
+    hit: CacheHit, provider: str | None, values: dict[str, Any], now: datetime, day: str
+) -> dict[str, Any]:
+    return {
+        "job_id": hit.job_id,
+        "tenant": hit.tenant,
+        "agent_type": hit.agent_type,
+        "model": hit.model,
+        "provider": provider,
+        "service_tier": "standard",
+        "reserved_usd": Decimal(0),
+        "standard_cost_usd": Decimal(0),
+        "input_tokens_estimate": 0,
+        "max_output_tokens": 0,
+        "cached_input_tokens": 0,
+        "usage_keys": [],
+        "day": day,
+        "model_reason": None,
+        "budget_action": None,
+        "reserved_at": now,
+        **values,
+    }

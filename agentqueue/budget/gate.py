@@ -1,0 +1,283 @@
+"""The budget gate the worker calls: admit (model, ladder, reservation), settle, release."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from agentqueue.budget.admission import Admission, AdmissionRules, admission_from_entry
+from agentqueue.budget.alerts import AlertSink, BudgetAlert, BudgetAlerts
+from agentqueue.budget.budget_limits import read_budgets
+from agentqueue.budget.cache_hits import CacheHit, record_cache_hits
+from agentqueue.budget.catalog import load_catalog
+from agentqueue.budget.errors import BudgetExceeded, LedgerUnavailable
+from agentqueue.budget.ledger import (
+    Ledger,
+    Reservation,
+    ReservationRequest,
+    TokenUsage,
+)
+from agentqueue.budget.periods import Period, Window, current_windows
+from agentqueue.budget.planning import JobPlanner
+from agentqueue.budget.policy import BudgetLadder
+from agentqueue.budget.price_overrides import load_price_overrides
+from agentqueue.budget.pricing import PriceBook
+from agentqueue.budget.scopes import scopes_for
+from agentqueue.budget.selection import SelectionWeights
+from agentqueue.budget.state import BudgetState, utilisation_of
+from agentqueue.budget.usage_rows import LiveUsage, UsageKey, UsageView
+from agentqueue.jobs import AgentJob
+from agentqueue.settings import Settings
+
+__all__ = [
+    "Admission",
+    "BudgetGate",
+    "CacheHitCharge",
+    "LedgerUnavailable",
+    "Settlement",
+]
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """Provider-reported usage of a finished job; `input_tokens` includes cached input tokens."""
+
+    job_id: str
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class CacheHitCharge:
+    """A job answered from cache: recorded at $0 with the cost it avoided."""
+
+    job_id: str
+    tenant: str
+    agent_type: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+
+
+class BudgetGate:
+    """Admits jobs against the shared ledger and settles what they really cost."""
+
+    def __init__(
+        self,
+        sessionmaker: sessionmaker[Session],
+        settings: Settings,
+        *,
+        alert_sink: AlertSink | None = None,
+    ) -> None:
+        self.settings = settings
+        self.timezone = settings.timezone
+        self.prices = PriceBook(load_price_overrides(settings.prices_file))
+        self.catalog = load_catalog(settings.catalog_file)
+        self.weights = SelectionWeights(
+            cost=settings.selection_weight_cost,
+            quality=settings.selection_weight_quality,
+            speed=settings.selection_weight_speed,
+        )
+        self.ladder = BudgetLadder.from_settings(settings)
+        self.planner = JobPlanner(
+            self.catalog,
+            self.prices,
+            self.weights,
+            default_max_tokens=settings.default_max_tokens,
+            chars_per_token=settings.chars_per_token,
+        )
+        self.rules = AdmissionRules(
+            self.ladder,
+            timezone=settings.timezone,
+            defer_min_slack_s=settings.budget_defer_min_slack_s,
+        )
+        self.ledger = Ledger(sessionmaker, self.prices)
+        self.alerts = BudgetAlerts(
+            sessionmaker,
+            self.ladder,
+            sink=alert_sink,
+            webhook_url=settings.budget_webhook_url,
+            webhook_timeout_s=settings.budget_webhook_timeout_s,
+        )
+        self.sessions = sessionmaker
+        # A worker past its time limit is dead; twice the limit leaves room for retries.
+        self.stale_after_s = settings.reservation_stale_after_s or settings.job_time_limit_s * 2
+
+    # Admission.
+
+    def admit_many(
+        self,
+        jobs: Sequence[AgentJob],
+        *,
+        now: datetime | None = None,
+        service_tier: str = "standard",
+        defer_allowed: bool = True,
+    ) -> list[Admission]:
+        """Choose model, estimate worst case, apply the ladder and reserve every `run` job
+        against all its scopes in ONE transaction. Idempotent by job id: a reserved job gets
+        its reservation back; a settled one comes back with `already_settled`.
+        `defer_allowed=False` (jobs released from deferral) runs instead of deferring again.
+
+        Raises:
+            LedgerUnavailable: the database is unreachable; retry later, run nothing.
+        """
+        if not jobs:
+            return []
+        moment = now or datetime.now(UTC)
+        windows = current_windows(moment, self.timezone)
+        plans = {job.id: self.planner.plan(job, service_tier, moment) for job in jobs}
+        window_ends: dict[UsageKey, datetime] = {}
+        requests = []
+        for job in jobs:
+            keys = tuple(
+                (scope, period.value, window.start)
+                for scope in scopes_for(job.tenant, job.agent_type)
+                for period, window in windows.items()
+            )
+            window_ends.update({key: windows[Period(key[1])].end for key in keys})
+            requests.append(
+                ReservationRequest(
+                    job.id,
+                    job.tenant,
+                    job.agent_type,
+                    keys,
+                    windows[Period.DAILY].first_day.isoformat(),
+                )
+            )
+
+        def decide(
+            request: ReservationRequest, view: UsageView
+        ) -> tuple[Reservation | None, Admission]:
+            return self.rules.decide(
+                plans[request.job_id],
+                view,
+                windows,
+                moment=moment,
+                service_tier=service_tier,
+                defer_allowed=defer_allowed,
+            )
+
+        result = self.ledger.reserve_many(requests, window_ends, decide, now=moment)
+        admissions = []
+        for job in jobs:
+            entry = result.existing.get(job.id)
+            admission = (
+                admission_from_entry(entry) if entry is not None else result.decisions[job.id]
+            )
+            admissions.append(admission)
+        self._alert_after_admission(result.budgeted_rows, admissions, windows)
+        return admissions
+
+    def _alert_after_admission(
+        self,
+        rows: list[LiveUsage],
+        admissions: list[Admission],
+        windows: dict[Period, Window],
+    ) -> None:
+        states = {row.key: self._state(row, windows[Period(row.period)]) for row in rows}
+        self.alerts.check(states.values())
+        refused = {
+            (error.scope, error.period, error.window_start)
+            for admission in admissions
+            if isinstance(error := admission.error, BudgetExceeded)
+        }
+        if refused:
+            self.alerts.check([states[key] for key in refused if key in states], refused=True)
+
+    def _state(self, row: LiveUsage, window: Window) -> BudgetState:
+        limit = row.limit if row.limit is not None else Decimal(0)
+        utilisation = utilisation_of(row.used, limit)
+        return BudgetState(
+            scope=row.scope,
+            period=row.period,
+            window_start=window.start,
+            window_end=window.end,
+            window_label=window.label(),
+            spent_usd=row.spent,
+            reserved_usd=row.reserved,
+            limit_usd=limit,
+            utilisation=utilisation,
+            action=self.ladder.action_for(utilisation).value,
+        )
+
+    # Settlement.
+
+    def settle_many(self, settlements: Sequence[Settlement]) -> dict[str, Decimal]:
+        """Charge the provider-reported usage, in one transaction; job id -> actual cost.
+        Idempotent: a settled job returns its recorded cost and is not charged again.
+
+        Raises:
+            LedgerUnavailable: the database is unreachable; retry the settlement later.
+        """
+        if not settlements:
+            return {}
+        usages = [
+            TokenUsage(s.job_id, s.input_tokens, s.output_tokens, s.cached_input_tokens)
+            for s in settlements
+        ]
+        return self.ledger.settle_many(usages, now=datetime.now(UTC))
+
+    def release_many(self, job_ids: Sequence[str]) -> None:
+        """Drop the reservations of failed jobs; idempotent, settled jobs are left alone."""
+        if job_ids:
+            self.ledger.release_many(list(job_ids), now=datetime.now(UTC))
+
+    def record_cache_hits(self, hits: Sequence[CacheHitCharge]) -> None:
+        """Ledger rows of $0 spent with the cost avoided; a live reservation is released."""
+        if not hits:
+            return
+        now = datetime.now(UTC)
+        day = current_windows(now, self.timezone)[Period.DAILY].first_day.isoformat()
+        record_cache_hits(
+            self.sessions,
+            self.prices,
+            [
+                CacheHit(h.job_id, h.tenant, h.agent_type, h.model, h.input_tokens, h.output_tokens)
+                for h in hits
+            ],
+            now=now,
+            day=day,
+        )
+
+    def sweep_stale_reservations(self, *, older_than_s: int | None = None) -> int:
+        """Release reservations of workers that died between reserve and settle (beat task)."""
+        seconds = self.stale_after_s if older_than_s is None else older_than_s
+        return self.ledger.sweep_stale(older_than=timedelta(seconds=seconds))
+
+    # Reports.
+
+    def snapshot(self, *, now: datetime | None = None) -> list[BudgetState]:
+        """Every configured budget in its current window with utilisation and ladder action."""
+        windows = current_windows(now or datetime.now(UTC), self.timezone)
+        states = []
+        for budget in read_budgets(self.sessions, windows):
+            used = budget.spent_usd + budget.reserved_usd
+            utilisation = utilisation_of(used, budget.limit_usd)
+            states.append(
+                BudgetState(
+                    scope=budget.scope,
+                    period=budget.period.value,
+                    window_start=budget.window.start,
+                    window_end=budget.window.end,
+                    window_label=budget.window.label(),
+                    spent_usd=budget.spent_usd,
+                    reserved_usd=budget.reserved_usd,
+                    limit_usd=budget.limit_usd,
+                    utilisation=utilisation,
+                    action=self.ladder.action_for(utilisation).value,
+                )
+            )
+        return states
+
+    def max_utilisation(self, *, now: datetime | None = None) -> Decimal:
+        """The highest utilisation of any budget (0 when none is configured)."""
+        return max((state.utilisation for state in self.snapshot(now=now)), default=Decimal(0))
+
+    def check_alerts(self, *, now: datetime | None = None) -> list[BudgetAlert]:
+        """Alert on every budget past a threshold not yet alerted (for a periodic beat task)."""
+        return self.alerts.check(self.snapshot(now=now))

@@ -1,0 +1,336 @@
+"""The ledger service: reserve, settle and release job costs against running usage rows.
+
+Every operation is one transaction, idempotent by job id. Usage rows are locked in key
+order (no deadlocks between workers); an entry's state is acted on only as read under those
+locks, or the entry's primary key makes a racing duplicate fail and rerun, so concurrent
+workers and redelivered copies of a job never charge it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from agentqueue.budget.errors import UnknownModelPrice
+from agentqueue.budget.ledger_entries import (
+    ENTRIES,
+    Entry,
+    EntryState,
+    lock_entries,
+    read_entries,
+    read_states,
+    scalars,
+    update_entries,
+)
+from agentqueue.budget.pricing import PriceBook, to_money
+from agentqueue.budget.transactions import in_transaction
+from agentqueue.budget.usage_rows import (
+    LiveUsage,
+    UsageKey,
+    UsageView,
+    insert_missing,
+    key_to_json,
+    load_limits,
+    lock_rows,
+    write_back,
+)
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+SWEEP_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRequest:
+    """A job asking to be reserved: who it charges (its usage rows) and what day it counts on."""
+
+    job_id: str
+    tenant: str
+    agent_type: str
+    usage_keys: tuple[UsageKey, ...]
+    day: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What a job reserves: its worst-case cost on its resolved model and tier."""
+
+    model: str
+    provider: str | None
+    service_tier: str
+    reserved_usd: Decimal
+    input_tokens_estimate: int
+    max_output_tokens: int
+    model_reason: str | None = None
+    budget_action: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Provider-reported tokens of one job; `input_tokens` includes the cached ones."""
+
+    job_id: str
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int = 0
+
+
+@dataclass(slots=True)
+class ReserveResult(Generic[T]):
+    """Per job: an entry that already existed (not re-reserved), or the decision made now."""
+
+    existing: dict[str, Entry] = field(default_factory=dict)
+    decisions: dict[str, T] = field(default_factory=dict)
+    reserved: dict[str, Reservation] = field(default_factory=dict)
+    budgeted_rows: list[LiveUsage] = field(default_factory=list)
+
+
+Decide = Callable[[ReservationRequest, UsageView], tuple[Reservation | None, T]]
+
+
+class Ledger:
+    """Reservations, settlements, releases and cache hits in the SQL ledger."""
+
+    def __init__(self, factory: sessionmaker[Session], prices: PriceBook) -> None:
+        self.factory = factory
+        self.prices = prices
+        # Usage rows are never deleted, so once seen they need no insert-if-missing again.
+        self._known_rows: set[UsageKey] = set()
+
+    def _ensure_rows(self, windows: Mapping[UsageKey, datetime], now: datetime) -> None:
+        missing = {key: end for key, end in windows.items() if key not in self._known_rows}
+        if missing:
+            # Its own short transaction, so the reservation itself only takes locks in key order.
+            in_transaction(self.factory, lambda session: insert_missing(session, missing, now))
+            self._known_rows.update(missing)
+
+    def _lock(
+        self,
+        session: Session,
+        keys: Iterable[UsageKey],
+        windows: Mapping[UsageKey, datetime],
+        now: datetime,
+    ) -> dict[UsageKey, LiveUsage]:
+        wanted = set(keys)
+        rows = lock_rows(session, wanted)
+        if len(rows) < len(wanted):  # created by someone else's schema reset, or never seen
+            absent = {key: windows[key] for key in wanted - rows.keys() if key in windows}
+            insert_missing(session, absent, now)
+            rows.update(lock_rows(session, absent))
+        return rows
+
+    def reserve_many(
+        self,
+        requests: Sequence[ReservationRequest],
+        windows: Mapping[UsageKey, datetime],
+        decide: Decide[T],
+        *,
+        now: datetime,
+    ) -> ReserveResult[T]:
+        """Reserve what `decide` returns for each new job, all in one transaction.
+
+        `decide` sees the job's live usage (including reservations made earlier in this
+        batch) and returns the reservation to make (or None) plus its own verdict. Jobs with a
+        reserved, settled or cache-hit entry are returned in `existing` and not decided again;
+        a released job is reserved afresh.
+        """
+        self._ensure_rows(windows, now)
+        scopes = {key[0] for request in requests for key in request.usage_keys}
+
+        def work(session: Session) -> ReserveResult[T]:
+            result: ReserveResult[T] = ReserveResult()
+            # Read before locking to keep the lock short: a duplicate inserted meanwhile makes
+            # our insert fail on the primary key and the whole transaction is rerun.
+            limits = load_limits(session, scopes)
+            states = read_states(session, (r.job_id for r in requests))
+            rows = self._lock(session, windows.keys(), windows, now)
+            released = [job_id for job_id, state in states.items() if state is EntryState.RELEASED]
+            if released:  # a concurrent delivery may have re-reserved it: look again, locked
+                states.update(read_states(session, released))
+            for row in rows.values():
+                row.limit = limits.get((row.scope, row.period))
+            live = [job_id for job_id, state in states.items() if state is not EntryState.RELEASED]
+            result.existing = read_entries(session, live, lock=False)
+            inserts: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            for request in requests:
+                if request.job_id in result.decisions or request.job_id in result.existing:
+                    continue  # already reserved or done, or the same job twice in one batch
+                view = UsageView([rows[key] for key in request.usage_keys])
+                reservation, verdict = decide(request, view)
+                result.decisions[request.job_id] = verdict
+                if reservation is None:
+                    continue
+                view.reserve(reservation.reserved_usd)
+                result.reserved[request.job_id] = reservation
+                values = self._entry_values(request, reservation, now)
+                if request.job_id not in states:
+                    inserts.append(values)
+                else:  # released earlier (failed or swept): reserve the same row again
+                    values["k_job_id"] = values.pop("job_id")
+                    updates.append(values)
+            write_back(session, rows.values(), now)
+            if inserts:
+                session.connection().execute(ENTRIES.insert(), inserts)
+            if updates:
+                update_entries(session, updates)
+            result.budgeted_rows = [row for row in rows.values() if row.limit is not None]
+            return result
+
+        return in_transaction(self.factory, work)
+
+    @staticmethod
+    def _entry_values(
+        request: ReservationRequest, reservation: Reservation, now: datetime
+    ) -> dict[str, Any]:
+        return {
+            "job_id": request.job_id,
+            "state": EntryState.RESERVED.value,
+            "tenant": request.tenant,
+            "agent_type": request.agent_type,
+            "model": reservation.model,
+            "provider": reservation.provider,
+            "service_tier": reservation.service_tier,
+            "reserved_usd": reservation.reserved_usd,
+            "cost_usd": Decimal(0),
+            "standard_cost_usd": Decimal(0),
+            "avoided_usd": Decimal(0),
+            "input_tokens_estimate": reservation.input_tokens_estimate,
+            "max_output_tokens": reservation.max_output_tokens,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cached_input_tokens": 0,
+            "usage_keys": [key_to_json(key) for key in request.usage_keys],
+            "day": request.day,
+            "model_reason": reservation.model_reason,
+            "budget_action": reservation.budget_action,
+            "reserved_at": now,
+            "settled_at": None,
+            "updated_at": now,
+        }
+
+    def _actual_cost(self, entry: Entry, usage: TokenUsage) -> tuple[Decimal, Decimal]:
+        """(cost on the entry's tier, cost on the standard tier) of the reported usage."""
+        tokens = (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+        try:
+            priced = self.prices.price(
+                entry.model, entry.service_tier, provider=entry.provider, at=entry.reserved_at
+            )
+            standard = self.prices.price(
+                entry.model, "standard", provider=entry.provider, at=entry.reserved_at
+            )
+        except UnknownModelPrice:
+            # The price vanished since reserving (file edited): charge the reservation, not $0.
+            log.error("no price for %s at settlement of job %s", entry.model, entry.job_id)
+            return entry.reserved_usd, entry.reserved_usd
+        return to_money(priced.cost(*tokens)), to_money(standard.cost(*tokens))
+
+    def settle_many(self, usages: Sequence[TokenUsage], *, now: datetime) -> dict[str, Decimal]:
+        """Charge each job its actual cost and drop its reservation; returns job id -> cost.
+
+        A settled job returns its recorded cost again; a released one (swept while it was
+        still running) is charged now, since the provider did the work. Unknown ids are
+        skipped with a warning.
+        """
+
+        def work(session: Session) -> dict[str, Decimal]:
+            entries, rows = lock_entries(session, [u.job_id for u in usages])
+            costs: dict[str, Decimal] = {}
+            changes: list[dict[str, Any]] = []
+            for usage in usages:
+                entry = entries.get(usage.job_id)
+                if entry is None:
+                    log.warning("settlement for job %s without a reservation", usage.job_id)
+                    continue
+                if usage.job_id in costs:
+                    continue
+                if entry.state in (EntryState.SETTLED, EntryState.CACHE_HIT):
+                    costs[usage.job_id] = entry.cost_usd
+                    continue
+                cost, standard_cost = self._actual_cost(entry, usage)
+                for key in entry.usage_keys:
+                    row = rows.get(key)
+                    if row is None:
+                        continue
+                    if entry.state is EntryState.RESERVED:
+                        row.unreserve(entry.reserved_usd)
+                    row.spend(cost)
+                costs[usage.job_id] = cost
+                changes.append(
+                    {
+                        "k_job_id": usage.job_id,
+                        "state": EntryState.SETTLED.value,
+                        "cost_usd": cost,
+                        "standard_cost_usd": standard_cost,
+                        "input_tokens": usage.input_tokens,
+                        "output_tokens": usage.output_tokens,
+                        "cached_input_tokens": usage.cached_input_tokens,
+                        "settled_at": now,
+                        "updated_at": now,
+                    }
+                )
+            write_back(session, rows.values(), now)
+            update_entries(session, changes)
+            return costs
+
+        return in_transaction(self.factory, work)
+
+    def release_many(
+        self, job_ids: Sequence[str], *, now: datetime, reserved_before: datetime | None = None
+    ) -> list[str]:
+        """Drop the reservations of these jobs (failed, or stale when `reserved_before` is set).
+
+        Returns the ids actually released; anything not currently reserved is left alone.
+        """
+
+        def work(session: Session) -> list[str]:
+            entries, rows = lock_entries(session, job_ids)
+            released = []
+            for entry in entries.values():
+                if entry.state is not EntryState.RESERVED:
+                    continue
+                if reserved_before is not None and entry.reserved_at >= reserved_before:
+                    continue  # reserved again since the sweep looked: it is live
+                for key in entry.usage_keys:
+                    if key in rows:
+                        rows[key].unreserve(entry.reserved_usd)
+                released.append(entry.job_id)
+            write_back(session, rows.values(), now)
+            update_entries(
+                session,
+                [
+                    {"k_job_id": job_id, "state": EntryState.RELEASED.value, "updated_at": now}
+                    for job_id in released
+                ],
+            )
+            return released
+
+        return in_transaction(self.factory, work)
+
+    def sweep_stale(self, *, older_than: timedelta, now: datetime | None = None) -> int:
+        """Release reservations older than `older_than` (their workers died); returns how many."""
+        moment = now or datetime.now(UTC)
+        cutoff = moment - older_than
+        total = 0
+        while True:
+            statement = (
+                select(ENTRIES.c.job_id)
+                .where(ENTRIES.c.state == EntryState.RESERVED.value, ENTRIES.c.reserved_at < cutoff)
+                .order_by(ENTRIES.c.reserved_at)
+                .limit(SWEEP_BATCH)
+            )
+            stale = in_transaction(self.factory, partial(scalars, statement=statement))
+            if not stale:
+                return total
+            released = self.release_many(stale, now=moment, reserved_before=cutoff)
+            total += len(released)
+            if len(stale) < SWEEP_BATCH or not released:
+                return total

@@ -1,0 +1,152 @@
+"""Ledger entry rows: one per job, read and written in bulk by the ledger service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.orm import Session
+
+from agentqueue.budget.usage_rows import LiveUsage, UsageKey, key_from_json, lock_rows
+from agentqueue.persistence.ledger_tables import LedgerEntryRecord
+
+ENTRIES: Table = LedgerEntryRecord.__table__  # type: ignore[assignment]
+
+
+class EntryState(StrEnum):
+    RESERVED = "reserved"
+    SETTLED = "settled"
+    RELEASED = "released"
+    CACHE_HIT = "cache_hit"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A ledger row as read back."""
+
+    job_id: str
+    state: EntryState
+    model: str
+    provider: str | None
+    service_tier: str
+    reserved_usd: Decimal
+    cost_usd: Decimal
+    input_tokens_estimate: int
+    max_output_tokens: int
+    model_reason: str | None
+    budget_action: str | None
+    usage_keys: tuple[UsageKey, ...]
+    reserved_at: datetime
+
+
+_ENTRY_COLUMNS = (
+    ENTRIES.c.job_id,
+    ENTRIES.c.state,
+    ENTRIES.c.model,
+    ENTRIES.c.provider,
+    ENTRIES.c.service_tier,
+    ENTRIES.c.reserved_usd,
+    ENTRIES.c.cost_usd,
+    ENTRIES.c.input_tokens_estimate,
+    ENTRIES.c.max_output_tokens,
+    ENTRIES.c.model_reason,
+    ENTRIES.c.budget_action,
+    ENTRIES.c.usage_keys,
+    ENTRIES.c.reserved_at,
+)
+
+
+def decode_keys(value: Sequence[Sequence[str]] | None) -> tuple[UsageKey, ...]:
+    encoded = tuple(tuple(key) for key in value or ())
+    keys = _DECODED_KEYS.get(encoded)
+    if keys is None:
+        # Thousands of jobs share a handful of key sets: parse each set's dates once.
+        keys = tuple(key_from_json(key) for key in encoded)
+        if len(_DECODED_KEYS) > 10_000:
+            _DECODED_KEYS.clear()
+        _DECODED_KEYS[encoded] = keys
+    return keys
+
+
+_DECODED_KEYS: dict[tuple[tuple[str, ...], ...], tuple[UsageKey, ...]] = {}
+
+
+def read_entries(session: Session, job_ids: Iterable[str], *, lock: bool) -> dict[str, Entry]:
+    wanted = sorted(set(job_ids))
+    if not wanted:
+        return {}
+    statement = select(*_ENTRY_COLUMNS).where(ENTRIES.c.job_id.in_(wanted))
+    if lock:
+        statement = statement.order_by(ENTRIES.c.job_id).with_for_update()
+    entries = {}
+    for row in session.execute(statement):
+        entries[row.job_id] = Entry(
+            job_id=row.job_id,
+            state=EntryState(row.state),
+            model=row.model,
+            provider=row.provider,
+            service_tier=row.service_tier,
+            reserved_usd=row.reserved_usd,
+            cost_usd=row.cost_usd,
+            input_tokens_estimate=row.input_tokens_estimate,
+            max_output_tokens=row.max_output_tokens,
+            model_reason=row.model_reason,
+            budget_action=row.budget_action,
+            usage_keys=decode_keys(row.usage_keys),
+            reserved_at=row.reserved_at,
+        )
+    return entries
+
+
+def read_states(session: Session, job_ids: Iterable[str]) -> dict[str, EntryState]:
+    """Just the state of each existing entry: the common answer is "none yet"."""
+    wanted = sorted(set(job_ids))
+    if not wanted:
+        return {}
+    statement = select(ENTRIES.c.job_id, ENTRIES.c.state).where(ENTRIES.c.job_id.in_(wanted))
+    return {job_id: EntryState(state) for job_id, state in session.execute(statement)}
+
+
+def read_usage_keys(session: Session, job_ids: Iterable[str]) -> set[UsageKey]:
+    wanted = sorted(set(job_ids))
+    if not wanted:
+        return set()
+    statement = select(ENTRIES.c.usage_keys).where(ENTRIES.c.job_id.in_(wanted))
+    return {key for (value,) in session.execute(statement) for key in decode_keys(value)}
+
+
+def scalars(session: Session, *, statement: Any) -> list[Any]:
+    return list(session.execute(statement).scalars())
+
+
+def update_entries(session: Session, changes: list[dict[str, Any]]) -> None:
+    """Apply per-job column changes; every dict has `k_job_id` and the same other keys."""
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in changes:
+        by_shape.setdefault(tuple(sorted(change)), []).append(change)
+    for shape, rows in by_shape.items():
+        columns: dict[str, Any] = {n: bindparam(n) for n in shape if n != "k_job_id"}
+        statement = update(ENTRIES).where(ENTRIES.c.job_id == bindparam("k_job_id")).values(columns)
+        session.connection().execute(statement, rows)
+
+
+def lock_entries(
+    session: Session, job_ids: Sequence[str]
+) -> tuple[dict[str, Entry], dict[UsageKey, LiveUsage]]:
+    """Lock the usage rows of these jobs (key order), then re-read their entries under it.
+
+    Every state change of an entry happens under its usage rows' locks, so what is read
+    here cannot change before commit.
+    """
+    rows = lock_rows(session, read_usage_keys(session, job_ids))
+    entries = read_entries(session, job_ids, lock=True)
+    # Re-reserved in a new window between the two reads (rare): lock those rows too.
+    late = {key for e in entries.values() for key in e.usage_keys} - rows.keys()
+    if late:
+        rows.update(lock_rows(session, late))
+    return entries, rows

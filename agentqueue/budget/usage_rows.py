@@ -1,0 +1,211 @@
+"""The running usage rows of budget windows: create if missing, lock, read, write back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Table, bindparam, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from agentqueue.budget.state import utilisation_of
+from agentqueue.persistence.ledger_tables import BudgetRecord, BudgetUsageRecord
+
+UsageKey = tuple[str, str, datetime]  # (scope, period, window_start)
+
+USAGE: Table = BudgetUsageRecord.__table__  # type: ignore[assignment]
+BUDGETS: Table = BudgetRecord.__table__  # type: ignore[assignment]
+
+
+@dataclass(slots=True)
+class LiveUsage:
+    """One locked usage row, changed in memory during a transaction and written back once."""
+
+    scope: str
+    period: str
+    window_start: datetime
+    window_end: datetime
+    spent: Decimal
+    reserved: Decimal
+    limit: Decimal | None = None
+    dirty: bool = field(default=False, compare=False)
+
+    @property
+    def key(self) -> UsageKey:
+        return (self.scope, self.period, self.window_start)
+
+    @property
+    def used(self) -> Decimal:
+        return self.spent + self.reserved
+
+    @property
+    def utilisation(self) -> Decimal | None:
+        """None for a scope without a budget (unlimited)."""
+        return None if self.limit is None else utilisation_of(self.used, self.limit)
+
+    def would_cross(self, amount: Decimal) -> bool:
+        return self.limit is not None and self.used + amount > self.limit
+
+    def reserve(self, amount: Decimal) -> None:
+        self.reserved += amount
+        self.dirty = True
+
+    def unreserve(self, amount: Decimal) -> None:
+        # Never below zero, whatever an older bug or a hand edit left behind.
+        self.reserved = max(self.reserved - amount, Decimal(0))
+        self.dirty = True
+
+    def spend(self, amount: Decimal) -> None:
+        self.spent += amount
+        self.dirty = True
+
+
+class UsageView:
+    """The usage rows one job is charged against, as the ladder and the hard limit see them."""
+
+    def __init__(self, rows: Sequence[LiveUsage]) -> None:
+        self.rows = rows
+        self.budgeted = [row for row in rows if row.limit is not None]
+
+    def tightest(self) -> LiveUsage | None:
+        """The budgeted row with the highest utilisation (None when every scope is unlimited)."""
+        return max(self.budgeted, key=lambda row: row.utilisation or 0, default=None)
+
+    def utilisation(self) -> Decimal:
+        tightest = self.tightest()
+        return Decimal(0) if tightest is None else (tightest.utilisation or Decimal(0))
+
+    def first_crossed(self, amount: Decimal) -> LiveUsage | None:
+        """The tightest row whose limit `amount` more would cross, if any."""
+        crossed = [row for row in self.budgeted if row.would_cross(amount)]
+        return max(crossed, key=lambda row: row.utilisation or 0, default=None)
+
+    def reserve(self, amount: Decimal) -> None:
+        for row in self.rows:
+            row.reserve(amount)
+
+
+def key_to_json(key: UsageKey) -> list[str]:
+    return [key[0], key[1], key[2].isoformat()]
+
+
+def key_from_json(value: Sequence[str]) -> UsageKey:
+    return (value[0], value[1], datetime.fromisoformat(value[2]))
+
+
+def insert_missing(session: Session, rows: dict[UsageKey, datetime], now: datetime) -> None:
+    """Create zeroed usage rows for `rows` (key -> window end); existing rows are left alone."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    values = [
+        {
+            "scope": scope,
+            "period": period,
+            "window_start": start,
+            "window_end": end,
+            "spent_usd": Decimal(0),
+            "reserved_usd": Decimal(0),
+            "updated_at": now,
+        }
+        for (scope, period, start), end in sorted(rows.items())
+    ]
+    session.execute(insert(USAGE).values(values).on_conflict_do_nothing())
+
+
+def lock_rows(session: Session, keys: Iterable[UsageKey]) -> dict[UsageKey, LiveUsage]:
+    """Read and lock the usage rows of `keys`, in key order so concurrent lockers never deadlock.
+
+    PostgreSQL takes row locks (SELECT ... FOR UPDATE); SQLite already holds the write lock
+    from BEGIN IMMEDIATE. Missing rows are simply absent from the result.
+    """
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    statement = (
+        select(
+            USAGE.c.scope,
+            USAGE.c.period,
+            USAGE.c.window_start,
+            USAGE.c.window_end,
+            USAGE.c.spent_usd,
+            USAGE.c.reserved_usd,
+        )
+        .where(tuple_(USAGE.c.scope, USAGE.c.period, USAGE.c.window_start).in_(wanted))
+        .order_by(USAGE.c.scope, USAGE.c.period, USAGE.c.window_start)
+        .with_for_update()
+    )
+    found = {}
+    for scope, period, start, end, spent, reserved in session.execute(statement):
+        row = LiveUsage(scope, period, start, end, spent, reserved)
+        found[row.key] = row
+    return found
+
+
+def read_rows(session: Session, keys: Iterable[UsageKey]) -> dict[UsageKey, LiveUsage]:
+    """Like `lock_rows` without the lock, for reports."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    statement = select(
+        USAGE.c.scope,
+        USAGE.c.period,
+        USAGE.c.window_start,
+        USAGE.c.window_end,
+        USAGE.c.spent_usd,
+        USAGE.c.reserved_usd,
+    ).where(tuple_(USAGE.c.scope, USAGE.c.period, USAGE.c.window_start).in_(wanted))
+    rows = (LiveUsage(*values) for values in session.execute(statement))
+    return {row.key: row for row in rows}
+
+
+def write_back(session: Session, rows: Iterable[LiveUsage], now: datetime) -> None:
+    """Store the new spent and reserved amounts of the changed rows (one executemany)."""
+    changed = [
+        {
+            "k_scope": row.scope,
+            "k_period": row.period,
+            "k_start": row.window_start,
+            "spent_usd": row.spent,
+            "reserved_usd": row.reserved,
+            "updated_at": now,
+        }
+        for row in rows
+        if row.dirty
+    ]
+    if not changed:
+        return
+    statement = (
+        update(USAGE)
+        .where(
+            USAGE.c.scope == bindparam("k_scope"),
+            USAGE.c.period == bindparam("k_period"),
+            USAGE.c.window_start == bindparam("k_start", type_=USAGE.c.window_start.type),
+        )
+        .values(
+            spent_usd=bindparam("spent_usd"),
+            reserved_usd=bindparam("reserved_usd"),
+            updated_at=bindparam("updated_at"),
+        )
+    )
+    session.connection().execute(statement, changed)
+
+
+def load_limits(session: Session, scopes: Iterable[str]) -> dict[tuple[str, str], Decimal]:
+    """Configured limits of `scopes` by (scope, period); scopes without a row are unlimited."""
+    wanted = sorted(set(scopes))
+    if not wanted:
+        return {}
+    statement = select(BUDGETS.c.scope, BUDGETS.c.period, BUDGETS.c.limit_usd).where(
+        BUDGETS.c.scope.in_(wanted)
+    )
+    return {(scope, period): limit for scope, period, limit in session.execute(statement)}
+
+
+def all_limits(session: Session) -> dict[tuple[str, str], Decimal]:
+    statement = select(BUDGETS.c.scope, BUDGETS.c.period, BUDGETS.c.limit_usd)
+    return {(scope, period): limit for scope, period, limit in session.execute(statement)}

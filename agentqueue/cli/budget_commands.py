@@ -1,0 +1,142 @@
+"""`agentqueue budget set|remove|show|history`: limits per scope and period, and the spend."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+import click
+from sqlalchemy.orm import Session, sessionmaker
+
+from agentqueue.budget.budget_limits import remove_budget, set_budget
+from agentqueue.budget.gate import BudgetGate
+from agentqueue.budget.history import read_history
+from agentqueue.budget.periods import PERIODS, window_for
+from agentqueue.budget.scopes import parse_scope
+from agentqueue.budget.state import BudgetState, format_usd
+from agentqueue.persistence.engine import get_sessionmaker
+from agentqueue.persistence.migrate import upgrade
+from agentqueue.settings import Settings, get_settings
+
+BAR_WIDTH = 20
+PERIOD_CHOICE = click.Choice([period.value for period in PERIODS])
+
+
+def _sessions(settings: Settings) -> sessionmaker[Session]:
+    url = settings.resolved_database_url
+    if settings.auto_migrate:
+        upgrade(url)  # a fresh install can set a budget before any worker has started
+    return get_sessionmaker(url)
+
+
+def _scope(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        return parse_scope(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _limit(_ctx: click.Context, _param: click.Parameter, value: str) -> Decimal:
+    try:
+        amount = Decimal(value.strip().lstrip("$"))
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not an amount in USD, e.g. 25.00") from None
+    if not amount.is_finite() or amount < 0:
+        raise click.BadParameter("the limit must be zero or more USD")
+    return amount
+
+
+@click.group()
+def budget() -> None:
+    """Budgets per scope (global, tenant:<id>, agent_type:<name>) and period."""
+
+
+@budget.command("set")
+@click.option(
+    "--scope", required=True, callback=_scope, help="global, tenant:<id> or agent_type:<name>"
+)
+@click.option("--period", type=PERIOD_CHOICE, required=True, help="Window the limit applies to.")
+@click.option("--limit", "limit_usd", required=True, callback=_limit, help="Hard limit in USD.")
+def budget_set(scope: str, period: str, limit_usd: Decimal) -> None:
+    """Set the hard limit of a scope for a period (takes effect in the current window)."""
+    settings = get_settings()
+    now = datetime.now(UTC)
+    set_budget(_sessions(settings), scope, period, limit_usd, now=now)
+    window = window_for(period, now, settings.timezone)
+    click.echo(
+        f"{scope} {period} budget set to {format_usd(limit_usd)} "
+        f"(current window {window.label()}, {settings.timezone})"
+    )
+
+
+@budget.command("remove")
+@click.option("--scope", required=True, callback=_scope)
+@click.option("--period", type=PERIOD_CHOICE, required=True)
+def budget_remove(scope: str, period: str) -> None:
+    """Remove a limit: the scope becomes unlimited for that period."""
+    removed = remove_budget(_sessions(get_settings()), scope, period)
+    click.echo(f"{scope} {period} budget removed" if removed else f"no {period} budget for {scope}")
+
+
+def _bar(utilisation: Decimal) -> str:
+    filled = min(int(utilisation * BAR_WIDTH), BAR_WIDTH)
+    return "[" + "#" * filled + "-" * (BAR_WIDTH - filled) + "]"
+
+
+def _show_line(state: BudgetState) -> str:
+    percent = f"{state.utilisation * 100:5.1f}%"
+    return (
+        f"{state.scope:<28} {state.period:<8} {state.window_label:<18} "
+        f"{format_usd(state.spent_usd):>12} {format_usd(state.reserved_usd):>12} "
+        f"{format_usd(state.limit_usd):>10}  {_bar(state.utilisation)} {percent}  {state.action}"
+    )
+
+
+@budget.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def budget_show(as_json: bool) -> None:
+    """Every budget in its current window: spent, reserved, limit, utilisation, action."""
+    settings = get_settings()
+    states = BudgetGate(_sessions(settings), settings).snapshot()
+    if as_json:
+        click.echo(json.dumps([state.as_dict() for state in states], indent=2))
+        return
+    if not states:
+        click.echo("no budgets set; every scope is unlimited (see `agentqueue budget set`)")
+        return
+    click.echo(
+        f"{'scope':<28} {'period':<8} {'window':<18} {'spent':>12} {'reserved':>12} "
+        f"{'limit':>10}  {'utilisation':<29}  action"
+    )
+    for state in states:
+        click.echo(_show_line(state))
+
+
+@budget.command("history")
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 3660))
+@click.option("--tenant", default=None, help="Only this tenant's jobs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def budget_history(days: int, tenant: str | None, as_json: bool) -> None:
+    """Spend per day and model (local days in AGENTQUEUE_TIMEZONE), newest first."""
+    settings = get_settings()
+    today = window_for("daily", datetime.now(UTC), settings.timezone).first_day
+    since = (today - timedelta(days=days - 1)).isoformat()
+    rows = read_history(_sessions(settings), since_day=since, tenant=tenant)
+    if as_json:
+        click.echo(json.dumps([row.as_dict() for row in rows], indent=2))
+        return
+    if not rows:
+        click.echo(f"no spend recorded since {since}")
+        return
+    click.echo(
+        f"{'day':<10}  {'model':<28} {'jobs':>6} {'cached':>6} {'spent':>12} "
+        f"{'reserved':>12} {'avoided':>12} {'tier saved':>12} {'tokens in/out':>17}"
+    )
+    for row in rows:
+        click.echo(
+            f"{row.day:<10}  {row.model:<28} {row.jobs:>6} {row.cache_hits:>6} "
+            f"{format_usd(row.spent_usd):>12} {format_usd(row.reserved_usd):>12} "
+            f"{format_usd(row.avoided_usd):>12} {format_usd(row.tier_savings_usd):>12} "
+            f"{f'{row.input_tokens}/{row.output_tokens}':>17}"
+        )
