@@ -43,11 +43,16 @@ class MemoryGuard:
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
-    def for_limit(cls, max_memory_mb: int, *, soft_fraction: float, interval_s: float,
-                  **kwargs: object) -> MemoryGuard:
+    def for_limit(
+        cls, max_memory_mb: int, *, soft_fraction: float, interval_s: float, **kwargs: object
+    ) -> MemoryGuard:
         hard = max_memory_mb * MIB
-        return cls(hard_limit_bytes=hard, soft_limit_bytes=int(hard * soft_fraction),
-                   interval_s=interval_s, **kwargs)  # type: ignore[arg-type]
+        return cls(
+            hard_limit_bytes=hard,
+            soft_limit_bytes=int(hard * soft_fraction),
+            interval_s=interval_s,
+            **kwargs,
+        )  # type: ignore[arg-type]
 
     def check(self) -> str:
         """One sample and the action it calls for: 'ok', 'soft' or 'hard'."""
@@ -57,7 +62,9 @@ class MemoryGuard:
                 self.hard_triggered = True
                 log.warning(
                     "memory hard limit: resident %d MiB >= %d MiB; finishing the jobs in "
-                    "hand, then exiting for a restart", rss // MIB, self.hard_limit_bytes // MIB,
+                    "hand, then exiting for a restart",
+                    rss // MIB,
+                    self.hard_limit_bytes // MIB,
                 )
                 self.on_hard()
             return "hard"
@@ -70,9 +77,13 @@ class MemoryGuard:
                     shrink(share)
                 except Exception:  # a cache failing to shrink must not stop the guard
                     log.exception("memory guard: shrink callback failed")
-            log.info("memory soft limit: resident %d MiB >= %d MiB; collected garbage, "
-                     "shrank caches by %.0f%%", rss // MIB, self.soft_limit_bytes // MIB,
-                     share * 100)
+            log.info(
+                "memory soft limit: resident %d MiB >= %d MiB; collected garbage, "
+                "shrank caches by %.0f%%",
+                rss // MIB,
+                self.soft_limit_bytes // MIB,
+                share * 100,
+            )
             return "soft"
         return "ok"
 

@@ -17,9 +17,13 @@ def test_soft_limit_collects_and_shrinks_hard_limit_triggers_once() -> None:
     readings = iter([50 * MIB, 85 * MIB, 120 * MIB, 130 * MIB])
     shrunk: list[float] = []
     exits: list[bool] = []
-    guard = MemoryGuard(hard_limit_bytes=100 * MIB, soft_limit_bytes=80 * MIB,
-                        read_rss=lambda: next(readings), on_soft=[shrunk.append],
-                        on_hard=lambda: exits.append(True))
+    guard = MemoryGuard(
+        hard_limit_bytes=100 * MIB,
+        soft_limit_bytes=80 * MIB,
+        read_rss=lambda: next(readings),
+        on_soft=[shrunk.append],
+        on_hard=lambda: exits.append(True),
+    )
 
     assert [guard.check() for _ in range(4)] == ["ok", "soft", "hard", "hard"]
     assert len(shrunk) == 1 and 0 < shrunk[0] <= 1
@@ -41,12 +45,18 @@ def _hard_limit_scenario(pipeline: Pipeline) -> None:
     idle_mb = psutil.Process(probe.process.pid).memory_info().rss // MIB
     probe.stop()
 
-    env = {"AGENTQUEUE_WORKER_MAX_MEMORY_MB": str(idle_mb + 40),
-           "AGENTQUEUE_WORKER_MEMORY_CHECK_S": "0.2",
-           "AGENTQUEUE_SIMULATED_LATENCY_MS": "1500"}
+    env = {
+        "AGENTQUEUE_WORKER_MAX_MEMORY_MB": str(idle_mb + 40),
+        "AGENTQUEUE_WORKER_MEMORY_CHECK_S": "0.2",
+        "AGENTQUEUE_SIMULATED_LATENCY_MS": "1500",
+    }
     big = "lorem ipsum dolor sit amet " * 70_000  # ~1.9 MB of text per job
-    handles = [pipeline.queue.submit_many([simple_job(i, messages=[
-        {"role": "user", "content": f"{i} {big}"}])], packed=False)[0] for i in range(60)]
+    handles = [
+        pipeline.queue.submit_many(
+            [simple_job(i, messages=[{"role": "user", "content": f"{i} {big}"}])], packed=False
+        )[0]
+        for i in range(60)
+    ]
     guarded = pipeline.start_worker(name="guarded", env=env, concurrency=32, wait=False)
     assert guarded.process is not None
 
