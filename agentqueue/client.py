@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -9,6 +10,7 @@ from typing import Any
 
 import redis
 from celery import Celery
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.errors import AgentQueueError
@@ -226,7 +228,9 @@ class AgentQueue:
             for start in range(0, len(pending), 500):
                 found.update(self.results.fetch(pending[start : start + 500]))
             if time.monotonic() >= next_sql_check:
-                found.update(self._final_from_sql([i for i in pending if i not in found]))
+                # The database may be down for now; Redis can still bring results meanwhile.
+                with contextlib.suppress(OperationalError, DBAPIError):
+                    found.update(self._final_from_sql([i for i in pending if i not in found]))
                 next_sql_check = time.monotonic() + sql_check_interval_s
             for job_id, result in found.items():
                 if result.is_final:

@@ -16,6 +16,7 @@ TASK_RELEASE_DEFERRED: Final = "agentqueue.release_deferred"
 TASK_SWEEP_STALE_RESERVATIONS: Final = "agentqueue.sweep_stale_reservations"
 TASK_BUDGET_ALERTS: Final = "agentqueue.budget_alerts"
 TASK_PURGE_EXPIRED_CACHE: Final = "agentqueue.purge_expired_cache"
+TASK_REDELIVER_STALE_JOBS: Final = "agentqueue.redeliver_stale_jobs"
 
 # Redis keys (application data, not Celery's own).
 KEY_PREFIX: Final = "agentqueue:"
@@ -44,3 +45,7 @@ SINGLE_FLIGHT_RESULT_PREFIX: Final = f"{SINGLE_FLIGHT_PREFIX}result:"
 SINGLE_FLIGHT_DONE_CHANNEL: Final = f"{KEY_PREFIX}inflight-done"
 # A single-flight leader's result stays readable this long for followers that were polling.
 SINGLE_FLIGHT_HANDOFF_TTL_MS: Final = 5000
+
+# Provider answers whose settlement could not be written yet (ledger down): kept until the
+# job's retry settles them, so the paid call is never made twice.
+PENDING_ANSWER_PREFIX: Final = f"{KEY_PREFIX}pending-answer:"

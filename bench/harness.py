@@ -1,15 +1,19 @@
-"""Shared benchmark plumbing: scratch databases, preloaded queues, timed drains."""
+"""Shared benchmark plumbing: scratch databases, preloaded queues, timed drains, LLM server."""
 
 from __future__ import annotations
 
 import os
+import select
+import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import redis
 from sqlalchemy import create_engine, text
 
@@ -59,15 +63,90 @@ def apply_env(env: dict[str, str]) -> None:
 
 
 def drain_seconds(
-    client: redis.Redis, queue: str, expected: int, start_consuming: object, timeout: float = 300.0
+    client: redis.Redis,
+    queue: str,
+    expected: int,
+    start_consuming: object,
+    timeout: float = 300.0,
+    *,
+    from_first_take: bool = True,
 ) -> float:
-    """Start consumption, then time until the queue and its unacked messages are gone."""
+    """Start consumption, then time until the queue and its unacked messages are gone.
+
+    With `from_first_take` the clock starts when the first message leaves the queue: an idle
+    worker only sees a queue added by `add_consumer` when its pending BRPOP (1 s timeout)
+    returns, which would add a random 0-1 s to every run. Without it, the clock starts when
+    consumption is requested (the original measurement).
+    """
     assert client.llen(queue) == expected, (client.llen(queue), expected)
     started = time.perf_counter()
     start_consuming()  # type: ignore[operator]
     deadline = started + timeout
+    while from_first_take and time.perf_counter() < deadline:
+        if client.llen(queue) < expected:
+            started = time.perf_counter()
+            break
+        time.sleep(0.001)
     while time.perf_counter() < deadline:
         if client.llen(queue) == 0 and client.hlen("unacked") == 0:
             return time.perf_counter() - started
         time.sleep(0.002)
     raise TimeoutError(f"{queue} not drained within {timeout} s")
+
+
+class LLMServerProcess:
+    """`python -m agentqueue.testing.llm_server` in its own process, so its CPU is not ours.
+
+    The server prints its URL as its first line; `/_stats` and `/_reset` read and zero its
+    counters between runs.
+    """
+
+    def __init__(self, latency_ms: float, start_timeout_s: float = 30.0) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agentqueue.testing.llm_server",
+                "--port",
+                "0",
+                "--latency-ms",
+                str(latency_ms),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], start_timeout_s)
+        line = self.process.stdout.readline() if ready else ""
+        if "http://" not in line:
+            self.stop()
+            raise RuntimeError(f"LLM test server did not print its URL (got {line!r})")
+        self.url = line.strip().rsplit(" ", 1)[-1]
+        # One kept-alive connection for /_stats and /_reset, so they add none to the count.
+        self._control = httpx.Client(
+            base_url=self.url, timeout=10, limits=httpx.Limits(keepalive_expiry=None)
+        )
+        self._control.get("/health").raise_for_status()
+
+    @property
+    def base_url(self) -> str:
+        """What AGENTQUEUE_OPENAI_BASE_URL must be."""
+        return f"{self.url}/v1"
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._control.get("/_stats").json())
+
+    def reset(self) -> None:
+        """Zero the counters; connections already open (ours included) are not counted."""
+        self._control.post("/_reset").raise_for_status()
+
+    def stop(self) -> None:
+        if hasattr(self, "_control"):
+            self._control.close()
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)

@@ -1,27 +1,55 @@
 """Jobs per second of agentqueue against bare Celery's no-op task, same Redis, pool and concurrency.
 
-Each side preloads N messages on an idle worker's queue, then tells the worker to consume it
-(`add_consumer`) and times until the queue and the unacked set are empty.
+Each side preloads its messages on an idle worker's queue, then tells the worker to consume it
+(`add_consumer`) and times until the queue and the unacked set are empty. The clock starts when
+the first message leaves the queue (`--clock command`: when add_consumer is sent, which adds the
+idle worker's BRPOP lag of up to 1 s).
 
-    python bench/throughput.py [--jobs 2000] [--concurrency 32] [--database postgres|sqlite]
+P1 (simulated provider, zero latency) compares, in the same run, bare Celery's no-op task with
+agentqueue jobs sent as single messages through the in-worker aggregator (`P1 interactive
+ratio`, also printed as the original `ratio (agentqueue / bare Celery)`) and the same jobs sent
+by `submit_many` as packed batch tasks (`P1 bulk ratio`). With `--rounds N` each side runs N
+times, interleaved, and the best run of each counts.
+
+P2 runs the local OpenAI-compatible test server (a subprocess) at `--latency-ms` and, for each
+concurrency C, one worker with C threads and a provider pool of C connections; it prints the
+jobs/s achieved as a share of the ceiling C / latency (`P2 C=64: Z% of ceiling`). Each C gets
+enough single-message jobs for about `--p2-seconds` at the ceiling.
+
+    python bench/throughput.py [--only p1|p2] [--jobs 2000] [--concurrency 32] [--rounds 2]
+        [--p2-concurrency 16,64,128] [--p2-seconds 5] [--latency-ms 200]
+        [--database postgres|sqlite] [--redis-db 8] [--clock first-take|command]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
-from harness import REDIS_SERVER, apply_env, bench_env, drain_seconds, scratch_postgres
+from harness import (
+    REDIS_SERVER,
+    LLMServerProcess,
+    apply_env,
+    bench_env,
+    drain_seconds,
+    scratch_postgres,
+)
+
+if TYPE_CHECKING:
+    from agentqueue.workers.process import WorkerProcess
 
 QUEUE = "agentqueue.normal"
 IDLE_QUEUE = "agentqueue.critical"  # empty during the run; the worker idles on it
 
 
-def _worker(env: dict[str, str], app: str, concurrency: int, log: Path):
+def _worker(env: dict[str, str], app: str, concurrency: int, log: Path) -> WorkerProcess:
     from agentqueue.workers.process import WorkerProcess
 
     return WorkerProcess(
@@ -34,7 +62,9 @@ def _worker(env: dict[str, str], app: str, concurrency: int, log: Path):
     ).start()
 
 
-def bare_celery(env: dict[str, str], jobs: int, concurrency: int, log_dir: Path) -> float:
+def bare_celery(
+    env: dict[str, str], jobs: int, concurrency: int, log_dir: Path, *, first_take: bool = True
+) -> float:
     import noop_app
 
     worker = _worker(env, "noop_app", concurrency, log_dir / "noop.log")
@@ -42,7 +72,7 @@ def bare_celery(env: dict[str, str], jobs: int, concurrency: int, log_dir: Path)
         worker.wait_ready(noop_app.app, timeout=60)
         with noop_app.app.producer_or_acquire() as producer:
             for index in range(jobs):
-                noop_app.noop.apply_async(args=[f"job-{index}"], queue=QUEUE, producer=producer)
+                noop_app.noop.apply_async(args=(f"job-{index}",), queue=QUEUE, producer=producer)
         client = redis.Redis.from_url(env["AGENTQUEUE_REDIS_URL"])
         seconds = drain_seconds(
             client,
@@ -51,19 +81,31 @@ def bare_celery(env: dict[str, str], jobs: int, concurrency: int, log_dir: Path)
             lambda: noop_app.app.control.add_consumer(
                 QUEUE, destination=[worker.node_name], reply=True
             ),
+            from_first_take=first_take,
         )
     finally:
         worker.stop()
     return jobs / seconds
 
 
-def agentqueue_jobs(env: dict[str, str], jobs: int, concurrency: int, log_dir: Path) -> float:
+def agentqueue_jobs(
+    env: dict[str, str],
+    jobs: int,
+    concurrency: int,
+    log_dir: Path,
+    *,
+    packed: bool = False,
+    log_name: str = "agentqueue.log",
+    first_take: bool = True,
+) -> float:
+    """Jobs/s of `jobs` preloaded jobs: single messages (the aggregator) or packed batch tasks."""
     from agentqueue.client import AgentQueue
     from agentqueue.jobs import JobStatus
     from agentqueue.settings import get_settings
 
-    queue = AgentQueue(get_settings())
-    worker = _worker(env, "agentqueue.workers.app", concurrency, log_dir / "agentqueue.log")
+    settings = get_settings()
+    queue = AgentQueue(settings)
+    worker = _worker(env, "agentqueue.workers.app", concurrency, log_dir / log_name)
     try:
         worker.wait_ready(queue.celery, timeout=60)
         handles = queue.submit_many(
@@ -74,32 +116,172 @@ def agentqueue_jobs(env: dict[str, str], jobs: int, concurrency: int, log_dir: P
                     "messages": [{"role": "user", "content": f"request {index}"}],
                 }
                 for index in range(jobs)
-            ]
+            ],
+            packed=packed,
         )
+        messages = math.ceil(jobs / settings.packed_batch_size) if packed else jobs
         client = redis.Redis.from_url(env["AGENTQUEUE_REDIS_URL"])
         seconds = drain_seconds(
             client,
             QUEUE,
-            jobs,
+            messages,
             lambda: queue.celery.control.add_consumer(
                 QUEUE, destination=[worker.node_name], reply=True
             ),
+            from_first_take=first_take,
         )
         results = queue.wait([h.id for h in handles], timeout=60)
-        assert all(r.status is JobStatus.SUCCEEDED for r in results.values())
+        failed = [r for r in results.values() if r.status is not JobStatus.SUCCEEDED]
+        assert not failed, f"{len(failed)} job(s) did not succeed, first: {failed[0].error}"
     finally:
         worker.stop()
         queue.close()
     return jobs / seconds
 
 
+def p1(
+    env: dict[str, str],
+    jobs: int,
+    concurrency: int,
+    rounds: int,
+    log_dir: Path,
+    *,
+    first_take: bool = True,
+) -> None:
+    """Bare Celery, single messages and packed batches, interleaved; best of `rounds` each."""
+    best = {"bare": 0.0, "interactive": 0.0, "bulk": 0.0}
+    for round_number in range(1, rounds + 1):
+        measured = {
+            "bare": bare_celery(env, jobs, concurrency, log_dir, first_take=first_take),
+            "interactive": agentqueue_jobs(env, jobs, concurrency, log_dir, first_take=first_take),
+            "bulk": agentqueue_jobs(
+                env, jobs, concurrency, log_dir, packed=True, first_take=first_take
+            ),
+        }
+        if rounds > 1:
+            print(
+                f"  round {round_number}: "
+                + ", ".join(f"{name} {rate:.0f}" for name, rate in measured.items())
+                + " jobs/s"
+            )
+        best = {name: max(best[name], rate) for name, rate in measured.items()}
+    baseline = best["bare"]
+    print(f"bare Celery no-op task:          {baseline:8.0f} jobs/s")
+    print(f"agentqueue, simulated provider:  {best['interactive']:8.0f} jobs/s")
+    print(f"ratio (agentqueue / bare Celery): {best['interactive'] / baseline:.2f}")
+    print(f"P1 interactive ratio: {best['interactive'] / baseline:.2f}")
+    print(f"agentqueue, packed batch tasks:  {best['bulk']:8.0f} jobs/s")
+    print(f"P1 bulk ratio: {best['bulk'] / baseline:.2f}")
+
+
+@dataclass(frozen=True)
+class CeilingRun:
+    concurrency: int
+    jobs: int
+    rate: float
+    ceiling: float
+    max_in_flight: int
+    connections: int
+
+
+def provider_ceiling_run(
+    env: dict[str, str],
+    server: LLMServerProcess,
+    concurrency: int,
+    latency_s: float,
+    seconds: float,
+    log_dir: Path,
+    *,
+    first_take: bool = True,
+) -> CeilingRun:
+    """One worker with C threads and a pool of C connections against the test server."""
+    ceiling = concurrency / latency_s
+    jobs = math.ceil(ceiling * seconds)
+    worker_env = {
+        **env,
+        "AGENTQUEUE_PROVIDER": "openai",
+        "AGENTQUEUE_OPENAI_BASE_URL": server.base_url,
+        "AGENTQUEUE_OPENAI_API_KEY": "sk-bench-not-a-real-key",
+        "AGENTQUEUE_HTTP_MAX_CONNECTIONS": str(concurrency),
+        "AGENTQUEUE_HTTP_MAX_CONNECTIONS_PER_HOST": str(concurrency),
+        # The executor sizes its provider-call threads from this, not from --concurrency.
+        "AGENTQUEUE_WORKER_CONCURRENCY": str(concurrency),
+    }
+    server.reset()
+    rate = agentqueue_jobs(
+        worker_env,
+        jobs,
+        concurrency,
+        log_dir,
+        log_name=f"p2-c{concurrency}.log",
+        first_take=first_take,
+    )
+    stats = server.stats()
+    return CeilingRun(
+        concurrency,
+        jobs,
+        rate,
+        ceiling,
+        int(stats["max_in_flight"]),
+        int(stats["connections_accepted"]),
+    )
+
+
+def p2(
+    env: dict[str, str],
+    concurrencies: list[int],
+    latency_ms: float,
+    seconds: float,
+    log_dir: Path,
+    *,
+    first_take: bool = True,
+) -> None:
+    print(
+        f"LLM test server at {latency_ms:.0f} ms; one worker per C, C threads, "
+        "pool of C connections, single messages"
+    )
+    server = LLMServerProcess(latency_ms)
+    try:
+        for concurrency in concurrencies:
+            run = provider_ceiling_run(
+                env,
+                server,
+                concurrency,
+                latency_ms / 1000,
+                seconds,
+                log_dir,
+                first_take=first_take,
+            )
+            print(
+                f"  C={run.concurrency}: {run.jobs} jobs at {run.rate:.0f} jobs/s "
+                f"(ceiling {run.ceiling:.0f}), max {run.max_in_flight} in flight, "
+                f"{run.connections} connections"
+            )
+            print(f"P2 C={run.concurrency}: {100 * run.rate / run.ceiling:.0f}% of ceiling")
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["p1", "p2"], default=None)
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--p2-concurrency", default="16,64,128")
+    parser.add_argument("--p2-seconds", type=float, default=5.0)
+    parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--redis-db", type=int, default=8)
+    parser.add_argument(
+        "--clock",
+        choices=["first-take", "command"],
+        default="first-take",
+        help="start timing when the first message leaves the queue (default), or when "
+        "add_consumer is sent (the original measurement, which includes up to 1 s of BRPOP lag)",
+    )
     args = parser.parse_args()
+    first_take = args.clock == "first-take"
 
     redis_url = f"{REDIS_SERVER}/{args.redis_db}"
     with ExitStack() as stack:
@@ -115,17 +297,31 @@ def main() -> None:
         upgrade(database_url)
         redis.Redis.from_url(redis_url).flushdb()
 
-        print(
-            f"{args.jobs} jobs, threads pool, concurrency {args.concurrency}, "
-            f"database {args.database}, same Redis for both"
-        )
         started = time.perf_counter()
-        baseline = bare_celery(env, args.jobs, args.concurrency, log_dir)
-        print(f"bare Celery no-op task:          {baseline:8.0f} jobs/s")
-        ours = agentqueue_jobs(env, args.jobs, args.concurrency, log_dir)
-        print(f"agentqueue, simulated provider:  {ours:8.0f} jobs/s")
-        print(f"ratio (agentqueue / bare Celery): {ours / baseline:.2f}")
-        print(f"(benchmark took {time.perf_counter() - started:.1f} s)")
+        if args.only in (None, "p1"):
+            print(
+                f"{args.jobs} jobs, threads pool, concurrency {args.concurrency}, "
+                f"database {args.database}, same Redis for both"
+            )
+            p1(
+                env,
+                args.jobs,
+                args.concurrency,
+                max(1, args.rounds),
+                log_dir,
+                first_take=first_take,
+            )
+        if args.only in (None, "p2"):
+            concurrencies = [int(c) for c in args.p2_concurrency.split(",") if c.strip()]
+            p2(
+                env,
+                concurrencies,
+                args.latency_ms,
+                args.p2_seconds,
+                log_dir,
+                first_take=first_take,
+            )
+        print(f"(benchmark took {time.perf_counter() - started:.1f} s; logs in {log_dir})")
 
 
 if __name__ == "__main__":

@@ -39,43 +39,48 @@ def record_cache_hits(
 ) -> None:
     """Record $0 entries with the cost each hit avoided; a live reservation is released.
     Idempotent: a job already settled or recorded as a hit is left alone."""
+    in_transaction(
+        factory, lambda session: record_cache_hits_in(session, prices, hits, now=now, day=day)
+    )
 
-    def work(session: Session) -> None:
-        entries, rows = lock_entries(session, [hit.job_id for hit in hits])
-        inserts: list[dict[str, Any]] = []
-        changes: list[dict[str, Any]] = []
-        done: set[str] = set()
-        for hit in hits:
-            entry = entries.get(hit.job_id)
-            if hit.job_id in done or (
-                entry is not None and entry.state in (EntryState.SETTLED, EntryState.CACHE_HIT)
-            ):
-                continue
-            done.add(hit.job_id)
-            avoided, provider = _avoided_cost(prices, hit, now)
-            values = {
-                "state": EntryState.CACHE_HIT.value,
-                "cost_usd": Decimal(0),
-                "avoided_usd": avoided,
-                "input_tokens": hit.input_tokens,
-                "output_tokens": hit.output_tokens,
-                "settled_at": now,
-                "updated_at": now,
-            }
-            if entry is None:
-                inserts.append(_cache_hit_row(hit, provider, values, now, day))
-                continue
-            if entry.state is EntryState.RESERVED:
-                for key in entry.usage_keys:
-                    if key in rows:
-                        rows[key].unreserve(entry.reserved_usd)
-            changes.append({"k_job_id": hit.job_id, **values})
-        write_back(session, rows.values(), now)
-        if inserts:
-            session.connection().execute(ENTRIES.insert(), inserts)
-        update_entries(session, changes)
 
-    in_transaction(factory, work)
+def record_cache_hits_in(
+    session: Session, prices: PriceBook, hits: Sequence[CacheHit], *, now: datetime, day: str
+) -> None:
+    """`record_cache_hits` inside the caller's transaction."""
+    entries, rows = lock_entries(session, [hit.job_id for hit in hits])
+    inserts: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    done: set[str] = set()
+    for hit in hits:
+        entry = entries.get(hit.job_id)
+        if hit.job_id in done or (
+            entry is not None and entry.state in (EntryState.SETTLED, EntryState.CACHE_HIT)
+        ):
+            continue
+        done.add(hit.job_id)
+        avoided, provider = _avoided_cost(prices, hit, now)
+        values = {
+            "state": EntryState.CACHE_HIT.value,
+            "cost_usd": Decimal(0),
+            "avoided_usd": avoided,
+            "input_tokens": hit.input_tokens,
+            "output_tokens": hit.output_tokens,
+            "settled_at": now,
+            "updated_at": now,
+        }
+        if entry is None:
+            inserts.append(_cache_hit_row(hit, provider, values, now, day))
+            continue
+        if entry.state is EntryState.RESERVED:
+            for key in entry.usage_keys:
+                if key in rows:
+                    rows[key].unreserve(entry.reserved_usd)
+        changes.append({"k_job_id": hit.job_id, **values})
+    write_back(session, rows.values(), now)
+    if inserts:
+        session.connection().execute(ENTRIES.insert(), inserts)
+    update_entries(session, changes)
 
 
 def _avoided_cost(prices: PriceBook, hit: CacheHit, now: datetime) -> tuple[Decimal, str | None]:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.admission import Admission, AdmissionRules, admission_from_entry
 from agentqueue.budget.alerts import AlertSink, BudgetAlert, BudgetAlerts
 from agentqueue.budget.budget_limits import read_budgets
-from agentqueue.budget.cache_hits import CacheHit, record_cache_hits
+from agentqueue.budget.cache_hits import CacheHit, record_cache_hits, record_cache_hits_in
 from agentqueue.budget.catalog import load_catalog
-from agentqueue.budget.errors import BudgetExceeded, LedgerUnavailable
+from agentqueue.budget.errors import BudgetExceeded, LedgerUnavailable, UnknownModelPrice
 from agentqueue.budget.ledger import (
     Ledger,
     Reservation,
@@ -29,9 +30,12 @@ from agentqueue.budget.pricing import PriceBook
 from agentqueue.budget.scopes import scopes_for
 from agentqueue.budget.selection import SelectionWeights
 from agentqueue.budget.state import BudgetState, utilisation_of
+from agentqueue.budget.transactions import in_transaction
 from agentqueue.budget.usage_rows import LiveUsage, UsageKey, UsageView
 from agentqueue.jobs import AgentJob
 from agentqueue.settings import Settings
+
+T = TypeVar("T")
 
 __all__ = [
     "Admission",
@@ -221,6 +225,46 @@ class BudgetGate:
             for s in settlements
         ]
         return self.ledger.settle_many(usages, now=datetime.now(UTC))
+
+    def complete(
+        self,
+        settlements: Sequence[Settlement],
+        cache_hits: Sequence[CacheHitCharge],
+        then: Callable[[Session, dict[str, Decimal]], T],
+    ) -> T:
+        """Settle finished jobs, record cache hits, and run `then(session, costs)` (the
+        caller's own writes, e.g. the jobs' final records) in ONE transaction, so a job is
+        never charged without its record or recorded without its charge.
+
+        Raises:
+            LedgerUnavailable: the database is unreachable; retry the whole step later.
+        """
+        now = datetime.now(UTC)
+        day = current_windows(now, self.timezone)[Period.DAILY].first_day.isoformat()
+        usages = [
+            TokenUsage(s.job_id, s.input_tokens, s.output_tokens, s.cached_input_tokens)
+            for s in settlements
+        ]
+        hits = [
+            CacheHit(h.job_id, h.tenant, h.agent_type, h.model, h.input_tokens, h.output_tokens)
+            for h in cache_hits
+        ]
+
+        def work(session: Session) -> T:
+            costs = self.ledger.settle_in(session, usages=usages, now=now) if usages else {}
+            if hits:
+                record_cache_hits_in(session, self.prices, hits, now=now, day=day)
+            return then(session, costs)
+
+        return in_transaction(self.sessions, work)
+
+    def offers_tier(self, model: str, service_tier: str) -> bool:
+        """Whether the pricing data has a real price for this tier (not a standard fallback)."""
+        try:
+            priced = self.prices.price(model, service_tier)
+        except UnknownModelPrice:
+            return False
+        return priced.tier_source != "no_tier_price"
 
     def release_many(self, job_ids: Sequence[str]) -> None:
         """Drop the reservations of failed jobs; idempotent, settled jobs are left alone."""

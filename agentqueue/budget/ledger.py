@@ -240,48 +240,51 @@ class Ledger:
         still running) is charged now, since the provider did the work. Unknown ids are
         skipped with a warning.
         """
+        return in_transaction(self.factory, partial(self.settle_in, usages=usages, now=now))
 
-        def work(session: Session) -> dict[str, Decimal]:
-            entries, rows = lock_entries(session, [u.job_id for u in usages])
-            costs: dict[str, Decimal] = {}
-            changes: list[dict[str, Any]] = []
-            for usage in usages:
-                entry = entries.get(usage.job_id)
-                if entry is None:
-                    log.warning("settlement for job %s without a reservation", usage.job_id)
+    def settle_in(
+        self, session: Session, *, usages: Sequence[TokenUsage], now: datetime
+    ) -> dict[str, Decimal]:
+        """`settle_many` inside the caller's transaction (so the caller can add its own
+        writes, such as the jobs' final records, atomically)."""
+        entries, rows = lock_entries(session, [u.job_id for u in usages])
+        costs: dict[str, Decimal] = {}
+        changes: list[dict[str, Any]] = []
+        for usage in usages:
+            entry = entries.get(usage.job_id)
+            if entry is None:
+                log.warning("settlement for job %s without a reservation", usage.job_id)
+                continue
+            if usage.job_id in costs:
+                continue
+            if entry.state in (EntryState.SETTLED, EntryState.CACHE_HIT):
+                costs[usage.job_id] = entry.cost_usd
+                continue
+            cost, standard_cost = self._actual_cost(entry, usage)
+            for key in entry.usage_keys:
+                row = rows.get(key)
+                if row is None:
                     continue
-                if usage.job_id in costs:
-                    continue
-                if entry.state in (EntryState.SETTLED, EntryState.CACHE_HIT):
-                    costs[usage.job_id] = entry.cost_usd
-                    continue
-                cost, standard_cost = self._actual_cost(entry, usage)
-                for key in entry.usage_keys:
-                    row = rows.get(key)
-                    if row is None:
-                        continue
-                    if entry.state is EntryState.RESERVED:
-                        row.unreserve(entry.reserved_usd)
-                    row.spend(cost)
-                costs[usage.job_id] = cost
-                changes.append(
-                    {
-                        "k_job_id": usage.job_id,
-                        "state": EntryState.SETTLED.value,
-                        "cost_usd": cost,
-                        "standard_cost_usd": standard_cost,
-                        "input_tokens": usage.input_tokens,
-                        "output_tokens": usage.output_tokens,
-                        "cached_input_tokens": usage.cached_input_tokens,
-                        "settled_at": now,
-                        "updated_at": now,
-                    }
-                )
-            write_back(session, rows.values(), now)
-            update_entries(session, changes)
-            return costs
-
-        return in_transaction(self.factory, work)
+                if entry.state is EntryState.RESERVED:
+                    row.unreserve(entry.reserved_usd)
+                row.spend(cost)
+            costs[usage.job_id] = cost
+            changes.append(
+                {
+                    "k_job_id": usage.job_id,
+                    "state": EntryState.SETTLED.value,
+                    "cost_usd": cost,
+                    "standard_cost_usd": standard_cost,
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "cached_input_tokens": usage.cached_input_tokens,
+                    "settled_at": now,
+                    "updated_at": now,
+                }
+            )
+        write_back(session, rows.values(), now)
+        update_entries(session, changes)
+        return costs
 
     def release_many(
         self, job_ids: Sequence[str], *, now: datetime, reserved_before: datetime | None = None

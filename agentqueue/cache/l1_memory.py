@@ -141,6 +141,19 @@ class L1MemoryCache:
             self._bytes = 0
             self._protected_used = 0
 
+    def shrink(self, share: float) -> int:
+        """Give back `share` of the bytes in use, coldest first (memory pressure)."""
+        evicted = 0
+        with self._lock:
+            target = int(self._bytes * (1.0 - min(1.0, max(0.0, share))))
+            while self._bytes > target and len(self):
+                segment = self._probation or self._protected
+                self._remove_locked(next(iter(segment)))
+                evicted += 1
+        if evicted and self._stats is not None:
+            self._stats.add("l1", "evictions", evicted)
+        return evicted
+
     def _promote_locked(self, key: str, node: _Node) -> None:
         del self._probation[key]
         self._protected[key] = node

@@ -31,7 +31,8 @@ def cache_redis_url(settings: Settings) -> str:
     db = settings.cache_redis_db if settings.cache_redis_db is not None else broker_db + 1
     if parts.scheme == "unix":
         query["db"] = str(db)
-        return urlunsplit(parts._replace(query=urlencode(query)))
+        # urlunsplit would drop the empty host and leave "unix:/path", which redis-py refuses.
+        return f"unix://{parts.path}?{urlencode(query)}"
     return urlunsplit(parts._replace(path=f"/{db}", query=urlencode(query)))
 
 

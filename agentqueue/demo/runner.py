@@ -98,6 +98,7 @@ def _run_deferred(
             [Dispatchable(r.job_id, r.agent_type, r.model, r.priority) for r in released],
             packed=True,
             service_tier="flex",
+            released=True,
         ),
         now=opens,
         limit=len(deferred),

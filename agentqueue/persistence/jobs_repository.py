@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, case, delete, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -264,3 +264,28 @@ def defer_running(session: Session, release_after: dict[str, datetime]) -> set[s
         if row is not None:
             moved.add(row.id)
     return moved
+
+
+def stale_unfinished(
+    session: Session, *, before: datetime, limit: int
+) -> list[tuple[ReleasedJob, bool]]:
+    """Jobs whose message may be gone, each with whether it is `running`: running since
+    before `before` (its worker died), or queued since before `before` and never started."""
+    stale = or_(
+        and_(jobs.c.status == JobStatus.RUNNING.value, jobs.c.started_at < before),
+        and_(
+            jobs.c.status == JobStatus.QUEUED.value,
+            jobs.c.submitted_at < before,
+            jobs.c.started_at.is_(None),
+        ),
+    )
+    rows = session.execute(
+        select(jobs.c.id, jobs.c.agent_type, jobs.c.model, jobs.c.priority, jobs.c.status)
+        .where(stale)
+        .order_by(jobs.c.submitted_at)
+        .limit(limit)
+    ).all()
+    return [
+        (ReleasedJob(r.id, r.agent_type, r.model, r.priority), r.status == JobStatus.RUNNING.value)
+        for r in rows
+    ]

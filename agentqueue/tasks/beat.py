@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from decimal import Decimal
 
-from agentqueue.constants import TASK_RELEASE_DEFERRED
+from agentqueue.constants import (
+    BUDGET_UTILISATION_KEY,
+    TASK_BUDGET_ALERTS,
+    TASK_PURGE_EXPIRED_CACHE,
+    TASK_REDELIVER_STALE_JOBS,
+    TASK_RELEASE_DEFERRED,
+    TASK_SWEEP_STALE_RESERVATIONS,
+)
 from agentqueue.jobs import utcnow
 from agentqueue.persistence.jobs_repository import ReleasedJob
+from agentqueue.scheduler.redelivery import redeliver_stale
 from agentqueue.scheduler.release import release_deferred as release_due
-from agentqueue.scheduler.windows import OffPeakSchedule
 from agentqueue.workers.app import app
 from agentqueue.workers.context import current_context
-from agentqueue.workers.dispatch import Dispatchable, Dispatcher
+from agentqueue.workers.dispatch import Dispatchable, Dispatcher, queue_for
+from agentqueue.workers.executor import OFFPEAK_TIER
 
-OFFPEAK_TIER = "flex"
+log = logging.getLogger(__name__)
+
+# Utilisation published for autoscalers outlives a few missed beats, not a dead beat.
+UTILISATION_TTL_S = 300
 
 
 @app.task(name=TASK_RELEASE_DEFERRED, ignore_result=True)
 def release_deferred() -> int:
-    """Release due deferred jobs as packed batches on the cheaper off-peak tier."""
+    """Release due deferred jobs as packed batches on the cheaper off-peak tier.
+
+    Inside the window every deferred job is due; outside it, only those whose deadline
+    nears. While the budget ladder says defer, only deadline-bound jobs go out.
+    """
     context = current_context()
     settings = context.settings
     dispatcher = Dispatcher(app, packed_batch_size=settings.packed_batch_size)
@@ -28,14 +45,64 @@ def release_deferred() -> int:
             [Dispatchable(r.job_id, r.agent_type, r.model, r.priority) for r in released],
             packed=True,
             service_tier=OFFPEAK_TIER,
+            released=True,
         )
 
     now = utcnow()
+    pressure = context.gate.max_utilisation(now=now) >= Decimal(str(settings.budget_defer_at))
     released = release_due(
         context.sessions,
         publish,
         now=now,
         limit=settings.release_rate_per_minute,
-        window_open=OffPeakSchedule.from_settings(settings).is_off_peak(now),
+        window_open=context.offpeak.is_off_peak(now),
+        deadline_only=pressure,
     )
     return len(released)
+
+
+@app.task(name=TASK_REDELIVER_STALE_JOBS, ignore_result=True)
+def redeliver_stale_jobs() -> int:
+    """Send again the jobs whose message a crash lost (they live on in SQL)."""
+    context = current_context()
+    settings = context.settings
+    dispatcher = Dispatcher(app, packed_batch_size=settings.packed_batch_size)
+    owed = redeliver_stale(
+        context.sessions,
+        lambda jobs: dispatcher.send(
+            [Dispatchable(j.job_id, j.agent_type, j.model, j.priority) for j in jobs],
+            packed=False,
+        ),
+        lambda priority: context.redis.llen(queue_for(priority)) == 0,
+        now=utcnow(),
+        visibility_timeout_s=settings.effective_visibility_timeout_s,
+    )
+    if owed:
+        log.warning("sent %d job(s) again whose message was lost", len(owed))
+    return len(owed)
+
+
+@app.task(name=TASK_SWEEP_STALE_RESERVATIONS, ignore_result=True)
+def sweep_stale_reservations() -> int:
+    """Release reservations of workers that died between reserve and settle."""
+    swept = current_context().gate.sweep_stale_reservations()
+    if swept:
+        log.warning("released %d stale reservation(s)", swept)
+    return swept
+
+
+@app.task(name=TASK_BUDGET_ALERTS, ignore_result=True)
+def budget_alerts() -> str:
+    """Alert once per threshold crossing, and publish utilisation for the autoscalers."""
+    context = current_context()
+    context.gate.check_alerts()
+    utilisation = context.gate.max_utilisation()
+    context.redis.set(BUDGET_UTILISATION_KEY, str(utilisation), ex=UTILISATION_TTL_S)
+    return str(utilisation)
+
+
+@app.task(name=TASK_PURGE_EXPIRED_CACHE, ignore_result=True)
+def purge_expired_cache() -> int:
+    """Delete expired L3 cache rows and bodies nothing refers to any more."""
+    result = current_context().cache.purge_expired()
+    return int(result.entries)

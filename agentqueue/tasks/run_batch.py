@@ -28,20 +28,24 @@ def run_batch(
     agent_type: object = "",
     model: object = "",
     service_tier: object = "standard",
+    released: object = False,
 ) -> None:
     if (
         not isinstance(job_ids, list)
         or not job_ids
         or not all(isinstance(i, str) and i for i in job_ids)
         or not isinstance(service_tier, str)
+        or not isinstance(released, bool)
     ):
         log.error("run_batch got malformed arguments; message dropped")
         return
     # A redelivered chunk skips the jobs that already have a final record (claim ignores them).
-    report = BatchExecutor(current_context()).run(job_ids, service_tier=service_tier)
+    report = BatchExecutor(current_context()).run(
+        job_ids, service_tier=service_tier, released=released
+    )
     if report.retry:
         hints = [getattr(e, "retry_after_s", None) or 0.0 for e in report.retry.values()]
         raise self.retry(
-            args=[list(report.retry), agent_type, model, service_tier],
+            args=[list(report.retry), agent_type, model, service_tier, released],
             countdown=retry_countdown(self.request.retries, max(hints)),
         )

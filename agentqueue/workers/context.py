@@ -13,11 +13,16 @@ from typing import TYPE_CHECKING
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from agentqueue.budget.alerts import AlertSink
+from agentqueue.budget.gate import BudgetGate
+from agentqueue.cache.tiered import TieredCache
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.providers import Provider, build_provider
 from agentqueue.results import ResultStore
+from agentqueue.scheduler.windows import OffPeakSchedule
 from agentqueue.settings import Settings, get_settings
 from agentqueue.workers.aggregator import BatchAggregator, FlushRecord
+from agentqueue.workers.pending_answers import PendingAnswers
 
 if TYPE_CHECKING:
     from agentqueue.workers.executor import ExecutionReport
@@ -45,6 +50,10 @@ class WorkerContext:
     redis: redis.Redis
     results: ResultStore
     provider: Provider
+    gate: BudgetGate
+    cache: TieredCache
+    offpeak: OffPeakSchedule
+    pending_answers: PendingAnswers
     calls: ThreadPoolExecutor = field(repr=False)
     aggregator: BatchAggregator[ExecutionReport] = field(init=False, repr=False)
 
@@ -59,24 +68,32 @@ class WorkerContext:
         )
 
     @classmethod
-    def build(cls, settings: Settings) -> WorkerContext:
+    def build(cls, settings: Settings, *, alert_sink: AlertSink | None = None) -> WorkerContext:
         client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+        sessions = get_sessionmaker(settings.resolved_database_url)
+        cache = TieredCache.from_settings(settings, sessions)
+        cache.start_listener(wait_s=0)
         return cls(
             settings=settings,
-            sessions=get_sessionmaker(settings.resolved_database_url),
+            sessions=sessions,
             redis=client,
             results=ResultStore(client, ttl_s=settings.result_ttl_s),
             provider=build_provider(settings),
+            gate=BudgetGate(sessions, settings, alert_sink=alert_sink),
+            cache=cache,
+            offpeak=OffPeakSchedule.from_settings(settings),
+            pending_answers=PendingAnswers(client, ttl_s=settings.effective_visibility_timeout_s),
             calls=ThreadPoolExecutor(
                 max_workers=settings.worker_concurrency, thread_name_prefix="aq-call"
             ),
         )
 
-    def memory_releasers(self) -> list[Callable[[float], None]]:
+    def memory_releasers(self) -> list[Callable[[float], object]]:
         """What the memory guard may shrink under pressure (given the share to give back)."""
-        return []
+        return [self.cache.l1.shrink]
 
     def close(self) -> None:
+        self.cache.close()
         self.calls.shutdown(wait=True)
         self.provider.close()
         self.redis.close()
@@ -94,7 +111,9 @@ def current_context() -> WorkerContext:
         with _lock:
             context = _contexts.get(pid)
             if context is None:
-                context = WorkerContext.build(get_settings())
+                from agentqueue.workers.alert_events import send_alert_event
+
+                context = WorkerContext.build(get_settings(), alert_sink=send_alert_event)
                 _contexts[pid] = context
     return context
 

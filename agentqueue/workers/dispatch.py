@@ -41,9 +41,17 @@ class Dispatcher:
         self.packed_batch_size = packed_batch_size
 
     def send(
-        self, jobs: Sequence[Dispatchable], *, packed: bool, service_tier: str = "standard"
+        self,
+        jobs: Sequence[Dispatchable],
+        *,
+        packed: bool,
+        service_tier: str = "standard",
+        released: bool = False,
     ) -> int:
-        """Publish; returns how many jobs were sent before any failure (which re-raises)."""
+        """Publish; returns how many jobs were sent before any failure (which re-raises).
+
+        `released` marks jobs coming back from deferral (they must not be deferred again).
+        """
         if not jobs:
             return 0
         sent = 0
@@ -63,7 +71,13 @@ class Dispatcher:
                 first = chunk[0]
                 self.celery.send_task(
                     TASK_RUN_BATCH,
-                    args=[[j.job_id for j in chunk], first.agent_type, first.model, service_tier],
+                    args=[
+                        [j.job_id for j in chunk],
+                        first.agent_type,
+                        first.model,
+                        service_tier,
+                        released,
+                    ],
                     queue=queue_for(first.priority),
                     producer=producer,
                 )

@@ -1,22 +1,36 @@
-"""Run a group of jobs: claim, call the provider concurrently, record each final result once."""
+"""Run a group of jobs through the path every job takes, paying fixed costs once per group.
+
+claim (SQL) -> admit: model, ladder, reservation (ledger) -> cache lookup -> provider calls
+behind single-flight -> settle + cache hits + final records (ONE transaction) -> results to
+Redis and the cache tiers.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 
+from agentqueue.budget.gate import Admission, CacheHitCharge, LedgerUnavailable, Settlement
+from agentqueue.cache.entry import CacheEntry
+from agentqueue.cache.request import CacheRequest
 from agentqueue.errors import AgentQueueError
-from agentqueue.jobs import AgentJob, ErrorInfo, JobResult, JobStatus, Usage, utcnow
+from agentqueue.jobs import JobResult, JobStatus, utcnow
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
-from agentqueue.providers import ProviderError, ProviderRequest, ProviderResponse
+from agentqueue.scheduler.deferral_policy import release_time_for
 from agentqueue.workers.context import WorkerContext
+from agentqueue.workers.job_results import answered, ended
+from agentqueue.workers.provider_calls import CallOutcome, PlannedCall, call_all
 
 log = logging.getLogger(__name__)
+
+OFFPEAK_TIER = "flex"
 
 
 class DatabaseUnavailable(AgentQueueError):
@@ -30,37 +44,43 @@ class ExecutionReport:
     finished: list[JobResult] = field(default_factory=list)
     retry: dict[str, AgentQueueError] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    deferred: dict[str, datetime] = field(default_factory=dict)
 
 
-def provider_request(
-    job: AgentJob, *, model: str, default_max_tokens: int, service_tier: str = "standard"
-) -> ProviderRequest:
-    return ProviderRequest(
-        model=model,
-        messages=[m.model_dump(exclude_none=True) for m in job.messages],
-        max_tokens=job.params.max_tokens or default_max_tokens,
-        temperature=job.params.temperature,
-        top_p=job.params.top_p,
-        stop=job.params.stop,
-        seed=job.params.seed,
-        service_tier=service_tier,
-        request_id=job.id,
-    )
+@dataclass
+class _Work:
+    """One claimed job on its way through the batch."""
+
+    item: ClaimedJob
+    admission: Admission | None = None
+    cache: CacheRequest | None = None
+    entry: CacheEntry | None = None
+    cache_tier: str | None = None
+    service_tier: str = "standard"
+    result: JobResult | None = None
+
+    @property
+    def job_id(self) -> str:
+        return self.item.job.id
 
 
 class BatchExecutor:
-    """Processes jobs that share `(agent_type, model)` together, paying fixed costs once."""
+    """Processes jobs that share `(agent_type, model)` together."""
 
     def __init__(self, context: WorkerContext) -> None:
         self.context = context
         self.settings = context.settings
+        self.provider_name = context.provider.name
 
-    def run(self, job_ids: Sequence[str], *, service_tier: str = "standard") -> ExecutionReport:
+    def run(
+        self, job_ids: Sequence[str], *, service_tier: str = "standard", released: bool = False
+    ) -> ExecutionReport:
+        """`released` marks jobs coming back from deferral: they run, never defer again."""
         report = ExecutionReport()
         try:
             claimed = self._claim(job_ids)
-        except DatabaseUnavailable as exc:
-            report.retry = {job_id: exc for job_id in job_ids}
+        except DatabaseUnavailable as error:
+            report.retry = dict.fromkeys(job_ids, error)
             return report
         claimed_ids = {c.job.id for c in claimed}
         report.skipped = [job_id for job_id in job_ids if job_id not in claimed_ids]
@@ -69,72 +89,229 @@ class BatchExecutor:
         if not claimed:
             return report
 
-        outcomes = self._call_provider(claimed, service_tier)
-        results: list[JobResult] = []
-        for item in claimed:
-            outcome = outcomes[item.job.id]
-            if isinstance(outcome, ProviderError):
-                if outcome.retryable and item.attempts <= self.settings.job_max_retries:
-                    report.retry[item.job.id] = outcome
-                    continue
-                results.append(self._failed(item, outcome))
-            else:
-                results.append(self._succeeded(item, outcome))
+        work = [_Work(item) for item in claimed]
         try:
-            self._record(results, list(report.retry))
-        except DatabaseUnavailable as exc:
-            # Nothing final was written: run again later rather than lose the record.
-            for result in results:
-                report.retry[result.job_id] = exc
-            return report
-        report.finished = results
-        return report
+            self._admit(work, service_tier, released, report)
+        except LedgerUnavailable as error:
+            return self._retry_all(work, error, report)
+        runnable = [w for w in work if w.result is None and w.job_id not in report.deferred]
+        self._recover_paid(runnable)
+        self._look_up([w for w in runnable if w.entry is None])
+        self._call([w for w in runnable if w.entry is None], report)
+        return self._complete(work, report)
+
+    # Steps ---------------------------------------------------------------------------------
 
     def _claim(self, job_ids: Sequence[str]) -> list[ClaimedJob]:
         try:
             with self.context.sessions.begin() as session:
                 return jobs_repository.claim(session, job_ids, now=utcnow())
-        except (OperationalError, DBAPIError) as exc:
+        except (OperationalError, DBAPIError) as error:
             log.warning(
                 "database unavailable while claiming %d job(s): %s",
                 len(job_ids),
-                type(exc).__name__,
+                type(error).__name__,
             )
             raise DatabaseUnavailable("the jobs database cannot be reached; retrying") from None
 
-    def _call_provider(
-        self, claimed: Sequence[ClaimedJob], service_tier: str
-    ) -> dict[str, ProviderResponse | ProviderError]:
-        def call(item: ClaimedJob) -> ProviderResponse | ProviderError:
-            request = provider_request(
-                item.job,
-                model=item.job.model,
-                default_max_tokens=self.settings.default_max_tokens,
-                service_tier=service_tier,
+    def _admit(
+        self, work: list[_Work], service_tier: str, released: bool, report: ExecutionReport
+    ) -> None:
+        now = utcnow()
+        offpeak = self.context.offpeak
+        # Deferring to off-peak gains nothing once off-peak has come.
+        defer_allowed = not released and not offpeak.is_off_peak(now)
+        admissions = self.context.gate.admit_many(
+            [w.item.job for w in work],
+            now=now,
+            service_tier=service_tier,
+            defer_allowed=defer_allowed,
+        )
+        for w, admission in zip(work, admissions, strict=True):
+            w.admission = admission
+            if admission.decision == "reject":
+                assert admission.error is not None
+                w.result = ended(
+                    w.item,
+                    admission,
+                    admission.error,
+                    provider=self.provider_name,
+                    status=JobStatus.REJECTED,
+                )
+            elif admission.decision == "defer":
+                job = w.item.job
+                report.deferred[w.job_id] = (
+                    release_time_for(
+                        job.priority,
+                        job.deadline,
+                        self.settings.expected_run_s_default,
+                        now,
+                        offpeak.windows,
+                        offpeak.tz,
+                        budget_says_defer=True,
+                    )
+                    or now
+                )
+            else:
+                w.service_tier = self._tier(admission)
+
+    def _tier(self, admission: Admission) -> str:
+        """The cheaper tier only where the model really has one; otherwise standard."""
+        wanted = admission.service_tier
+        if wanted != "standard" and not self.context.gate.offers_tier(admission.model, wanted):
+            return "standard"
+        return wanted
+
+    def _recover_paid(self, runnable: list[_Work]) -> None:
+        """Answers paid for on an earlier attempt, when only the ledger write failed."""
+        retried = [w.job_id for w in runnable if w.item.attempts > 1]
+        if not retried:
+            return
+        kept = self.context.pending_answers.take(retried)
+        for w in runnable:
+            if w.job_id in kept:
+                w.entry = kept[w.job_id]
+
+    def _look_up(self, runnable: list[_Work]) -> None:
+        for w in runnable:
+            assert w.admission is not None
+            w.cache = CacheRequest.for_job(
+                w.item.job,
+                provider=self.provider_name,
+                model=w.admission.model,
+                settings=self.settings,
             )
+        readable = [w for w in runnable if w.cache is not None and w.cache.readable]
+        if not readable:
+            return
+        lookups = self.context.cache.lookup_many([w.cache for w in readable if w.cache])
+        for w, lookup in zip(readable, lookups, strict=True):
+            if lookup.hit and lookup.entry is not None:
+                w.entry, w.cache_tier = lookup.entry, lookup.tier
+
+    def _call(self, runnable: list[_Work], report: ExecutionReport) -> None:
+        pending = [w for w in runnable if w.entry is None]
+        calls = [
+            PlannedCall(
+                w.item.job,
+                w.admission.model,
+                w.admission.max_output_tokens,
+                w.service_tier,
+                w.cache,
+            )
+            for w in pending
+            if w.admission is not None
+        ]
+        outcomes = call_all(self.context, calls) if calls else {}
+        failed: list[str] = []
+        for w in pending:
+            outcome = outcomes.get(w.job_id)
+            if outcome is None:
+                continue
+            self._take(w, outcome, report, failed)
+        if failed:
             try:
-                return self.context.provider.complete(request)
-            except ProviderError as exc:
-                return exc
-            except Exception as exc:  # a provider bug must fail one job, not the batch
-                log.exception("provider raised unexpectedly for job %s", item.job.id)
-                return ProviderError(f"provider failed: {type(exc).__name__}", retryable=False)
+                self.context.gate.release_many(failed)
+            except LedgerUnavailable:
+                log.warning(
+                    "could not release %d reservation(s) now; the sweeper will", len(failed)
+                )
 
-        if len(claimed) == 1:
-            return {claimed[0].job.id: call(claimed[0])}
-        futures = {item.job.id: self.context.calls.submit(call, item) for item in claimed}
-        return {job_id: future.result() for job_id, future in futures.items()}
+    def _take(
+        self, w: _Work, outcome: CallOutcome, report: ExecutionReport, failed: list[str]
+    ) -> None:
+        if outcome.entry is not None:
+            w.entry = outcome.entry
+            w.cache_tier = "single_flight" if outcome.from_peer else None
+            return
+        error = outcome.error
+        assert error is not None
+        if error.retryable and w.item.attempts <= self.settings.job_max_retries:
+            report.retry[w.job_id] = error  # the reservation stays for the next attempt
+            return
+        failed.append(w.job_id)
+        w.result = ended(
+            w.item, w.admission, error, provider=self.provider_name, status=JobStatus.FAILED
+        )
 
-    def _record(self, results: list[JobResult], retry_ids: list[str]) -> None:
+    def _complete(self, work: list[_Work], report: ExecutionReport) -> ExecutionReport:
+        answered_work = [w for w in work if w.entry is not None and w.result is None]
+        paid = [w for w in answered_work if w.cache_tier is None]
+        hits = [w for w in answered_work if w.cache_tier is not None]
+        settlements = [
+            Settlement(
+                w.job_id,
+                w.entry.usage.input_tokens,
+                w.entry.usage.output_tokens,
+                w.entry.usage.cached_input_tokens,
+            )
+            for w in paid
+            if w.entry is not None
+        ]
+        charges = [
+            CacheHitCharge(
+                w.job_id,
+                w.item.job.tenant,
+                w.item.job.agent_type,
+                w.admission.model if w.admission else w.item.job.model,
+                w.entry.usage.input_tokens,
+                w.entry.usage.output_tokens,
+            )
+            for w in hits
+            if w.entry is not None
+        ]
+
+        def record(session: Session, costs: dict[str, Decimal]) -> set[str]:
+            for w in answered_work:
+                assert w.entry is not None and w.admission is not None
+                w.result = answered(
+                    w.item,
+                    w.admission,
+                    w.entry,
+                    provider=self.provider_name,
+                    cost=costs.get(w.job_id, Decimal(0)),
+                    service_tier=w.service_tier,
+                    cache_tier=w.cache_tier,
+                )
+            final = [w.result for w in work if w.result is not None]
+            written = jobs_repository.finish(session, final)
+            if report.deferred:
+                jobs_repository.defer_running(session, report.deferred)
+            if report.retry:
+                jobs_repository.requeue(session, list(report.retry))
+            return written
+
+        try:
+            written = self.context.gate.complete(settlements, charges, record)
+        except LedgerUnavailable as error:
+            # The provider was paid: keep its answers so the retry settles, not re-calls.
+            self.context.pending_answers.keep(
+                {w.job_id: w.entry for w in paid if w.entry is not None}
+            )
+            for w in work:  # nothing of this step was written: every job comes back
+                report.retry[w.job_id] = error
+            report.deferred.clear()
+            return report
+        self.context.pending_answers.forget([w.job_id for w in paid if w.item.attempts > 1])
+        final = [w.result for w in work if w.result is not None and w.job_id in written]
+        self.context.results.publish(final)
+        # Fresh answers were written to the cache tiers by their single-flight tickets.
+        report.finished = final
+        return report
+
+    # Recovery ------------------------------------------------------------------------------
+
+    def _retry_all(
+        self, work: list[_Work], error: AgentQueueError, report: ExecutionReport
+    ) -> ExecutionReport:
+        for w in work:
+            report.retry[w.job_id] = error
         try:
             with self.context.sessions.begin() as session:
-                written = jobs_repository.finish(session, results)
-                if retry_ids:
-                    jobs_repository.requeue(session, retry_ids)
-        except (OperationalError, DBAPIError) as exc:
-            log.warning("database unavailable while recording results: %s", type(exc).__name__)
-            raise DatabaseUnavailable("the jobs database cannot be reached; retrying") from None
-        self.context.results.publish([r for r in results if r.job_id in written])
+                jobs_repository.requeue(session, [w.job_id for w in work])
+        except (OperationalError, DBAPIError):
+            pass  # the claim stays 'running'; the retry claims it again all the same
+        return report
 
     def _republish_final(self, job_ids: Sequence[str]) -> None:
         """A redelivered message for a finished job: make sure its waiter can see the result."""
@@ -145,39 +322,3 @@ class BatchExecutor:
             return
         final = [jobs_repository.record_to_result(r) for r in records]
         self.context.results.publish([r for r in final if r.is_final])
-
-    def _base(self, item: ClaimedJob) -> dict[str, object]:
-        job = item.job
-        return {
-            "job_id": job.id,
-            "agent_type": job.agent_type,
-            "tenant": job.tenant,
-            "priority": job.priority,
-            "attempts": item.attempts,
-            "submitted_at": item.submitted_at,
-            "started_at": item.started_at,
-            "finished_at": utcnow(),
-            "provider": self.context.provider.name,
-        }
-
-    def _succeeded(self, item: ClaimedJob, response: ProviderResponse) -> JobResult:
-        return JobResult(
-            **self._base(item),
-            status=JobStatus.SUCCEEDED,
-            output=response.output,
-            model=response.model,
-            usage=Usage(
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-            ),
-            cost_usd=str(Decimal(0)),
-            service_tier=response.service_tier,
-        )
-
-    def _failed(self, item: ClaimedJob, error: AgentQueueError) -> JobResult:
-        return JobResult(
-            **self._base(item),
-            status=JobStatus.FAILED,
-            model=item.job.model,
-            error=ErrorInfo(code=error.code, message=error.message),
-        )

@@ -35,7 +35,7 @@ class MemoryGuard:
     soft_limit_bytes: int
     interval_s: float = 5.0
     read_rss: Callable[[], int] = resident_bytes
-    on_soft: list[Callable[[float], None]] = field(default_factory=list)
+    on_soft: list[Callable[[float], object]] = field(default_factory=list)
     on_hard: Callable[[], None] = field(default=lambda: os.kill(os.getpid(), signal.SIGTERM))
     soft_events: int = 0
     hard_triggered: bool = False
@@ -44,15 +44,14 @@ class MemoryGuard:
 
     @classmethod
     def for_limit(
-        cls, max_memory_mb: int, *, soft_fraction: float, interval_s: float, **kwargs: object
+        cls, max_memory_mb: int, *, soft_fraction: float, interval_s: float
     ) -> MemoryGuard:
         hard = max_memory_mb * MIB
         return cls(
             hard_limit_bytes=hard,
             soft_limit_bytes=int(hard * soft_fraction),
             interval_s=interval_s,
-            **kwargs,
-        )  # type: ignore[arg-type]
+        )
 
     def check(self) -> str:
         """One sample and the action it calls for: 'ok', 'soft' or 'hard'."""

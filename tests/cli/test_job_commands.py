@@ -102,3 +102,30 @@ def test_submit_without_wait_prints_ids_and_a_bad_line_submits_nothing(
     assert "line 2" in refused.stderr and "Traceback" not in refused.stderr
     assert missing.returncode == 2 and "job_not_found" in missing.stderr
     assert pipeline.queue.status("cli-1").status.value == "queued"
+
+
+def test_stats_shows_jobs_queues_cache_and_money(pipeline: Pipeline) -> None:
+    """Given finished jobs, `agentqueue stats --json` counts them and the money they cost."""
+    pipeline.start_worker()
+    handles = pipeline.queue.submit_many([simple_job(i) for i in range(6)])
+    pipeline.queue.wait([h.id for h in handles], timeout=30)
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "agentqueue.cli", "stats", "--json"],
+        env=_cli_env(pipeline),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["jobs"] == {"succeeded": 6}
+    assert set(data["queues"]) == {
+        "agentqueue.critical",
+        "agentqueue.high",
+        "agentqueue.normal",
+        "agentqueue.low",
+    }
+    assert data["ledger"]["entries"] == 6 and float(data["ledger"]["spent_usd"]) > 0
+    assert {"l1", "l2", "l3"} <= set(data["cache"])

@@ -14,6 +14,7 @@ from agentqueue.constants import TASK_RELEASE_DEFERRED
 from agentqueue.jobs import JobStatus, utcnow
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.persistence.jobs_repository import ReleasedJob
+from agentqueue.persistence.ledger_tables import LedgerEntryRecord
 from agentqueue.scheduler.release import release_deferred
 from tests.support.pipeline import Pipeline, running_pipeline, simple_job
 
@@ -42,8 +43,10 @@ def _run_beat_task(pipeline: Pipeline) -> None:
 
 def test_low_job_waits_for_the_window_then_runs_on_release(peak_pipeline: Pipeline) -> None:
     """Given peak hours, a low job is deferred with its release time; when the window is open
-    and release_deferred runs (on a real worker), the job runs."""
-    handle = peak_pipeline.queue.submit(simple_job(1, priority="low"))
+    and release_deferred runs (on a real worker), the job runs on the model's cheaper flex
+    tier, and the ledger shows what that saved against the standard price."""
+    handle = peak_pipeline.queue.submit(simple_job(1, priority="low", model="o4-mini"))
+    plain = peak_pipeline.queue.submit(simple_job(3, priority="low", model="gpt-4o-mini"))
     normal = peak_pipeline.queue.submit(simple_job(2, priority="normal"))
 
     deferred = handle.status()
@@ -59,6 +62,14 @@ def test_low_job_waits_for_the_window_then_runs_on_release(peak_pipeline: Pipeli
 
     result = handle.get(timeout=30)
     assert result.status is JobStatus.SUCCEEDED and result.output
+    assert result.service_tier == "flex"
+    # A model without a flex price runs on the standard tier, at the standard price.
+    assert plain.get(timeout=30).service_tier == "standard"
+    with peak_pipeline.queue.sessions() as session:
+        entry = session.get(LedgerEntryRecord, handle.id)
+    assert entry is not None and entry.state == "settled" and entry.service_tier == "flex"
+    assert 0 < entry.cost_usd < entry.standard_cost_usd
+    assert entry.cost_usd == result.cost
 
 
 def test_a_near_deadline_is_never_waited_past(peak_pipeline: Pipeline) -> None:

@@ -1,0 +1,96 @@
+"""`agentqueue stats`: jobs by status, queue depths, cache tiers and money, in one view."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import click
+import redis
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from agentqueue.constants import QUEUES
+from agentqueue.persistence.engine import get_sessionmaker
+from agentqueue.persistence.job_table import JobRecord
+from agentqueue.persistence.ledger_tables import LedgerEntryRecord
+from agentqueue.settings import get_settings
+
+
+def collect_stats() -> dict[str, Any]:
+    from agentqueue.cache.tiered import TieredCache
+
+    settings = get_settings()
+    sessions = get_sessionmaker(settings.resolved_database_url)
+    with sessions() as session:
+        by_status = dict(
+            session.execute(select(JobRecord.status, func.count()).group_by(JobRecord.status))
+            .tuples()
+            .all()
+        )
+        money = session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(LedgerEntryRecord.cost_usd), 0),
+                func.coalesce(func.sum(LedgerEntryRecord.avoided_usd), 0),
+                func.coalesce(
+                    func.sum(
+                        LedgerEntryRecord.standard_cost_usd - LedgerEntryRecord.cost_usd
+                    ).filter(LedgerEntryRecord.state == "settled"),
+                    0,
+                ),
+            )
+        ).one()
+    client = redis.Redis.from_url(settings.redis_url)
+    depths = {queue: int(client.llen(queue)) for queue in QUEUES}
+    cache = TieredCache.from_settings(settings, sessions)
+    try:
+        cache_stats = cache.stats()
+    finally:
+        cache.close()
+    return {
+        "jobs": by_status,
+        "queues": depths,
+        "ledger": {
+            "entries": int(money[0]),
+            "spent_usd": str(Decimal(money[1])),
+            "avoided_by_cache_usd": str(Decimal(money[2])),
+            "saved_by_tier_usd": str(Decimal(money[3])),
+        },
+        "cache": cache_stats,
+    }
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+def stats(as_json: bool) -> None:
+    """Jobs by status, queue depths, cache hit rates and money spent or avoided."""
+    data = collect_stats()
+    if as_json:
+        click.echo(json.dumps(data, default=str, sort_keys=True))
+        return
+    console = Console()
+    jobs = Table("status", "jobs", title="jobs")
+    for status, count in sorted(data["jobs"].items()):
+        jobs.add_row(status, str(count))
+    queues = Table("queue", "waiting", title="queues")
+    for queue, depth in data["queues"].items():
+        queues.add_row(queue, str(depth))
+    cache = Table("tier", "hits", "misses", "errors", title="cache")
+    for tier in ("l1", "l2", "l3"):
+        counters = data["cache"].get(tier, {})
+        cache.add_row(
+            tier,
+            str(counters.get("hits", 0)),
+            str(counters.get("misses", 0)),
+            str(counters.get("errors", 0)),
+        )
+    ledger = data["ledger"]
+    console.print(jobs, queues, cache)
+    console.print(
+        f"spent ${ledger['spent_usd']}, avoided by cache ${ledger['avoided_by_cache_usd']}, "
+        f"saved by cheaper tiers ${ledger['saved_by_tier_usd']} "
+        f"({ledger['entries']} ledger entries)"
+    )

@@ -1,0 +1,67 @@
+"""Build the `JobResult` of each way a job can end in the worker."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from agentqueue.budget.gate import Admission
+from agentqueue.cache.entry import CacheEntry
+from agentqueue.errors import AgentQueueError
+from agentqueue.jobs import ErrorInfo, JobResult, JobStatus, Usage, utcnow
+from agentqueue.persistence.jobs_repository import ClaimedJob
+
+
+def _base(item: ClaimedJob, admission: Admission | None, provider: str) -> dict[str, object]:
+    job = item.job
+    return {
+        "job_id": job.id,
+        "agent_type": job.agent_type,
+        "tenant": job.tenant,
+        "priority": job.priority,
+        "attempts": item.attempts,
+        "submitted_at": item.submitted_at,
+        "started_at": item.started_at,
+        "finished_at": utcnow(),
+        "provider": provider,
+        "model": admission.model if admission else job.model,
+        "model_reason": admission.model_reason if admission else None,
+        "budget_action": admission.budget_action if admission else None,
+    }
+
+
+def answered(
+    item: ClaimedJob,
+    admission: Admission,
+    entry: CacheEntry,
+    *,
+    provider: str,
+    cost: Decimal,
+    service_tier: str,
+    cache_tier: str | None,
+) -> JobResult:
+    """A job that got its output, from the provider (`cache_tier` None) or from a cache."""
+    return JobResult(
+        **_base(item, admission, provider),
+        status=JobStatus.SUCCEEDED,
+        output=entry.output,
+        usage=Usage(input_tokens=entry.usage.input_tokens, output_tokens=entry.usage.output_tokens),
+        cost_usd=str(cost),
+        cache_tier=cache_tier,
+        service_tier=service_tier,
+    )
+
+
+def ended(
+    item: ClaimedJob,
+    admission: Admission | None,
+    error: AgentQueueError,
+    *,
+    provider: str,
+    status: JobStatus,
+) -> JobResult:
+    """A job that failed (provider) or was rejected (budget, price, requirements)."""
+    return JobResult(
+        **_base(item, admission, provider),
+        status=status,
+        error=ErrorInfo(code=error.code, message=error.message),
+    )

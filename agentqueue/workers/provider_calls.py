@@ -1,0 +1,81 @@
+"""Concurrent provider calls for a batch, each behind the cache's single-flight."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agentqueue.cache.entry import CacheEntry
+from agentqueue.cache.request import CacheRequest
+from agentqueue.jobs import AgentJob
+from agentqueue.providers import ProviderError, ProviderRequest
+from agentqueue.workers.context import WorkerContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCall:
+    job: AgentJob
+    model: str
+    max_tokens: int
+    service_tier: str
+    cache: CacheRequest | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """`entry` on success; `from_peer` when another identical call's answer was reused."""
+
+    entry: CacheEntry | None = None
+    error: ProviderError | None = None
+    from_peer: bool = False
+
+
+def request_for(call: PlannedCall) -> ProviderRequest:
+    job = call.job
+    return ProviderRequest(
+        model=call.model,
+        messages=[m.model_dump(exclude_none=True) for m in job.messages],
+        max_tokens=call.max_tokens,
+        temperature=job.params.temperature,
+        top_p=job.params.top_p,
+        stop=job.params.stop,
+        seed=job.params.seed,
+        service_tier=call.service_tier,
+        request_id=job.id,
+    )
+
+
+def call_all(context: WorkerContext, calls: Sequence[PlannedCall]) -> dict[str, CallOutcome]:
+    """Run every call (concurrently when more than one); one failure never affects others."""
+    if len(calls) == 1:
+        return {calls[0].job.id: _call(context, calls[0])}
+    futures = {c.job.id: context.calls.submit(_call, context, c) for c in calls}
+    return {job_id: future.result() for job_id, future in futures.items()}
+
+
+def _call(context: WorkerContext, call: PlannedCall) -> CallOutcome:
+    if call.cache is None:
+        return _complete(context, call)
+    with context.cache.single_flight(call.cache) as ticket:
+        if ticket.entry is not None:
+            return CallOutcome(entry=ticket.entry, from_peer=True)
+        outcome = _complete(context, call)
+        if outcome.entry is not None:
+            ticket.complete(outcome.entry)
+        return outcome
+
+
+def _complete(context: WorkerContext, call: PlannedCall) -> CallOutcome:
+    try:
+        response = context.provider.complete(request_for(call))
+    except ProviderError as error:
+        return CallOutcome(error=error)
+    except Exception as error:  # a provider bug must fail one job, not the batch
+        log.exception("provider raised unexpectedly for job %s", call.job.id)
+        return CallOutcome(
+            error=ProviderError(f"provider failed: {type(error).__name__}", retryable=False)
+        )
+    return CallOutcome(entry=CacheEntry.from_response(response, provider=context.provider.name))
