@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -179,8 +180,15 @@ def load_settings(**overrides: object) -> Settings:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
             variable = f"{ENV_PREFIX}{field.upper()}"
-            problems.append(f"{variable} is invalid: {error['msg']} (got {error.get('input')!r})")
+            problems.append(f"{variable} is invalid: {error['msg']} (got {_shown(field, error)})")
         raise SettingsError("; ".join(problems)) from None
+
+
+def _shown(field: str, error: Any) -> str:
+    """The offending value as it may appear in a message: never a key, never a password."""
+    if field.endswith(("_key", "_password", "_secret")):
+        return "a value that is not shown"
+    return re.sub(r"://[^/@\s]*@", "://***@", repr(error.get("input")))
 
 
 @lru_cache(maxsize=1)

@@ -34,3 +34,11 @@ def test_defaults_are_the_embedded_ones(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'agentqueue.db'}"
     assert settings.worker_pool == "threads"
     assert settings.effective_visibility_timeout_s > settings.job_time_limit_s
+
+
+def test_a_refused_url_never_shows_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTQUEUE_REDIS_URL", "http://admin:hunter2@cache.internal:6379")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert "AGENTQUEUE_REDIS_URL" in str(raised.value)
+    assert "hunter2" not in str(raised.value)
