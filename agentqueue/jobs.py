@@ -266,6 +266,7 @@ class JobResult(BaseModel):
     model_reason: str | None = None
     budget_action: str | None = None
     service_tier: str | None = None
+    context_tokens_saved: int = 0
     release_after: datetime | None = None
     submitted_at: datetime | None = None
     started_at: datetime | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -25,6 +25,7 @@ from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
 from agentqueue.scheduler.deferral_policy import release_time_for
 from agentqueue.workers.context import WorkerContext
+from agentqueue.workers.context_window import fit_to_context
 from agentqueue.workers.job_results import answered, ended
 from agentqueue.workers.provider_calls import CallOutcome, PlannedCall, call_all
 
@@ -57,6 +58,7 @@ class _Work:
     entry: CacheEntry | None = None
     cache_tier: str | None = None
     service_tier: str = "standard"
+    tokens_saved: int = 0
     result: JobResult | None = None
 
     @property
@@ -114,9 +116,22 @@ class BatchExecutor:
             )
             raise DatabaseUnavailable("the jobs database cannot be reached; retrying") from None
 
+    def _fit_context(self, work: list[_Work]) -> None:
+        for w in work:
+            fitted = fit_to_context(
+                w.item.job,
+                self.context.gate.catalog,
+                default_max_tokens=self.settings.default_max_tokens,
+                chars_per_token=self.settings.chars_per_token,
+            )
+            if fitted.tokens_saved:
+                w.item = replace(w.item, job=fitted.job)
+                w.tokens_saved = fitted.tokens_saved
+
     def _admit(
         self, work: list[_Work], service_tier: str, released: bool, report: ExecutionReport
     ) -> None:
+        self._fit_context(work)
         now = utcnow()
         offpeak = self.context.offpeak
         # Deferring to off-peak gains nothing once off-peak has come.
@@ -272,6 +287,7 @@ class BatchExecutor:
                     cost=costs.get(w.job_id, Decimal(0)),
                     service_tier=w.service_tier,
                     cache_tier=w.cache_tier,
+                    tokens_saved=w.tokens_saved,
                 )
             final = [w.result for w in work if w.result is not None]
             written = jobs_repository.finish(session, final)

@@ -38,6 +38,7 @@ def answered(
     cost: Decimal,
     service_tier: str,
     cache_tier: str | None,
+    tokens_saved: int = 0,
 ) -> JobResult:
     """A job that got its output, from the provider (`cache_tier` None) or from a cache."""
     return JobResult(
@@ -48,6 +49,7 @@ def answered(
         cost_usd=str(cost),
         cache_tier=cache_tier,
         service_tier=service_tier,
+        context_tokens_saved=tokens_saved,
     )
 
 
