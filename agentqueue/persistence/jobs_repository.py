@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, and_, bindparam, case, delete, or_, select, update
+from sqlalchemy import (
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    column,
+    delete,
+    or_,
+    select,
+    update,
+    values,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from agentqueue.jobs import AgentJob, JobResult, JobStatus
+from agentqueue.persistence.base import UTCDateTime
 from agentqueue.persistence.job_table import JobRecord
 
 jobs: Table = JobRecord.__table__  # type: ignore[assignment]
@@ -124,6 +138,20 @@ def requeue(session: Session, ids: Sequence[str]) -> None:
 
 def finish(session: Session, results: Sequence[JobResult]) -> set[str]:
     """Write final records for running jobs; return the ids that got one (each exactly once)."""
+    if not results:
+        return set()
+    rows = [
+        {
+            "b_id": r.job_id,
+            "b_status": r.status.value,
+            "b_result": r.model_dump_json(exclude_none=True),
+            "b_error_code": r.error.code if r.error else None,
+            "b_finished_at": r.finished_at,
+        }
+        for r in results
+    ]
+    if session.get_bind().dialect.name == "postgresql" and len(rows) > 1:
+        return _finish_in_one_statement(session, rows)
     statement = (
         update(jobs)
         .where(jobs.c.id == bindparam("b_id"), jobs.c.status == JobStatus.RUNNING.value)
@@ -136,20 +164,40 @@ def finish(session: Session, results: Sequence[JobResult]) -> set[str]:
         .returning(jobs.c.id)
     )
     written: set[str] = set()
-    for r in results:
-        row = session.execute(
-            statement,
-            {
-                "b_id": r.job_id,
-                "b_status": r.status.value,
-                "b_result": r.model_dump_json(exclude_none=True),
-                "b_error_code": r.error.code if r.error else None,
-                "b_finished_at": r.finished_at,
-            },
-        ).first()
-        if row is not None:
-            written.add(row.id)
+    for row in rows:
+        found = session.execute(statement, row).first()
+        if found is not None:
+            written.add(found.id)
     return written
+
+
+def _finish_in_one_statement(session: Session, rows: Sequence[Mapping[str, object]]) -> set[str]:
+    """UPDATE ... FROM (VALUES ...): one round trip for the whole group (PostgreSQL)."""
+    incoming = values(
+        column("id", String),
+        column("status", String),
+        column("result", Text),
+        column("error_code", String),
+        column("finished_at", UTCDateTime()),
+        name="incoming",
+    ).data(
+        [
+            (r["b_id"], r["b_status"], r["b_result"], r["b_error_code"], r["b_finished_at"])
+            for r in rows
+        ]
+    )
+    statement = (
+        update(jobs)
+        .where(jobs.c.id == incoming.c.id, jobs.c.status == JobStatus.RUNNING.value)
+        .values(
+            status=incoming.c.status,
+            result=incoming.c.result,
+            error_code=incoming.c.error_code,
+            finished_at=incoming.c.finished_at,
+        )
+        .returning(jobs.c.id)
+    )
+    return {row.id for row in session.execute(statement)}
 
 
 def set_status(

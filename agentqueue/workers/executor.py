@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from agentqueue.budget.gate import Admission, CacheHitCharge, LedgerUnavailable, Settlement
 from agentqueue.cache.entry import CacheEntry
+from agentqueue.cache.keys import is_cacheable
 from agentqueue.cache.request import CacheRequest
 from agentqueue.errors import AgentQueueError
 from agentqueue.jobs import JobResult, JobStatus, utcnow
@@ -190,6 +191,8 @@ class BatchExecutor:
     def _look_up(self, runnable: list[_Work]) -> None:
         for w in runnable:
             assert w.admission is not None
+            if not (self.settings.cache_enabled and is_cacheable(w.item.job)):
+                continue  # neither read nor written: no key to compute
             w.cache = CacheRequest.for_job(
                 w.item.job,
                 provider=self.provider_name,

@@ -67,3 +67,31 @@ def test_only_queued_or_deferred_jobs_cancel(database_url: str) -> None:
             from_statuses=jobs_repository.CANCELLABLE,
         )
     assert moved == {"job-1"}
+
+
+def test_a_group_is_finished_in_one_go_and_only_once(database_url: str) -> None:
+    """Given three claimed jobs and one never claimed, finishing all four writes three."""
+    sessions = get_sessionmaker(database_url)
+    now = utcnow()
+    with sessions.begin() as session:
+        jobs_repository.insert_new(
+            session, [_job(i) for i in range(4)], status=JobStatus.QUEUED, now=now
+        )
+        jobs_repository.claim(session, ["job-0", "job-1", "job-2"], now=now)
+    results = [
+        JobResult(
+            job_id=f"job-{i}", status=JobStatus.SUCCEEDED, output=f"out {i}", finished_at=utcnow()
+        )
+        for i in range(4)
+    ]
+    with sessions.begin() as session:
+        assert jobs_repository.finish(session, results) == {"job-0", "job-1", "job-2"}
+    with sessions.begin() as session:
+        assert jobs_repository.finish(session, results) == set()
+    with sessions() as session:
+        stored = {
+            r.id: jobs_repository.record_to_result(r)
+            for r in jobs_repository.get_records(session, [f"job-{i}" for i in range(4)])
+        }
+    assert [stored[f"job-{i}"].output for i in range(3)] == ["out 0", "out 1", "out 2"]
+    assert stored["job-1"].finished_at is not None and stored["job-3"].status.value == "queued"
