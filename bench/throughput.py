@@ -6,9 +6,9 @@ the first message leaves the queue (`--clock command`: when add_consumer is sent
 idle worker's BRPOP lag of up to 1 s).
 
 P1 (simulated provider, zero latency) compares, in the same run, bare Celery's no-op task with
-agentqueue jobs sent as single messages through the in-worker aggregator (`P1 interactive
-ratio`, also printed as the original `ratio (agentqueue / bare Celery)`) and the same jobs sent
-by `submit_many` as packed batch tasks (`P1 bulk ratio`). With `--rounds N` each side runs N
+agentqueue jobs sent one message per job, grouped by the in-worker aggregator (`P1 interactive
+ratio`), and the same jobs sent by `submit_many` -- the bulk API, which packs them into batch
+tasks (`P1 bulk ratio`). With `--rounds N` each side runs N
 times, interleaved, and the best run of each counts.
 
 P2 runs the local OpenAI-compatible test server (a subprocess) at `--latency-ms` and, for each
@@ -166,11 +166,10 @@ def p1(
             )
         best = {name: max(best[name], rate) for name, rate in measured.items()}
     baseline = best["bare"]
-    print(f"bare Celery no-op task:          {baseline:8.0f} jobs/s")
-    print(f"agentqueue, simulated provider:  {best['interactive']:8.0f} jobs/s")
-    print(f"ratio (agentqueue / bare Celery): {best['interactive'] / baseline:.2f}")
+    print(f"bare Celery no-op task:                        {baseline:8.0f} jobs/s")
+    print(f"agentqueue, one message per job (submit):      {best['interactive']:8.0f} jobs/s")
+    print(f"agentqueue, packed batch tasks (submit_many):  {best['bulk']:8.0f} jobs/s")
     print(f"P1 interactive ratio: {best['interactive'] / baseline:.2f}")
-    print(f"agentqueue, packed batch tasks:  {best['bulk']:8.0f} jobs/s")
     print(f"P1 bulk ratio: {best['bulk'] / baseline:.2f}")
 
 

@@ -3,15 +3,18 @@ one charge per job, and no provider call while the ledger database is down."""
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from pathlib import Path
 
+import redis
 from sqlalchemy import select
 
 from agentqueue.budget.budget_limits import set_budget
 from agentqueue.budget.gate import BudgetGate
+from agentqueue.constants import BUDGET_UTILISATION_KEY, TASK_BUDGET_ALERTS
 from agentqueue.jobs import JobStatus, utcnow
-from agentqueue.persistence.ledger_tables import LedgerEntryRecord
+from agentqueue.persistence.ledger_tables import BudgetAlertRecord, LedgerEntryRecord
 from tests.support.pipeline import Pipeline, simple_job
 
 AUTO = {
@@ -129,3 +132,34 @@ def test_cache_redis_down_jobs_still_succeed(pipeline: Pipeline, tmp_path: Path)
     results = pipeline.queue.wait([h.id for h in handles], timeout=60)
     assert {r.status for r in results.values()} == {JobStatus.SUCCEEDED}
     assert "l2" in pipeline.worker_log().lower()
+
+
+def test_budget_alerts_publish_utilisation_for_the_autoscalers(pipeline: Pipeline) -> None:
+    """Given a budget at 96% of its limit, beat's budget_alerts task (on a real worker)
+    publishes that utilisation where every worker's autoscaler reads it, and records one
+    alert per crossed threshold."""
+    pipeline.start_worker()
+    done = pipeline.queue.submit_many([simple_job(i, tenant="acme") for i in range(3)])
+    pipeline.queue.wait([h.id for h in done], timeout=30)
+    set_budget(
+        pipeline.queue.sessions,
+        "tenant:acme",
+        "daily",
+        _spent(pipeline, "acme") / Decimal("0.96"),
+        now=utcnow(),
+    )
+    client = redis.Redis.from_url(pipeline.settings.redis_url)
+
+    for _ in range(2):  # a second run must not alert again
+        pipeline.queue.celery.send_task(TASK_BUDGET_ALERTS, queue="agentqueue.critical")
+        deadline = time.monotonic() + 15
+        while client.get(BUDGET_UTILISATION_KEY) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+
+    published = client.get(BUDGET_UTILISATION_KEY)
+    assert published is not None and Decimal(published.decode()) >= Decimal("0.95")
+    with pipeline.queue.sessions() as session:
+        alerts = session.scalars(select(BudgetAlertRecord)).all()
+    keys = {(a.scope, a.period, a.window_start, a.threshold_bp) for a in alerts}
+    assert len(alerts) == len(keys) >= 1
