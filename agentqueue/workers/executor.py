@@ -43,7 +43,6 @@ class DatabaseUnavailable(AgentQueueError):
 class ExecutionReport:
     """What happened to each job id handed to the executor."""
 
-    finished: list[JobResult] = field(default_factory=list)
     retry: dict[str, AgentQueueError] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     deferred: dict[str, datetime] = field(default_factory=dict)
@@ -315,7 +314,6 @@ class BatchExecutor:
         final = [w.result for w in work if w.result is not None and w.job_id in written]
         self.context.results.publish(final)
         # Fresh answers were written to the cache tiers by their single-flight tickets.
-        report.finished = final
         return report
 
     # Recovery ------------------------------------------------------------------------------
