@@ -29,14 +29,17 @@ def redis_server_url() -> str:
 
 @pytest.fixture
 def redis_url(redis_server_url: str) -> Iterator[str]:
-    """A Redis logical database of its own for one test, emptied before and after."""
+    """A Redis logical database of its own for one test, emptied before and after, together
+    with the next one (where the result cache lives by default)."""
     db = int(os.environ.get("AGENTQUEUE_TEST_REDIS_DB", "9"))
     url = f"{redis_server_url}/{db}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
+    clients = [redis.Redis.from_url(f"{redis_server_url}/{n}") for n in (db, db + 1)]
+    for client in clients:
+        client.flushdb()
     yield url
-    client.flushdb()
-    client.close()
+    for client in clients:
+        client.flushdb()
+        client.close()
 
 
 @pytest.fixture

@@ -68,7 +68,15 @@ class WorkerContext:
         )
 
     @classmethod
-    def build(cls, settings: Settings, *, alert_sink: AlertSink | None = None) -> WorkerContext:
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        alert_sink: AlertSink | None = None,
+        job_threads: int | None = None,
+    ) -> WorkerContext:
+        """`job_threads`: the worker's real concurrency (`-c`, or the autoscale maximum), so
+        provider calls in flight are never capped below the jobs in hand."""
         client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
         sessions = get_sessionmaker(settings.resolved_database_url)
         cache = TieredCache.from_settings(settings, sessions)
@@ -84,7 +92,8 @@ class WorkerContext:
             offpeak=OffPeakSchedule.from_settings(settings),
             pending_answers=PendingAnswers(client, ttl_s=settings.effective_visibility_timeout_s),
             calls=ThreadPoolExecutor(
-                max_workers=settings.worker_concurrency, thread_name_prefix="aq-call"
+                max_workers=max(settings.worker_concurrency, job_threads or 0),
+                thread_name_prefix="aq-call",
             ),
         )
 
@@ -101,6 +110,13 @@ class WorkerContext:
 
 _lock = threading.Lock()
 _contexts: dict[int, WorkerContext] = {}
+_job_threads: int | None = None
+
+
+def set_job_threads(count: int | None) -> None:
+    """Told at worker start: how many jobs this process may hold at once."""
+    global _job_threads
+    _job_threads = count
 
 
 def current_context() -> WorkerContext:
@@ -113,7 +129,9 @@ def current_context() -> WorkerContext:
             if context is None:
                 from agentqueue.workers.alert_events import send_alert_event
 
-                context = WorkerContext.build(get_settings(), alert_sink=send_alert_event)
+                context = WorkerContext.build(
+                    get_settings(), alert_sink=send_alert_event, job_threads=_job_threads
+                )
                 _contexts[pid] = context
     return context
 

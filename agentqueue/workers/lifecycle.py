@@ -10,14 +10,17 @@ from celery import signals
 from agentqueue.persistence.engine import dispose_all, is_sqlite
 from agentqueue.persistence.migrate import upgrade
 from agentqueue.settings import get_settings
-from agentqueue.workers.context import close_current_context, current_context
+from agentqueue.workers.context import close_current_context, current_context, set_job_threads
 from agentqueue.workers.memory_guard import MemoryGuard
 
 log = logging.getLogger(__name__)
 
 
 @signals.worker_init.connect
-def _migrate_on_start(**_: Any) -> None:
+def _migrate_on_start(sender: Any = None, **_: Any) -> None:
+    # The worker's own size (-c, or the autoscale maximum) bounds the calls it may hold.
+    limits = [getattr(sender, "concurrency", None), getattr(sender, "max_concurrency", None)]
+    set_job_threads(max((int(n) for n in limits if n), default=None))
     settings = get_settings()
     if settings.auto_migrate:
         upgrade(settings.resolved_database_url)
