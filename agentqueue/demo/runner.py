@@ -115,11 +115,9 @@ def print_summary(console: Console, results: list[JobResult], elapsed: float) ->
         "agent type",
         "model",
         "jobs",
-        "succeeded",
-        "other",
-        "tokens in",
-        "tokens out",
-        "cache hits",
+        "ok",
+        "tokens in/out",
+        "cached",
         "cost $",
         title="agentqueue demo",
     )
@@ -127,20 +125,21 @@ def print_summary(console: Console, results: list[JobResult], elapsed: float) ->
     for (agent_type, model), group in sorted(groups.items()):
         cost = sum((r.cost for r in group), Decimal(0))
         total_cost += cost
-        ok = sum(r.status.value == "succeeded" for r in group)
         table.add_row(
             agent_type,
             model,
             str(len(group)),
-            str(ok),
-            str(len(group) - ok),
-            str(sum(r.usage.input_tokens for r in group)),
-            str(sum(r.usage.output_tokens for r in group)),
+            str(sum(r.status.value == "succeeded" for r in group)),
+            f"{sum(r.usage.input_tokens for r in group)}/"
+            f"{sum(r.usage.output_tokens for r in group)}",
             str(sum(r.cache_tier is not None for r in group)),
             f"{cost:.6f}",
         )
     console.print(table)
     rate = len(results) / elapsed if elapsed else 0.0
+    flex = sum(r.service_tier == "flex" for r in results)
     console.print(
-        f"{len(results)} jobs in {elapsed:.2f} s ({rate:.0f} jobs/s), total cost ${total_cost:.6f}"
+        f"{len(results)} jobs in {elapsed:.2f} s ({rate:.0f} jobs/s), "
+        f"total cost ${total_cost:.6f}; {flex} ran on the flex tier"
     )
+    console.print("[dim]see `agentqueue stats` and `agentqueue budget show` for the ledger[/dim]")
