@@ -25,6 +25,7 @@ from agentqueue.jobs import (
 )
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.engine import get_sessionmaker
+from agentqueue.persistence.migrate import ensure_embedded_schema
 from agentqueue.results import ResultStore
 from agentqueue.scheduler.deferral_policy import release_time_for
 from agentqueue.scheduler.windows import OffPeakSchedule
@@ -82,7 +83,9 @@ class AgentQueue:
 
             celery_app = create_app(settings)
         self.celery = celery_app
-        self.sessions: sessionmaker[Session] = get_sessionmaker(settings.resolved_database_url)
+        url = settings.resolved_database_url
+        ensure_embedded_schema(url, auto_migrate=settings.auto_migrate)
+        self.sessions: sessionmaker[Session] = get_sessionmaker(url)
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.results = ResultStore(self.redis, ttl_s=settings.result_ttl_s)
         self.dispatcher = Dispatcher(self.celery, packed_batch_size=settings.packed_batch_size)

@@ -16,7 +16,7 @@ from agentqueue.budget.periods import PERIODS, window_for
 from agentqueue.budget.scopes import parse_scope
 from agentqueue.budget.state import BudgetState, format_usd
 from agentqueue.persistence.engine import get_sessionmaker
-from agentqueue.persistence.migrate import upgrade
+from agentqueue.persistence.migrate import ensure_embedded_schema
 from agentqueue.settings import Settings, get_settings
 
 BAR_WIDTH = 20
@@ -25,8 +25,8 @@ PERIOD_CHOICE = click.Choice([period.value for period in PERIODS])
 
 def _sessions(settings: Settings) -> sessionmaker[Session]:
     url = settings.resolved_database_url
-    if settings.auto_migrate:
-        upgrade(url)  # a fresh install can set a budget before any worker has started
+    # A fresh embedded install can set a budget before any worker has started.
+    ensure_embedded_schema(url, auto_migrate=settings.auto_migrate)
     return get_sessionmaker(url)
 
 

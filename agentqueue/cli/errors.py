@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import click
+import redis
+from sqlalchemy.exc import DBAPIError
 
 from agentqueue.errors import AgentQueueError
 from agentqueue.settings import SettingsError
+
+
+def _schema_missing(error: DBAPIError) -> bool:
+    text = str(error.orig)
+    return "no such table" in text or getattr(error.orig, "sqlstate", None) == "42P01"
 
 
 def run_cli(group: click.Group) -> int:
@@ -22,6 +29,28 @@ def run_cli(group: click.Group) -> int:
         return 2
     except AgentQueueError as exc:
         click.echo(f"error: {exc.code}: {exc.message}", err=True)
+        return 2
+    except DBAPIError as exc:
+        if _schema_missing(exc):
+            click.echo(
+                "error: schema_missing: the database has no agentqueue tables yet; "
+                "run `agentqueue db upgrade`",
+                err=True,
+            )
+            return 2
+        # The driver's text can carry the connection string; name the setting instead.
+        click.echo(
+            f"error: database_unavailable: the database cannot be reached "
+            f"({type(exc.orig).__name__}); check AGENTQUEUE_DATABASE_URL and that it is up",
+            err=True,
+        )
+        return 2
+    except redis.RedisError as exc:
+        click.echo(
+            f"error: redis_unavailable: Redis cannot be reached ({type(exc).__name__}); "
+            "check AGENTQUEUE_REDIS_URL and that it is up",
+            err=True,
+        )
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -16,6 +16,7 @@ from agentqueue.constants import QUEUES
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
+from agentqueue.persistence.migrate import ensure_embedded_schema
 from agentqueue.settings import get_settings
 
 
@@ -23,6 +24,7 @@ def collect_stats() -> dict[str, Any]:
     from agentqueue.cache.tiered import TieredCache
 
     settings = get_settings()
+    ensure_embedded_schema(settings.resolved_database_url, auto_migrate=settings.auto_migrate)
     sessions = get_sessionmaker(settings.resolved_database_url)
     with sessions() as session:
         by_status = dict(

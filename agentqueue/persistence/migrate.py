@@ -34,3 +34,14 @@ def current_revision(url: str) -> str | None:
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
+
+
+def ensure_embedded_schema(url: str, *, auto_migrate: bool) -> None:
+    """The embedded SQLite default should just work on a fresh machine: migrate it on open.
+
+    PostgreSQL is migrated on purpose (`agentqueue db upgrade`, the compose migrate service).
+    """
+    from agentqueue.persistence.engine import is_sqlite
+
+    if auto_migrate and is_sqlite(url):
+        upgrade(url)
