@@ -39,3 +39,10 @@ def test_workers_wait_for_the_migration_and_use_postgres() -> None:
         assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert service["environment"]["AGENTQUEUE_DATABASE_URL"].startswith("postgresql+psycopg")
     assert services["migrate"]["command"] == ["agentqueue", "db", "upgrade"]
+
+
+def test_each_worker_serves_its_pool() -> None:
+    services = _services()
+    assert services["worker"]["command"] == ["agentqueue", "worker", "--pool", "interactive"]
+    assert services["worker-batch"]["command"] == ["agentqueue", "worker", "--pool", "batch"]
+    assert services["beat"]["command"] == ["agentqueue", "beat"]
