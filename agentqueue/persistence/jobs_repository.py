@@ -8,24 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
-    String,
     Table,
-    Text,
     and_,
     bindparam,
     case,
-    column,
     delete,
     or_,
     select,
     update,
-    values,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from agentqueue.jobs import AgentJob, JobResult, JobStatus
-from agentqueue.persistence.base import UTCDateTime
 from agentqueue.persistence.job_table import JobRecord
 
 jobs: Table = JobRecord.__table__  # type: ignore[assignment]
@@ -150,8 +145,8 @@ def finish(session: Session, results: Sequence[JobResult]) -> set[str]:
         }
         for r in results
     ]
-    if session.get_bind().dialect.name == "postgresql" and len(rows) > 1:
-        return _finish_in_one_statement(session, rows)
+    if len(rows) > 1:
+        return _finish_group(session, rows)
     statement = (
         update(jobs)
         .where(jobs.c.id == bindparam("b_id"), jobs.c.status == JobStatus.RUNNING.value)
@@ -171,33 +166,33 @@ def finish(session: Session, results: Sequence[JobResult]) -> set[str]:
     return written
 
 
-def _finish_in_one_statement(session: Session, rows: Sequence[Mapping[str, object]]) -> set[str]:
-    """UPDATE ... FROM (VALUES ...): one round trip for the whole group (PostgreSQL)."""
-    incoming = values(
-        column("id", String),
-        column("status", String),
-        column("result", Text),
-        column("error_code", String),
-        column("finished_at", UTCDateTime()),
-        name="incoming",
-    ).data(
-        [
-            (r["b_id"], r["b_status"], r["b_result"], r["b_error_code"], r["b_finished_at"])
-            for r in rows
-        ]
-    )
-    statement = (
-        update(jobs)
-        .where(jobs.c.id == incoming.c.id, jobs.c.status == JobStatus.RUNNING.value)
-        .values(
-            status=incoming.c.status,
-            result=incoming.c.result,
-            error_code=incoming.c.error_code,
-            finished_at=incoming.c.finished_at,
+def _finish_group(session: Session, rows: Sequence[Mapping[str, object]]) -> set[str]:
+    """Lock the group's running rows, then one executemany: two cached statements, two
+    round trips, whatever the group's size."""
+    running = set(
+        session.scalars(
+            select(jobs.c.id)
+            .where(
+                jobs.c.id.in_([r["b_id"] for r in rows]), jobs.c.status == JobStatus.RUNNING.value
+            )
+            .with_for_update()
         )
-        .returning(jobs.c.id)
     )
-    return {row.id for row in session.execute(statement)}
+    if running:
+        session.connection().execute(_FINISH, [r for r in rows if r["b_id"] in running])
+    return running
+
+
+_FINISH = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("b_id"), jobs.c.status == JobStatus.RUNNING.value)
+    .values(
+        status=bindparam("b_status"),
+        result=bindparam("b_result"),
+        error_code=bindparam("b_error_code"),
+        finished_at=bindparam("b_finished_at"),
+    )
+)
 
 
 def set_status(
