@@ -144,7 +144,21 @@ class BatchExecutor:
         )
         for w, admission in zip(work, admissions, strict=True):
             w.admission = admission
-            if admission.decision == "reject":
+            if admission.already_settled:
+                # Settlement and final record are written together, so this means a record
+                # was lost by hand; calling the provider again would spend unrecorded money.
+                w.result = ended(
+                    w.item,
+                    admission,
+                    AgentQueueError(
+                        "the ledger already charged this job but holds no result for it; "
+                        "it was not run again (submit it with a new id to rerun it)",
+                        code="already_settled",
+                    ),
+                    provider=self.provider_name,
+                    status=JobStatus.FAILED,
+                )
+            elif admission.decision == "reject":
                 assert admission.error is not None
                 w.result = ended(
                     w.item,

@@ -11,9 +11,10 @@ import redis
 from sqlalchemy import select
 
 from agentqueue.budget.budget_limits import set_budget
-from agentqueue.budget.gate import BudgetGate
+from agentqueue.budget.gate import BudgetGate, Settlement
 from agentqueue.constants import BUDGET_UTILISATION_KEY, TASK_BUDGET_ALERTS
-from agentqueue.jobs import JobStatus, utcnow
+from agentqueue.jobs import AgentJob, JobStatus, utcnow
+from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.ledger_tables import BudgetAlertRecord, LedgerEntryRecord
 from tests.support.pipeline import Pipeline, simple_job
 
@@ -163,3 +164,25 @@ def test_budget_alerts_publish_utilisation_for_the_autoscalers(pipeline: Pipelin
         alerts = session.scalars(select(BudgetAlertRecord)).all()
     keys = {(a.scope, a.period, a.window_start, a.threshold_bp) for a in alerts}
     assert len(alerts) == len(keys) >= 1
+
+
+def test_a_job_already_charged_is_never_called_again(pipeline: Pipeline) -> None:
+    """Given a job the ledger has already settled (its record lost by hand), the worker
+    refuses to call the provider a second time and says why."""
+    handle = pipeline.queue.submit(simple_job(1))
+    with pipeline.queue.sessions() as session:
+        record = session.get(JobRecord, handle.id)
+        assert record is not None
+        job = AgentJob.model_validate_json(record.payload)
+    gate = BudgetGate(pipeline.queue.sessions, pipeline.settings)
+    gate.admit_many([job])
+    gate.settle_many([Settlement(job.id, input_tokens=10, output_tokens=5)])
+
+    pipeline.start_worker()
+    result = handle.get(timeout=30)
+
+    assert result.status is JobStatus.FAILED
+    assert result.error is not None and result.error.code == "already_settled"
+    with pipeline.queue.sessions() as session:
+        entry = session.get(LedgerEntryRecord, job.id)
+    assert entry is not None and entry.input_tokens == 10  # charged once, as settled
