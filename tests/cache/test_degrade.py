@@ -4,7 +4,6 @@ stores return misses / do nothing, jobs still get answers, and tier errors are c
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,14 +15,9 @@ import redis
 from agentqueue.cache import TieredCache
 from agentqueue.persistence.engine import get_sessionmaker
 from tests.cache.support import answer, make_job, make_settings, request_for, run_job
+from tests.support.services import free_port
 
 ALL_TIERS = {"cache_agent_response_tiers": "l1,l2,l3", "cache_tier_retry_s": 0.2}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PrivateRedis:

@@ -6,18 +6,11 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 from tests.support import services
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PrivatePostgres:
@@ -31,7 +24,7 @@ class PrivatePostgres:
         self.directory = Path(tempfile.mkdtemp(prefix="aq-pg-", dir="/tmp"))
         shutil.chown(self.directory, "postgres", "postgres")
         self.data = self.directory / "data"
-        self.port = _free_port()
+        self.port = services.free_port()
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _as_postgres(self, *argv: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,19 +13,14 @@ import pytest
 
 from agentqueue.constants import TASK_RUN_JOB
 from tests.support.pipeline import Pipeline, simple_job
+from tests.support.services import free_port
 
 AUTH = ("operator", "s3cret-pass")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def flower(pipeline: Pipeline) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = open(pipeline.log_dir / "flower.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
         [
