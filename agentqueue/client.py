@@ -25,12 +25,13 @@ from agentqueue.jobs import (
 )
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.engine import get_sessionmaker
+from agentqueue.persistence.jobs_repository import JobRef
 from agentqueue.persistence.migrate import ensure_embedded_schema
 from agentqueue.results import ResultStore
 from agentqueue.scheduler.deferral_policy import release_time_for
 from agentqueue.scheduler.windows import OffPeakSchedule
 from agentqueue.settings import Settings, get_settings
-from agentqueue.workers.dispatch import Dispatchable, Dispatcher
+from agentqueue.workers.dispatch import Dispatcher
 
 
 class BrokerUnavailable(AgentQueueError):
@@ -174,9 +175,7 @@ class AgentQueue:
     def _publish(self, jobs: Sequence[AgentJob], *, packed: bool) -> None:
         if not jobs:
             return
-        sendable = [
-            Dispatchable(job.id, job.agent_type, job.model, job.priority.value) for job in jobs
-        ]
+        sendable = [JobRef(job.id, job.agent_type, job.model, job.priority.value) for job in jobs]
         try:
             self.dispatcher.send(sendable, packed=packed)
         except Exception as exc:
@@ -255,22 +254,11 @@ class AgentQueue:
         return done
 
     def _final_from_sql(self, job_ids: Sequence[str]) -> dict[str, JobResult]:
-        if not job_ids:
-            return {}
-        found: dict[str, JobResult] = {}
-        with self.sessions() as session:
-            for start in range(0, len(job_ids), 500):
-                for record in jobs_repository.get_records(session, job_ids[start : start + 500]):
-                    result = jobs_repository.record_to_result(record)
-                    if result.is_final:
-                        found[record.id] = result
-        missing = set(job_ids) - set(found)
-        if missing and len(job_ids) <= 500:
-            with self.sessions() as session:
-                known = {r.id for r in jobs_repository.get_records(session, list(missing))}
-            for job_id in missing - known:
+        current = self.statuses(job_ids)
+        for job_id in job_ids:
+            if job_id not in current:
                 raise JobNotFound(f"no job with id {job_id!r}")
-        return found
+        return {job_id: result for job_id, result in current.items() if result.is_final}
 
     # Cancelling -------------------------------------------------------------------------
 

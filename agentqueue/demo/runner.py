@@ -18,7 +18,7 @@ from agentqueue.jobs import JobResult, JobStatus, utcnow
 from agentqueue.persistence.migrate import upgrade
 from agentqueue.scheduler.release import release_deferred
 from agentqueue.settings import get_settings, load_settings
-from agentqueue.workers.dispatch import Dispatchable, Dispatcher
+from agentqueue.workers.dispatch import Dispatcher
 from agentqueue.workers.process import WorkerProcess
 
 
@@ -95,7 +95,7 @@ def _run_deferred(
     release_deferred(
         queue.sessions,
         lambda released: dispatcher.send(
-            [Dispatchable(r.job_id, r.agent_type, r.model, r.priority) for r in released],
+            released,
             packed=True,
             service_tier="flex",
             released=True,

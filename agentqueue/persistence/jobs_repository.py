@@ -251,7 +251,9 @@ PRIORITY_RANK = {"critical": 0, "high": 1, "normal": 2, "low": 3}
 
 
 @dataclass(frozen=True, slots=True)
-class ReleasedJob:
+class JobRef:
+    """The little a queue message needs: ids, never payloads (the payload lives in SQL)."""
+
     job_id: str
     agent_type: str
     model: str
@@ -260,7 +262,7 @@ class ReleasedJob:
 
 def claim_due_deferred(
     session: Session, *, due_by: datetime | None, limit: int, only_with_deadline: bool = False
-) -> list[ReleasedJob]:
+) -> list[JobRef]:
     """Move deferred jobs to queued, highest priority and oldest first, atomically.
 
     `due_by=None` takes every deferred job (the off-peak window is open); otherwise only
@@ -289,7 +291,7 @@ def claim_due_deferred(
         .returning(jobs.c.id, jobs.c.agent_type, jobs.c.model, jobs.c.priority)
     ).all()
     order = {job_id: position for position, job_id in enumerate(ids)}
-    released = [ReleasedJob(r.id, r.agent_type, r.model, r.priority) for r in rows]
+    released = [JobRef(r.id, r.agent_type, r.model, r.priority) for r in rows]
     released.sort(key=lambda r: order[r.job_id])
     return released
 
@@ -311,7 +313,7 @@ def defer_running(session: Session, release_after: dict[str, datetime]) -> set[s
 
 def stale_unfinished(
     session: Session, *, before: datetime, limit: int
-) -> list[tuple[ReleasedJob, bool]]:
+) -> list[tuple[JobRef, bool]]:
     """Jobs whose message may be gone, each with whether it is `running`: running since
     before `before` (its worker died), or queued since before `before` and never started."""
     stale = or_(
@@ -329,6 +331,6 @@ def stale_unfinished(
         .limit(limit)
     ).all()
     return [
-        (ReleasedJob(r.id, r.agent_type, r.model, r.priority), r.status == JobStatus.RUNNING.value)
+        (JobRef(r.id, r.agent_type, r.model, r.priority), r.status == JobStatus.RUNNING.value)
         for r in rows
     ]

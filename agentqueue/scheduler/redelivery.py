@@ -14,18 +14,18 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.persistence import jobs_repository
-from agentqueue.persistence.jobs_repository import ReleasedJob
+from agentqueue.persistence.jobs_repository import JobRef
 
 
 def redeliver_stale(
     sessions: sessionmaker[Session],
-    publish: Callable[[Sequence[ReleasedJob]], object],
+    publish: Callable[[Sequence[JobRef]], object],
     queue_is_empty: Callable[[str], bool],
     *,
     now: datetime,
     visibility_timeout_s: int,
     limit: int = 500,
-) -> list[ReleasedJob]:
+) -> list[JobRef]:
     """Publish the jobs that are owed a message; returns them."""
     with sessions() as session:
         stale = jobs_repository.stale_unfinished(

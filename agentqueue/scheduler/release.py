@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.jobs import JobStatus
 from agentqueue.persistence import jobs_repository
-from agentqueue.persistence.jobs_repository import ReleasedJob
+from agentqueue.persistence.jobs_repository import JobRef
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[Sequence[ReleasedJob]], object]
+Publish = Callable[[Sequence[JobRef]], object]
 
 
 def release_deferred(
@@ -25,7 +25,7 @@ def release_deferred(
     limit: int,
     window_open: bool,
     deadline_only: bool = False,
-) -> list[ReleasedJob]:
+) -> list[JobRef]:
     """Claim up to `limit` due jobs (highest priority, oldest first) and publish them.
 
     Inside an off-peak window every deferred job is due; outside, only those whose

@@ -15,12 +15,12 @@ from agentqueue.constants import (
     TASK_SWEEP_STALE_RESERVATIONS,
 )
 from agentqueue.jobs import utcnow
-from agentqueue.persistence.jobs_repository import ReleasedJob
+from agentqueue.persistence.jobs_repository import JobRef
 from agentqueue.scheduler.redelivery import redeliver_stale
 from agentqueue.scheduler.release import release_deferred as release_due
 from agentqueue.workers.app import app
 from agentqueue.workers.context import current_context
-from agentqueue.workers.dispatch import Dispatchable, Dispatcher, queue_for
+from agentqueue.workers.dispatch import Dispatcher, queue_for
 from agentqueue.workers.executor import OFFPEAK_TIER
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,9 @@ def release_deferred() -> int:
     settings = context.settings
     dispatcher = Dispatcher(app, packed_batch_size=settings.packed_batch_size)
 
-    def publish(released: Sequence[ReleasedJob]) -> None:
+    def publish(released: Sequence[JobRef]) -> None:
         dispatcher.send(
-            [Dispatchable(r.job_id, r.agent_type, r.model, r.priority) for r in released],
+            released,
             packed=True,
             service_tier=OFFPEAK_TIER,
             released=True,
@@ -70,7 +70,7 @@ def redeliver_stale_jobs() -> int:
     owed = redeliver_stale(
         context.sessions,
         lambda jobs: dispatcher.send(
-            [Dispatchable(j.job_id, j.agent_type, j.model, j.priority) for j in jobs],
+            jobs,
             packed=False,
         ),
         lambda priority: context.redis.llen(queue_for(priority)) == 0,

@@ -4,30 +4,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from celery import Celery
 
 from agentqueue.constants import QUEUE_PREFIX, TASK_RUN_BATCH, TASK_RUN_JOB
-
-
-@dataclass(frozen=True, slots=True)
-class Dispatchable:
-    """The little a message needs: ids, never payloads (the payload lives in SQL)."""
-
-    job_id: str
-    agent_type: str
-    model: str
-    priority: str
+from agentqueue.persistence.jobs_repository import JobRef
 
 
 def queue_for(priority: str) -> str:
     return f"{QUEUE_PREFIX}{priority}"
 
 
-def pack(jobs: Sequence[Dispatchable], size: int) -> list[list[Dispatchable]]:
+def pack(jobs: Sequence[JobRef], size: int) -> list[list[JobRef]]:
     """Chunks of at most `size` jobs sharing `(agent_type, model, priority)`, in input order."""
-    groups: dict[tuple[str, str, str], list[Dispatchable]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[JobRef]] = defaultdict(list)
     for job in jobs:
         groups[(job.agent_type, job.model, job.priority)].append(job)
     return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
@@ -42,7 +32,7 @@ class Dispatcher:
 
     def send(
         self,
-        jobs: Sequence[Dispatchable],
+        jobs: Sequence[JobRef],
         *,
         packed: bool,
         service_tier: str = "standard",

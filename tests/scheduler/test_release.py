@@ -13,7 +13,7 @@ import redis
 from agentqueue.constants import TASK_RELEASE_DEFERRED
 from agentqueue.jobs import JobStatus, utcnow
 from agentqueue.persistence.engine import get_sessionmaker
-from agentqueue.persistence.jobs_repository import ReleasedJob
+from agentqueue.persistence.jobs_repository import JobRef
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
 from agentqueue.scheduler.release import release_deferred
 from tests.support.pipeline import Pipeline, running_pipeline, simple_job
@@ -89,7 +89,7 @@ def test_a_near_deadline_is_never_waited_past(peak_pipeline: Pipeline) -> None:
     assert urgent.status().status is JobStatus.QUEUED  # too close to hold at all
 
     # When its release time comes, even outside the window, release_deferred takes it.
-    published: list[ReleasedJob] = []
+    published: list[JobRef] = []
     released = release_deferred(
         peak_pipeline.queue.sessions,
         published.extend,
@@ -129,7 +129,7 @@ def test_two_release_runs_at_once_release_each_job_once(
         published: list[list[str]] = [[], []]
 
         def run(index: int) -> None:
-            def publish(released: Sequence[ReleasedJob]) -> None:
+            def publish(released: Sequence[JobRef]) -> None:
                 published[index].extend(r.job_id for r in released)
 
             start.wait()
