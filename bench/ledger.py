@@ -77,10 +77,12 @@ def configure_budgets(url: str) -> None:
 
     sessions = get_sessionmaker(url)
     now = datetime.now(UTC)
-    set_budget(sessions, "global", "daily", Decimal("1000000"), now=now)
-    set_budget(sessions, "global", "monthly", Decimal("10000000"), now=now)
+    set_budget(sessions, "global", "daily", Decimal("1000000"), now=now, timezone="UTC")
+    set_budget(sessions, "global", "monthly", Decimal("10000000"), now=now, timezone="UTC")
     for tenant in ("t0", "t1"):
-        set_budget(sessions, f"tenant:{tenant}", "daily", Decimal("500000"), now=now)
+        set_budget(
+            sessions, f"tenant:{tenant}", "daily", Decimal("500000"), now=now, timezone="UTC"
+        )
 
 
 def worker(

@@ -10,10 +10,12 @@ from decimal import Decimal
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from agentqueue.budget.periods import Period, Window
+from agentqueue.budget.ledger_guard import exclude_ledger_writers
+from agentqueue.budget.periods import Period, Window, window_for
 from agentqueue.budget.scopes import parse_scope
 from agentqueue.budget.transactions import in_transaction
-from agentqueue.budget.usage_rows import BUDGETS, LiveUsage, all_limits, read_rows
+from agentqueue.budget.usage_backfill import usage_from_entries, write_usage
+from agentqueue.budget.usage_rows import BUDGETS, USAGE, LiveUsage, all_limits, read_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +31,16 @@ class BudgetUsage:
 
 
 def set_budget(
-    factory: sessionmaker[Session], scope: str, period: str, limit_usd: Decimal, *, now: datetime
+    factory: sessionmaker[Session],
+    scope: str,
+    period: str,
+    limit_usd: Decimal,
+    *,
+    now: datetime,
+    timezone: str,
 ) -> None:
-    """Create or change the limit of `scope` for `period`; applies to the current window at once.
+    """Create or change the limit of `scope` for `period`; applies to the current window at once,
+    counting what jobs already spent and reserved in it (from the ledger entries).
 
     Raises:
         ValueError: for an unknown scope or period, or a negative or non-finite limit.
@@ -41,7 +50,10 @@ def set_budget(
     if not limit_usd.is_finite() or limit_usd < 0:
         raise ValueError(f"the limit must be a non-negative amount in USD, got {limit_usd}")
 
+    window = window_for(period, now, timezone)
+
     def work(session: Session) -> None:
+        exclude_ledger_writers(session)  # no entry half-written while we sum them
         key = (BUDGETS.c.scope == scope) & (BUDGETS.c.period == period)
         changed = session.execute(
             update(BUDGETS).where(key).values(limit_usd=limit_usd, updated_at=now)
@@ -52,6 +64,8 @@ def set_budget(
                     scope=scope, period=period, limit_usd=limit_usd, updated_at=now
                 )
             )
+        spent, reserved = usage_from_entries(session, scope, window)
+        write_usage(session, scope, window, spent, reserved, now=now)
 
     in_transaction(factory, work)
 
@@ -63,6 +77,8 @@ def remove_budget(factory: sessionmaker[Session], scope: str, period: str) -> bo
 
     def work(session: Session) -> bool:
         key = (BUDGETS.c.scope == scope) & (BUDGETS.c.period == period)
+        # Unbudgeted scopes keep no usage rows: a later budget recounts from the entries.
+        session.execute(delete(USAGE).where((USAGE.c.scope == scope) & (USAGE.c.period == period)))
         return bool(session.execute(delete(BUDGETS).where(key)).rowcount)  # type: ignore[attr-defined]
 
     return in_transaction(factory, work)

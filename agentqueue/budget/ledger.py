@@ -1,9 +1,10 @@
 """The ledger service: reserve, settle and release job costs against running usage rows.
 
-Every operation is one transaction, idempotent by job id. Usage rows are locked in key
-order (no deadlocks between workers); an entry's state is acted on only as read under those
-locks, or the entry's primary key makes a racing duplicate fail and rerun, so concurrent
-workers and redelivered copies of a job never charge it twice.
+Every operation is one transaction, idempotent by job id. Only scopes with a budget keep a
+usage row (jobs of unbudgeted scopes share no lock); rows are locked in key order (no deadlocks
+between workers) and an entry's state is acted on only as read under its own row lock, or the
+entry's primary key makes a racing duplicate fail and rerun, so concurrent workers and
+redelivered copies of a job never charge it twice.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from agentqueue.budget.ledger_entries import (
     scalars,
     update_entries,
 )
+from agentqueue.budget.ledger_guard import join_ledger_writers
 from agentqueue.budget.pricing import PriceBook, to_money
 from agentqueue.budget.transactions import in_transaction
 from agentqueue.budget.usage_rows import (
@@ -102,15 +104,6 @@ class Ledger:
     def __init__(self, factory: sessionmaker[Session], prices: PriceBook) -> None:
         self.factory = factory
         self.prices = prices
-        # Usage rows are never deleted, so once seen they need no insert-if-missing again.
-        self._known_rows: set[UsageKey] = set()
-
-    def _ensure_rows(self, windows: Mapping[UsageKey, datetime], now: datetime) -> None:
-        missing = {key: end for key, end in windows.items() if key not in self._known_rows}
-        if missing:
-            # Its own short transaction, so the reservation itself only takes locks in key order.
-            in_transaction(self.factory, lambda session: insert_missing(session, missing, now))
-            self._known_rows.update(missing)
 
     def _lock(
         self,
@@ -142,19 +135,21 @@ class Ledger:
         reserved, settled or cache-hit entry are returned in `existing` and not decided again;
         a released job is reserved afresh.
         """
-        self._ensure_rows(windows, now)
         scopes = {key[0] for request in requests for key in request.usage_keys}
 
         def work(session: Session) -> ReserveResult[T]:
             result: ReserveResult[T] = ReserveResult()
+            join_ledger_writers(session)  # before reading budgets: see ledger_guard
+            limits = load_limits(session, scopes)
+            # Only scopes with a budget keep usage rows; the others lock nothing shared.
+            budgeted = {key: end for key, end in windows.items() if key[:2] in limits}
             # Read before locking to keep the lock short: a duplicate inserted meanwhile makes
             # our insert fail on the primary key and the whole transaction is rerun.
-            limits = load_limits(session, scopes)
             states = read_states(session, (r.job_id for r in requests))
-            rows = self._lock(session, windows.keys(), windows, now)
+            rows = self._lock(session, budgeted.keys(), budgeted, now)
             released = [job_id for job_id, state in states.items() if state is EntryState.RELEASED]
             if released:  # a concurrent delivery may have re-reserved it: look again, locked
-                states.update(read_states(session, released))
+                states.update(read_states(session, released, lock=True))
             for row in rows.values():
                 row.limit = limits.get((row.scope, row.period))
             live = [job_id for job_id, state in states.items() if state is not EntryState.RELEASED]
@@ -164,7 +159,7 @@ class Ledger:
             for request in requests:
                 if request.job_id in result.decisions or request.job_id in result.existing:
                     continue  # already reserved or done, or the same job twice in one batch
-                view = UsageView([rows[key] for key in request.usage_keys])
+                view = UsageView([rows[key] for key in request.usage_keys if key in rows])
                 reservation, verdict = decide(request, view)
                 result.decisions[request.job_id] = verdict
                 if reservation is None:

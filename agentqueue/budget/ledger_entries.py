@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from agentqueue.budget.ledger_guard import join_ledger_writers
 from agentqueue.budget.usage_rows import LiveUsage, UsageKey, key_from_json, lock_rows
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
 
@@ -103,12 +104,16 @@ def read_entries(session: Session, job_ids: Iterable[str], *, lock: bool) -> dic
     return entries
 
 
-def read_states(session: Session, job_ids: Iterable[str]) -> dict[str, EntryState]:
+def read_states(
+    session: Session, job_ids: Iterable[str], *, lock: bool = False
+) -> dict[str, EntryState]:
     """Just the state of each existing entry: the common answer is "none yet"."""
     wanted = sorted(set(job_ids))
     if not wanted:
         return {}
     statement = select(ENTRIES.c.job_id, ENTRIES.c.state).where(ENTRIES.c.job_id.in_(wanted))
+    if lock:
+        statement = statement.order_by(ENTRIES.c.job_id).with_for_update()
     return {job_id: EntryState(state) for job_id, state in session.execute(statement)}
 
 
@@ -138,11 +143,10 @@ def update_entries(session: Session, changes: list[dict[str, Any]]) -> None:
 def lock_entries(
     session: Session, job_ids: Sequence[str]
 ) -> tuple[dict[str, Entry], dict[UsageKey, LiveUsage]]:
-    """Lock the usage rows of these jobs (key order), then re-read their entries under it.
-
-    Every state change of an entry happens under its usage rows' locks, so what is read
-    here cannot change before commit.
+    """Lock the usage rows of these jobs (key order; only budgeted scopes have rows), then
+    their entries: what is read here cannot change before commit.
     """
+    join_ledger_writers(session)
     rows = lock_rows(session, read_usage_keys(session, job_ids))
     entries = read_entries(session, job_ids, lock=True)
     # Re-reserved in a new window between the two reads (rare): lock those rows too.

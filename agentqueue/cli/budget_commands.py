@@ -62,7 +62,7 @@ def budget_set(scope: str, period: str, limit_usd: Decimal) -> None:
     """Set the hard limit of a scope for a period (takes effect in the current window)."""
     settings = get_settings()
     now = datetime.now(UTC)
-    set_budget(_sessions(settings), scope, period, limit_usd, now=now)
+    set_budget(_sessions(settings), scope, period, limit_usd, now=now, timezone=settings.timezone)
     window = window_for(period, now, settings.timezone)
     click.echo(
         f"{scope} {period} budget set to {format_usd(limit_usd)} "

@@ -49,6 +49,8 @@ def limit(database_url: str) -> Callable[[str, str, str], None]:
     """Set a budget: limit("global", "daily", "1.00")."""
 
     def apply(scope: str, period: str, amount: str) -> None:
-        set_budget(get_sessionmaker(database_url), scope, period, Decimal(amount), now=NOON)
+        set_budget(
+            get_sessionmaker(database_url), scope, period, Decimal(amount), now=NOON, timezone="UTC"
+        )
 
     return apply

@@ -59,7 +59,7 @@ def test_eight_processes_never_overspend_and_refuse_only_when_full(
     prices_file.write_text(PRICES)
     settings = load_settings(database_url=database_url, prices_file=prices_file)
     sessions = get_sessionmaker(database_url)
-    set_budget(sessions, "global", "daily", LIMIT, now=NOON)
+    set_budget(sessions, "global", "daily", LIMIT, now=NOON, timezone="UTC")
     gate = BudgetGate(sessions, settings)
     unit_cost = PriceBook(load_price_overrides(prices_file)).price("race-model").cost(8, 1)
     expected_successes = int(LIMIT // unit_cost)
@@ -114,7 +114,7 @@ def test_the_same_jobs_delivered_to_four_processes_are_charged_once(
     prices_file = tmp_path / "prices.toml"
     prices_file.write_text(PRICES)
     sessions = get_sessionmaker(database_url)
-    set_budget(sessions, "global", "daily", Decimal("100"), now=NOON)
+    set_budget(sessions, "global", "daily", Decimal("100"), now=NOON, timezone="UTC")
     unit_cost = PriceBook(load_price_overrides(prices_file)).price("race-model").cost(8, 1)
     dispose_all()
 

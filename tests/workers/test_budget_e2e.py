@@ -51,7 +51,12 @@ def test_auto_job_is_right_sized_at_80_percent_and_refused_at_100(pipeline: Pipe
     assert relaxed.status is JobStatus.SUCCEEDED and relaxed.model_reason
 
     set_budget(
-        pipeline.queue.sessions, "tenant:acme", "daily", spent / Decimal("0.8"), now=utcnow()
+        pipeline.queue.sessions,
+        "tenant:acme",
+        "daily",
+        spent / Decimal("0.8"),
+        now=utcnow(),
+        timezone=pipeline.settings.timezone,
     )
     squeezed = pipeline.queue.submit(simple_job(11, tenant="acme", **AUTO)).get(timeout=30)
     assert squeezed.status is JobStatus.SUCCEEDED
@@ -63,7 +68,12 @@ def test_auto_job_is_right_sized_at_80_percent_and_refused_at_100(pipeline: Pipe
     assert relaxed.model != squeezed.model or relaxed.model == cheapest.id
 
     set_budget(
-        pipeline.queue.sessions, "tenant:acme", "daily", _spent(pipeline, "acme"), now=utcnow()
+        pipeline.queue.sessions,
+        "tenant:acme",
+        "daily",
+        _spent(pipeline, "acme"),
+        now=utcnow(),
+        timezone=pipeline.settings.timezone,
     )
     refused = pipeline.queue.submit(simple_job(12, tenant="acme", priority="critical")).get(
         timeout=30
@@ -148,6 +158,7 @@ def test_budget_alerts_publish_utilisation_for_the_autoscalers(pipeline: Pipelin
         "daily",
         _spent(pipeline, "acme") / Decimal("0.96"),
         now=utcnow(),
+        timezone=pipeline.settings.timezone,
     )
     client = redis.Redis.from_url(pipeline.settings.redis_url)
 

@@ -1,0 +1,85 @@
+"""A budget's usage in its current window, computed from the ledger entries.
+
+Only scopes with a budget keep a running usage row, so a budget set in the middle of a window
+starts from what the entries say was already spent and reserved in it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, and_, case, func, select, true
+from sqlalchemy.orm import Session
+
+from agentqueue.budget.ledger_entries import ENTRIES, EntryState
+from agentqueue.budget.periods import Window
+from agentqueue.budget.usage_rows import USAGE
+
+
+def _scope_filter(scope: str) -> ColumnElement[bool]:
+    kind, _, name = scope.partition(":")
+    if kind == "tenant":
+        return ENTRIES.c.tenant == name
+    if kind == "agent_type":
+        return ENTRIES.c.agent_type == name
+    return true()  # global: every job
+
+
+def usage_from_entries(session: Session, scope: str, window: Window) -> tuple[Decimal, Decimal]:
+    """(spent, reserved) of `scope` by jobs reserved inside `window`."""
+    where = and_(
+        _scope_filter(scope),
+        ENTRIES.c.reserved_at >= window.start,
+        ENTRIES.c.reserved_at < window.end,
+        ENTRIES.c.state.in_([EntryState.SETTLED.value, EntryState.RESERVED.value]),
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # NUMERIC sums are exact on PostgreSQL.
+        settled = ENTRIES.c.state == EntryState.SETTLED.value
+        statement = select(
+            func.coalesce(func.sum(case((settled, ENTRIES.c.cost_usd), else_=0)), 0),
+            func.coalesce(func.sum(case((settled, 0), else_=ENTRIES.c.reserved_usd)), 0),
+        ).where(where)
+        spent, reserved = session.execute(statement).one()
+        return Decimal(spent), Decimal(reserved)
+    # SQLite would sum floating point; add the Decimals here (embedded ledgers are small).
+    spent = reserved = Decimal(0)
+    rows = session.execute(
+        select(ENTRIES.c.state, ENTRIES.c.cost_usd, ENTRIES.c.reserved_usd).where(where)
+    )
+    for state, cost, held in rows:
+        if state == EntryState.SETTLED.value:
+            spent += cost
+        else:
+            reserved += held
+    return spent, reserved
+
+
+def write_usage(
+    session: Session,
+    scope: str,
+    window: Window,
+    spent: Decimal,
+    reserved: Decimal,
+    *,
+    now: datetime,
+) -> None:
+    """Create or overwrite the usage row of `scope` in `window`."""
+    key = and_(
+        USAGE.c.scope == scope,
+        USAGE.c.period == window.period.value,
+        USAGE.c.window_start == window.start,
+    )
+    values = {"spent_usd": spent, "reserved_usd": reserved, "updated_at": now}
+    changed = session.execute(USAGE.update().where(key).values(values))
+    if changed.rowcount == 0:  # type: ignore[attr-defined]
+        session.execute(
+            USAGE.insert().values(
+                scope=scope,
+                period=window.period.value,
+                window_start=window.start,
+                window_end=window.end,
+                **values,
+            )
+        )
