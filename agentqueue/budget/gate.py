@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,8 +39,10 @@ T = TypeVar("T")
 
 __all__ = [
     "Admission",
+    "AdmissionGroup",
     "BudgetGate",
     "CacheHitCharge",
+    "Completion",
     "LedgerUnavailable",
     "Settlement",
 ]
@@ -54,6 +56,25 @@ class Settlement:
     input_tokens: int
     output_tokens: int
     cached_input_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class AdmissionGroup:
+    """Jobs admitted together on one service tier, with or without leave to defer."""
+
+    jobs: Sequence[AgentJob]
+    now: datetime
+    service_tier: str = "standard"
+    defer_allowed: bool = True
+
+
+@dataclass(frozen=True)
+class Completion(Generic[T]):
+    """One group's finished work: settlements, cache hits and its own writes (`then`)."""
+
+    settlements: Sequence[Settlement]
+    cache_hits: Sequence[CacheHitCharge]
+    then: Callable[[Session, dict[str, Decimal]], T]
 
 
 @dataclass(frozen=True)
@@ -130,20 +151,41 @@ class BudgetGate:
         Raises:
             LedgerUnavailable: the database is unreachable; retry later, run nothing.
         """
+        group = AdmissionGroup(jobs, now or datetime.now(UTC), service_tier, defer_allowed)
+        return self.admit_groups([group])[0]
+
+    def admit_groups(self, groups: Sequence[AdmissionGroup]) -> list[list[Admission]]:
+        """`admit_many` for several groups of jobs in ONE transaction (each group keeps its
+        own tier and deferral rule); the admissions of each group, in order. All groups are
+        admitted at the latest of their moments, so every reservation shares its windows.
+
+        Raises:
+            LedgerUnavailable: the database is unreachable; retry later, run nothing.
+        """
+        jobs = [job for group in groups for job in group.jobs]
         if not jobs:
-            return []
-        moment = now or datetime.now(UTC)
+            return [[] for _ in groups]
+        moment = max(group.now for group in groups)
         windows = current_windows(moment, self.timezone)
-        plans = {job.id: self.planner.plan(job, service_tier, moment) for job in jobs}
+        plans = {}
+        group_of: dict[str, AdmissionGroup] = {}
+        for group in groups:
+            for job in group.jobs:
+                plans[job.id] = self.planner.plan(job, group.service_tier, moment)
+                group_of[job.id] = group
         window_ends: dict[UsageKey, datetime] = {}
         requests = []
+        keys_of: dict[tuple[str, str], tuple[UsageKey, ...]] = {}
         for job in jobs:
-            keys = tuple(
-                (scope, period.value, window.start)
-                for scope in scopes_for(job.tenant, job.agent_type)
-                for period, window in windows.items()
-            )
-            window_ends.update({key: windows[Period(key[1])].end for key in keys})
+            keys = keys_of.get((job.tenant, job.agent_type))
+            if keys is None:
+                keys = tuple(
+                    (scope, period.value, window.start)
+                    for scope in scopes_for(job.tenant, job.agent_type)
+                    for period, window in windows.items()
+                )
+                keys_of[(job.tenant, job.agent_type)] = keys
+                window_ends.update({key: windows[Period(key[1])].end for key in keys})
             requests.append(
                 ReservationRequest(
                     job.id,
@@ -157,25 +199,30 @@ class BudgetGate:
         def decide(
             request: ReservationRequest, view: UsageView
         ) -> tuple[Reservation | None, Admission]:
+            group = group_of[request.job_id]
             return self.rules.decide(
                 plans[request.job_id],
                 view,
                 windows,
                 moment=moment,
-                service_tier=service_tier,
-                defer_allowed=defer_allowed,
+                service_tier=group.service_tier,
+                defer_allowed=group.defer_allowed,
             )
 
         result = self.ledger.reserve_many(requests, window_ends, decide, now=moment)
-        admissions = []
-        for job in jobs:
-            entry = result.existing.get(job.id)
-            admission = (
-                admission_from_entry(entry) if entry is not None else result.decisions[job.id]
-            )
-            admissions.append(admission)
-        self._alert_after_admission(result.budgeted_rows, admissions, windows)
-        return admissions
+        admitted = []
+        for group in groups:
+            admissions = []
+            for job in group.jobs:
+                entry = result.existing.get(job.id)
+                admissions.append(
+                    admission_from_entry(entry) if entry is not None else result.decisions[job.id]
+                )
+            admitted.append(admissions)
+        self._alert_after_admission(
+            result.budgeted_rows, [a for group in admitted for a in group], windows
+        )
+        return admitted
 
     def _alert_after_admission(
         self,
@@ -239,22 +286,33 @@ class BudgetGate:
         Raises:
             LedgerUnavailable: the database is unreachable; retry the whole step later.
         """
+        return self.complete_groups([Completion(settlements, cache_hits, then)])[0]
+
+    def complete_groups(self, completions: Sequence[Completion[T]]) -> list[T]:
+        """`complete` for several groups in ONE transaction: every settlement and cache hit,
+        then each group's `then` in turn; what each `then` returned, in order.
+
+        Raises:
+            LedgerUnavailable: the database is unreachable; retry the whole step later.
+        """
         now = datetime.now(UTC)
         day = current_windows(now, self.timezone)[Period.DAILY].first_day.isoformat()
         usages = [
             TokenUsage(s.job_id, s.input_tokens, s.output_tokens, s.cached_input_tokens)
-            for s in settlements
+            for completion in completions
+            for s in completion.settlements
         ]
         hits = [
             CacheHit(h.job_id, h.tenant, h.agent_type, h.model, h.input_tokens, h.output_tokens)
-            for h in cache_hits
+            for completion in completions
+            for h in completion.cache_hits
         ]
 
-        def work(session: Session) -> T:
+        def work(session: Session) -> list[T]:
             costs = self.ledger.settle_in(session, usages=usages, now=now) if usages else {}
             if hits:
                 record_cache_hits_in(session, self.prices, hits, now=now, day=day)
-            return then(session, costs)
+            return [completion.then(session, costs) for completion in completions]
 
         return in_transaction(self.sessions, work)
 

@@ -22,6 +22,7 @@ from agentqueue.results import ResultStore
 from agentqueue.scheduler.windows import OffPeakSchedule
 from agentqueue.settings import Settings, get_settings
 from agentqueue.workers.aggregator import BatchAggregator, FlushRecord
+from agentqueue.workers.group_commit import GroupCommit
 from agentqueue.workers.pending_answers import PendingAnswers
 
 if TYPE_CHECKING:
@@ -56,10 +57,12 @@ class WorkerContext:
     pending_answers: PendingAnswers
     calls: ThreadPoolExecutor = field(repr=False)
     aggregator: BatchAggregator[ExecutionReport] = field(init=False, repr=False)
+    group_commit: GroupCommit = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         from agentqueue.workers.executor import BatchExecutor
 
+        self.group_commit = GroupCommit(self.sessions, self.gate)
         self.aggregator = BatchAggregator(
             lambda ids: BatchExecutor(self).run(ids),
             size=self.settings.batch_size,

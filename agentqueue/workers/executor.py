@@ -16,7 +16,14 @@ from decimal import Decimal
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from agentqueue.budget.gate import Admission, CacheHitCharge, LedgerUnavailable, Settlement
+from agentqueue.budget.gate import (
+    Admission,
+    AdmissionGroup,
+    CacheHitCharge,
+    Completion,
+    LedgerUnavailable,
+    Settlement,
+)
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.keys import is_cacheable
 from agentqueue.cache.request import CacheRequest
@@ -106,8 +113,7 @@ class BatchExecutor:
 
     def _claim(self, job_ids: Sequence[str]) -> list[ClaimedJob]:
         try:
-            with self.context.sessions.begin() as session:
-                return jobs_repository.claim(session, job_ids, now=utcnow())
+            return self.context.group_commit.claim(job_ids)
         except (OperationalError, DBAPIError) as error:
             log.warning(
                 "database unavailable while claiming %d job(s): %s",
@@ -136,11 +142,8 @@ class BatchExecutor:
         offpeak = self.context.offpeak
         # Deferring to off-peak gains nothing once off-peak has come.
         defer_allowed = not released and not offpeak.is_off_peak(now)
-        admissions = self.context.gate.admit_many(
-            [w.item.job for w in work],
-            now=now,
-            service_tier=service_tier,
-            defer_allowed=defer_allowed,
+        admissions = self.context.group_commit.admit(
+            AdmissionGroup([w.item.job for w in work], now, service_tier, defer_allowed)
         )
         for w, admission in zip(work, admissions, strict=True):
             w.admission = admission
@@ -314,7 +317,7 @@ class BatchExecutor:
             return written
 
         try:
-            written = self.context.gate.complete(settlements, charges, record)
+            written = self.context.group_commit.complete(Completion(settlements, charges, record))
         except LedgerUnavailable as error:
             # The provider was paid: keep its answers so the retry settles, not re-calls.
             self.context.pending_answers.keep(

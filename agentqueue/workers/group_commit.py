@@ -1,0 +1,58 @@
+"""One database transaction for every group that reaches the same step at the same moment.
+
+Each batch of jobs needs three transactions (claim, admission, settlement with the final
+records). Under load many batches of one worker reach a step together; each step has a
+`Coalescer`, so they share one transaction per step instead of paying BEGIN, COMMIT and every
+statement once per batch. A lone batch runs at once, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from agentqueue.budget.gate import Admission, AdmissionGroup, BudgetGate, Completion
+from agentqueue.jobs import utcnow
+from agentqueue.persistence import jobs_repository
+from agentqueue.persistence.jobs_repository import ClaimedJob
+from agentqueue.workers.coalescer import Coalescer
+
+
+class GroupCommit:
+    """Claim, admit and complete groups of jobs, several groups per transaction under load."""
+
+    def __init__(self, sessions: sessionmaker[Session], gate: BudgetGate) -> None:
+        self._sessions = sessions
+        self._gate = gate
+        self._claims: Coalescer[Sequence[str], list[ClaimedJob]] = Coalescer(self._claim_many)
+        self._admissions: Coalescer[AdmissionGroup, list[Admission]] = Coalescer(gate.admit_groups)
+        self._completions: Coalescer[Completion[Any], Any] = Coalescer(gate.complete_groups)
+
+    def claim(self, job_ids: Sequence[str]) -> list[ClaimedJob]:
+        """`jobs_repository.claim` of these ids; a job asked for by two groups goes to one.
+
+        Raises:
+            sqlalchemy.exc.DBAPIError: the database failed (the caller retries).
+        """
+        return self._claims.submit(job_ids)
+
+    def admit(self, group: AdmissionGroup) -> list[Admission]:
+        """`BudgetGate.admit_many` of one group (raises `LedgerUnavailable` like it)."""
+        return self._admissions.submit(group)
+
+    def complete(self, completion: Completion[Any]) -> Any:
+        """`BudgetGate.complete` of one group (raises `LedgerUnavailable` like it)."""
+        return self._completions.submit(completion)
+
+    def _claim_many(self, requests: Sequence[Sequence[str]]) -> list[list[ClaimedJob]]:
+        wanted = list(dict.fromkeys(job_id for ids in requests for job_id in ids))
+        with self._sessions.begin() as session:
+            claimed = jobs_repository.claim(session, wanted, now=utcnow())
+        by_id = {item.job.id: item for item in claimed}
+        shares = []
+        for ids in requests:
+            share = [by_id.pop(job_id) for job_id in ids if job_id in by_id]
+            shares.append(share)
+        return shares
