@@ -1,10 +1,10 @@
 """The ledger service: reserve, settle and release job costs against running usage rows.
 
 Every operation is one transaction, idempotent by job id. Only scopes with a budget keep a
-usage row (jobs of unbudgeted scopes share no lock); rows are locked in key order (no deadlocks
-between workers) and an entry's state is acted on only as read under its own row lock, or the
-entry's primary key makes a racing duplicate fail and rerun, so concurrent workers and
-redelivered copies of a job never charge it twice.
+usage row (jobs of unbudgeted scopes share no lock). Locks are taken entries first, then usage
+rows in key order (no deadlocks between workers); an entry's state is acted on only as read
+under its own row lock, or the entry's primary key makes a racing duplicate fail and rerun, so
+concurrent workers and redelivered copies of a job never charge it twice.
 """
 
 from __future__ import annotations
@@ -146,10 +146,11 @@ class Ledger:
             # Read before locking to keep the lock short: a duplicate inserted meanwhile makes
             # our insert fail on the primary key and the whole transaction is rerun.
             states = read_states(session, (r.job_id for r in requests))
-            rows = self._lock(session, budgeted.keys(), budgeted, now)
             released = [job_id for job_id, state in states.items() if state is EntryState.RELEASED]
             if released:  # a concurrent delivery may have re-reserved it: look again, locked
                 states.update(read_states(session, released, lock=True))
+            # Entries before usage rows, as everywhere, so two ledger writers never deadlock.
+            rows = self._lock(session, budgeted.keys(), budgeted, now)
             for row in rows.values():
                 row.limit = limits.get((row.scope, row.period))
             live = [job_id for job_id, state in states.items() if state is not EntryState.RELEASED]

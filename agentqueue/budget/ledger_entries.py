@@ -117,14 +117,6 @@ def read_states(
     return {job_id: EntryState(state) for job_id, state in session.execute(statement)}
 
 
-def read_usage_keys(session: Session, job_ids: Iterable[str]) -> set[UsageKey]:
-    wanted = sorted(set(job_ids))
-    if not wanted:
-        return set()
-    statement = select(ENTRIES.c.usage_keys).where(ENTRIES.c.job_id.in_(wanted))
-    return {key for (value,) in session.execute(statement) for key in decode_keys(value)}
-
-
 def scalars(session: Session, *, statement: Any) -> list[Any]:
     return list(session.execute(statement).scalars())
 
@@ -143,14 +135,10 @@ def update_entries(session: Session, changes: list[dict[str, Any]]) -> None:
 def lock_entries(
     session: Session, job_ids: Sequence[str]
 ) -> tuple[dict[str, Entry], dict[UsageKey, LiveUsage]]:
-    """Lock the usage rows of these jobs (key order; only budgeted scopes have rows), then
-    their entries: what is read here cannot change before commit.
+    """Lock these jobs' entries, then the usage rows they count against (key order; only
+    budgeted scopes have rows): what is read here cannot change before commit.
     """
     join_ledger_writers(session)
-    rows = lock_rows(session, read_usage_keys(session, job_ids))
     entries = read_entries(session, job_ids, lock=True)
-    # Re-reserved in a new window between the two reads (rare): lock those rows too.
-    late = {key for e in entries.values() for key in e.usage_keys} - rows.keys()
-    if late:
-        rows.update(lock_rows(session, late))
+    rows = lock_rows(session, {key for e in entries.values() for key in e.usage_keys})
     return entries, rows
