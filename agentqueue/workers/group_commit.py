@@ -19,6 +19,11 @@ from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
 from agentqueue.workers.coalescer import Coalescer
 
+# Enough to merge every batch a busy worker has in flight at one step, few enough that a
+# transaction stays well inside SQLite's limit on statement parameters even for packed
+# batches of 1,000 jobs.
+GROUPS_PER_TRANSACTION = 8
+
 
 class GroupCommit:
     """Claim, admit and complete groups of jobs, several groups per transaction under load."""
