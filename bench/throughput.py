@@ -18,7 +18,11 @@ enough single-message jobs for about `--p2-seconds` at the ceiling.
 
     python bench/throughput.py [--only p1|p2] [--jobs 2000] [--concurrency 32] [--rounds 2]
         [--p2-concurrency 16,64,128] [--p2-seconds 5] [--latency-ms 200]
-        [--database postgres|sqlite] [--redis-db 8] [--clock first-take|command]
+        [--database postgres|sqlite] [--redis-db 8] [--clock first-take|command] [--floor]
+
+`--floor` adds floor_app's runs: the same messages through the same aggregator, with the batch
+executor's work left out (P1) or reduced to the provider calls (P2), to show what the rest of
+the path costs.
 """
 
 from __future__ import annotations
@@ -139,6 +143,44 @@ def agentqueue_jobs(
     return jobs / seconds
 
 
+def floor_jobs(
+    env: dict[str, str],
+    jobs: int,
+    concurrency: int,
+    log_dir: Path,
+    *,
+    mode: str,
+    log_name: str,
+    first_take: bool = True,
+) -> float:
+    """Jobs/s of `floor_app`: single messages through the aggregator, no executor work."""
+    import floor_app
+
+    worker = _worker(
+        {**env, "AGENTQUEUE_BENCH_FLOOR": mode}, "floor_app", concurrency, log_dir / log_name
+    )
+    try:
+        worker.wait_ready(floor_app.app, timeout=60)
+        with floor_app.app.producer_or_acquire() as producer:
+            for index in range(jobs):
+                floor_app.floor_job.apply_async(
+                    args=(f"job-{index}", "bench", "gpt-4o-mini"), queue=QUEUE, producer=producer
+                )
+        client = redis.Redis.from_url(env["AGENTQUEUE_REDIS_URL"])
+        seconds = drain_seconds(
+            client,
+            QUEUE,
+            jobs,
+            lambda: floor_app.app.control.add_consumer(
+                QUEUE, destination=[worker.node_name], reply=True
+            ),
+            from_first_take=first_take,
+        )
+    finally:
+        worker.stop()
+    return jobs / seconds
+
+
 def p1(
     env: dict[str, str],
     jobs: int,
@@ -147,9 +189,11 @@ def p1(
     log_dir: Path,
     *,
     first_take: bool = True,
+    floor: bool = False,
 ) -> None:
-    """Bare Celery, single messages and packed batches, interleaved; best of `rounds` each."""
-    best = {"bare": 0.0, "interactive": 0.0, "bulk": 0.0}
+    """Bare Celery, single messages and packed batches, interleaved; best of `rounds` each.
+    With `floor`, also the aggregator alone (floor_app), same messages."""
+    best = {"bare": 0.0, "interactive": 0.0, "bulk": 0.0, "floor": 0.0}
     for round_number in range(1, rounds + 1):
         measured = {
             "bare": bare_celery(env, jobs, concurrency, log_dir, first_take=first_take),
@@ -158,6 +202,16 @@ def p1(
                 env, jobs, concurrency, log_dir, packed=True, first_take=first_take
             ),
         }
+        if floor:
+            measured["floor"] = floor_jobs(
+                env,
+                jobs,
+                concurrency,
+                log_dir,
+                mode="aggregator",
+                log_name="floor.log",
+                first_take=first_take,
+            )
         if rounds > 1:
             print(
                 f"  round {round_number}: "
@@ -171,6 +225,12 @@ def p1(
     print(f"agentqueue, packed batch tasks (submit_many):  {best['bulk']:8.0f} jobs/s")
     print(f"P1 interactive ratio: {best['interactive'] / baseline:.2f}")
     print(f"P1 bulk ratio: {best['bulk'] / baseline:.2f}")
+    if floor:
+        print(f"  floor, aggregator without the executor:    {best['floor']:8.0f} jobs/s")
+        print(
+            f"  floor ratio (what the executor could reach at no cost): "
+            f"{best['floor'] / baseline:.2f}"
+        )
 
 
 @dataclass(frozen=True)
@@ -192,8 +252,10 @@ def provider_ceiling_run(
     log_dir: Path,
     *,
     first_take: bool = True,
+    floor: bool = False,
 ) -> CeilingRun:
-    """One worker with C threads and a pool of C connections against the test server."""
+    """One worker with C threads and a pool of C connections against the test server;
+    `floor`: floor_app's worker, which only makes the provider calls of each group."""
     ceiling = concurrency / latency_s
     jobs = math.ceil(ceiling * seconds)
     worker_env = {
@@ -207,14 +269,25 @@ def provider_ceiling_run(
         "AGENTQUEUE_WORKER_CONCURRENCY": str(concurrency),
     }
     server.reset()
-    rate = agentqueue_jobs(
-        worker_env,
-        jobs,
-        concurrency,
-        log_dir,
-        log_name=f"p2-c{concurrency}.log",
-        first_take=first_take,
-    )
+    if floor:
+        rate = floor_jobs(
+            worker_env,
+            jobs,
+            concurrency,
+            log_dir,
+            mode="calls",
+            log_name=f"p2-floor-c{concurrency}.log",
+            first_take=first_take,
+        )
+    else:
+        rate = agentqueue_jobs(
+            worker_env,
+            jobs,
+            concurrency,
+            log_dir,
+            log_name=f"p2-c{concurrency}.log",
+            first_take=first_take,
+        )
     stats = server.stats()
     return CeilingRun(
         concurrency,
@@ -234,6 +307,7 @@ def p2(
     log_dir: Path,
     *,
     first_take: bool = True,
+    floor: bool = False,
 ) -> None:
     print(
         f"LLM test server at {latency_ms:.0f} ms; one worker per C, C threads, "
@@ -257,6 +331,21 @@ def p2(
                 f"{run.connections} connections"
             )
             print(f"P2 C={run.concurrency}: {100 * run.rate / run.ceiling:.0f}% of ceiling")
+            if floor:
+                bare = provider_ceiling_run(
+                    env,
+                    server,
+                    concurrency,
+                    latency_ms / 1000,
+                    seconds,
+                    log_dir,
+                    first_take=first_take,
+                    floor=True,
+                )
+                print(
+                    f"  floor C={bare.concurrency}, provider calls only: "
+                    f"{100 * bare.rate / bare.ceiling:.0f}% of ceiling"
+                )
     finally:
         server.stop()
 
@@ -272,6 +361,12 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--redis-db", type=int, default=8)
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also run floor_app: the same single messages and aggregator without the "
+        "executor's SQL, cache and result work (P1), or with provider calls only (P2)",
+    )
     parser.add_argument(
         "--clock",
         choices=["first-take", "command"],
@@ -309,6 +404,7 @@ def main() -> None:
                 max(1, args.rounds),
                 log_dir,
                 first_take=first_take,
+                floor=args.floor,
             )
         if args.only in (None, "p2"):
             concurrencies = [int(c) for c in args.p2_concurrency.split(",") if c.strip()]
@@ -319,6 +415,7 @@ def main() -> None:
                 args.p2_seconds,
                 log_dir,
                 first_take=first_take,
+                floor=args.floor,
             )
         print(f"(benchmark took {time.perf_counter() - started:.1f} s; logs in {log_dir})")
 

@@ -1,0 +1,69 @@
+"""The floor under agentqueue's single-message path, for `throughput.py --floor`.
+
+A Celery app with agentqueue's broker settings whose one task hands its job id to the same
+`BatchAggregator` (same batch size and timeout) as `agentqueue.run_job`, but whose groups skip
+the batch executor's SQL, cache and result work. `AGENTQUEUE_BENCH_FLOOR` says what a group
+still does: `aggregator` (nothing) or `calls` (one real provider call per job, concurrently on
+a pool of `AGENTQUEUE_WORKER_CONCURRENCY` threads, as the executor makes them).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from celery import Celery
+
+from agentqueue.providers import ProviderRequest, build_provider
+from agentqueue.settings import get_settings
+from agentqueue.workers.aggregator import BatchAggregator
+from agentqueue.workers.config import celery_config
+
+app = Celery("floor")
+_config = celery_config(get_settings())
+_config["task_queues"] = None
+_config["task_create_missing_queues"] = True
+app.config_from_object(_config)
+
+_lock = threading.Lock()
+_aggregator: BatchAggregator[None] | None = None
+
+
+def _build_aggregator() -> BatchAggregator[None]:
+    settings = get_settings()
+    mode = os.environ.get("AGENTQUEUE_BENCH_FLOOR", "aggregator")
+    provider = build_provider(settings)
+    pool = ThreadPoolExecutor(max_workers=settings.worker_concurrency)
+
+    def run(job_ids: Sequence[str]) -> None:
+        if mode != "calls":
+            return
+        requests = [
+            ProviderRequest(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": f"request {job_id}"}],
+                max_tokens=64,
+                request_id=job_id,
+            )
+            for job_id in job_ids
+        ]
+        if len(requests) == 1:  # as the executor: a lone call runs in the job's own thread
+            provider.complete(requests[0])
+        else:
+            list(pool.map(provider.complete, requests))
+
+    return BatchAggregator(
+        run, size=settings.batch_size, timeout_s=settings.batch_timeout_ms / 1000
+    )
+
+
+@app.task(name="bench.floor_job", acks_late=True, ignore_result=True)
+def floor_job(job_id: str, agent_type: str, model: str) -> None:
+    global _aggregator
+    if _aggregator is None:
+        with _lock:
+            if _aggregator is None:
+                _aggregator = _build_aggregator()
+    _aggregator.submit((agent_type, model), job_id)
