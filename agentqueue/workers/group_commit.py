@@ -31,7 +31,7 @@ class GroupCommit:
     def __init__(self, sessions: sessionmaker[Session], gate: BudgetGate) -> None:
         self._sessions = sessions
         self._gate = gate
-        self._claims: Coalescer[Sequence[str], list[ClaimedJob]] = Coalescer(self._claim_many)
+        self._claims: Coalescer[Sequence[str], list[ClaimedJob]] = Coalescer(self.claim_groups)
         self._admissions: Coalescer[AdmissionGroup, list[Admission]] = Coalescer(gate.admit_groups)
         self._completions: Coalescer[Completion[Any], Any] = Coalescer(gate.complete_groups)
 
@@ -51,7 +51,9 @@ class GroupCommit:
         """`BudgetGate.complete` of one group (raises `LedgerUnavailable` like it)."""
         return self._completions.submit(completion)
 
-    def _claim_many(self, requests: Sequence[Sequence[str]]) -> list[list[ClaimedJob]]:
+    def claim_groups(self, requests: Sequence[Sequence[str]]) -> list[list[ClaimedJob]]:
+        """Claim several groups' ids in one transaction; a job asked for twice goes to the
+        first group that asked (the others see it as not claimable)."""
         wanted = list(dict.fromkeys(job_id for ids in requests for job_id in ids))
         with self._sessions.begin() as session:
             claimed = jobs_repository.claim(session, wanted, now=utcnow())

@@ -39,7 +39,7 @@ def test_claims_of_several_groups_give_each_job_to_exactly_one(
             .values(status=JobStatus.SUCCEEDED.value)
         )
     commit = GroupCommit(sessions, make_gate())
-    first, second = commit._claim_many(
+    first, second = commit.claim_groups(
         [["job-0", "job-1", "job-2", "job-3"], ["job-3", "job-4", "job-5", "job-6"]]
     )
     assert [c.job.id for c in first] == ["job-0", "job-1", "job-2", "job-3"]
