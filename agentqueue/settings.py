@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     batch_size: int = Field(default=5, ge=1, le=1000)
     batch_timeout_ms: int = Field(default=100, ge=0, le=60_000)
-    packed_batch_size: int = Field(default=50, ge=1, le=1000)
+    packed_batch_size: int = Field(default=100, ge=1, le=1000)
     worker_max_memory_mb: int = Field(default=2048, ge=0)  # 0 turns the memory guard off
     worker_memory_soft_fraction: float = Field(default=0.8, gt=0.0, lt=1.0)
     worker_memory_check_s: float = Field(default=5.0, gt=0.0)
