@@ -28,9 +28,11 @@ the path costs.
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,23 +68,32 @@ def _worker(env: dict[str, str], app: str, concurrency: int, log: Path) -> Worke
     ).start()
 
 
-def bare_celery(
-    env: dict[str, str], jobs: int, concurrency: int, log_dir: Path, *, first_take: bool = True
+def preloaded_task_rate(
+    env: dict[str, str],
+    app_module: str,
+    task_name: str,
+    args_of: Callable[[int], tuple[str, ...]],
+    jobs: int,
+    concurrency: int,
+    log: Path,
+    *,
+    first_take: bool = True,
 ) -> float:
-    import noop_app
-
-    worker = _worker(env, "noop_app", concurrency, log_dir / "noop.log")
+    """Jobs/s of a worker of `app_module` draining `jobs` preloaded messages of one task."""
+    module = importlib.import_module(app_module)
+    worker = _worker(env, app_module, concurrency, log)
     try:
-        worker.wait_ready(noop_app.app, timeout=60)
-        with noop_app.app.producer_or_acquire() as producer:
+        worker.wait_ready(module.app, timeout=60)
+        task = module.app.tasks[task_name]
+        with module.app.producer_or_acquire() as producer:
             for index in range(jobs):
-                noop_app.noop.apply_async(args=(f"job-{index}",), queue=QUEUE, producer=producer)
+                task.apply_async(args=args_of(index), queue=QUEUE, producer=producer)
         client = redis.Redis.from_url(env["AGENTQUEUE_REDIS_URL"])
         seconds = drain_seconds(
             client,
             QUEUE,
             jobs,
-            lambda: noop_app.app.control.add_consumer(
+            lambda: module.app.control.add_consumer(
                 QUEUE, destination=[worker.node_name], reply=True
             ),
             from_first_take=first_take,
@@ -90,6 +101,21 @@ def bare_celery(
     finally:
         worker.stop()
     return jobs / seconds
+
+
+def bare_celery(
+    env: dict[str, str], jobs: int, concurrency: int, log_dir: Path, *, first_take: bool = True
+) -> float:
+    return preloaded_task_rate(
+        env,
+        "noop_app",
+        "bench.noop",
+        lambda index: (f"job-{index}",),
+        jobs,
+        concurrency,
+        log_dir / "noop.log",
+        first_take=first_take,
+    )
 
 
 def agentqueue_jobs(
@@ -154,31 +180,16 @@ def floor_jobs(
     first_take: bool = True,
 ) -> float:
     """Jobs/s of `floor_app`: single messages through the aggregator, no executor work."""
-    import floor_app
-
-    worker = _worker(
-        {**env, "AGENTQUEUE_BENCH_FLOOR": mode}, "floor_app", concurrency, log_dir / log_name
+    return preloaded_task_rate(
+        {**env, "AGENTQUEUE_BENCH_FLOOR": mode},
+        "floor_app",
+        "bench.floor_job",
+        lambda index: (f"job-{index}", "bench", "gpt-4o-mini"),
+        jobs,
+        concurrency,
+        log_dir / log_name,
+        first_take=first_take,
     )
-    try:
-        worker.wait_ready(floor_app.app, timeout=60)
-        with floor_app.app.producer_or_acquire() as producer:
-            for index in range(jobs):
-                floor_app.floor_job.apply_async(
-                    args=(f"job-{index}", "bench", "gpt-4o-mini"), queue=QUEUE, producer=producer
-                )
-        client = redis.Redis.from_url(env["AGENTQUEUE_REDIS_URL"])
-        seconds = drain_seconds(
-            client,
-            QUEUE,
-            jobs,
-            lambda: floor_app.app.control.add_consumer(
-                QUEUE, destination=[worker.node_name], reply=True
-            ),
-            from_first_take=first_take,
-        )
-    finally:
-        worker.stop()
-    return jobs / seconds
 
 
 def p1(

@@ -49,8 +49,6 @@ class Coalescer(Generic[Request, Result]):
         self._lock = threading.Lock()
         self._pending: list[_Slot[Request, Result]] = []
         self._busy = False
-        self.runs = 0
-        self.requests = 0
 
     def submit(self, request: Request) -> Result:
         slot: _Slot[Request, Result] = _Slot(request)
@@ -79,8 +77,6 @@ class Coalescer(Generic[Request, Result]):
         return slot.outcome()
 
     def _run(self, batch: list[_Slot[Request, Result]]) -> None:
-        self.runs += 1
-        self.requests += len(batch)
         try:
             results = self._run_many([slot.request for slot in batch])
             if len(results) != len(batch):
