@@ -30,10 +30,16 @@ class GroupCommit:
 
     def __init__(self, sessions: sessionmaker[Session], gate: BudgetGate) -> None:
         self._sessions = sessions
-        self._gate = gate
-        self._claims: Coalescer[Sequence[str], list[ClaimedJob]] = Coalescer(self.claim_groups)
-        self._admissions: Coalescer[AdmissionGroup, list[Admission]] = Coalescer(gate.admit_groups)
-        self._completions: Coalescer[Completion[Any], Any] = Coalescer(gate.complete_groups)
+        most = GROUPS_PER_TRANSACTION
+        self._claims: Coalescer[Sequence[str], list[ClaimedJob]] = Coalescer(
+            self.claim_groups, max_requests=most
+        )
+        self._admissions: Coalescer[AdmissionGroup, list[Admission]] = Coalescer(
+            gate.admit_groups, max_requests=most
+        )
+        self._completions: Coalescer[Completion[Any], Any] = Coalescer(
+            gate.complete_groups, max_requests=most
+        )
 
     def claim(self, job_ids: Sequence[str]) -> list[ClaimedJob]:
         """`jobs_repository.claim` of these ids; a job asked for by two groups goes to one.
