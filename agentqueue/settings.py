@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     # Budget.
     prices_file: Path | None = None
     catalog_file: Path | None = None
+    selection: Literal["cheapest", "balanced"] = "cheapest"
     selection_weight_cost: float = Field(default=0.4, ge=0.0, le=1.0)
     selection_weight_quality: float = Field(default=0.4, ge=0.0, le=1.0)
     selection_weight_speed: float = Field(default=0.2, ge=0.0, le=1.0)

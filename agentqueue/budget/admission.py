@@ -82,7 +82,7 @@ class AdmissionRules:
         )
         ladder = self.ladder.decide(view.utilisation(), job.priority.value, deferrable=deferrable)
         action = None if ladder.action is BudgetAction.NONE else ladder.action.value
-        option = plan.option(ladder.selection_mode)
+        option = plan.option(ladder.right_size)
 
         def verdict(
             decision: Decision,
@@ -95,7 +95,7 @@ class AdmissionRules:
                 decision=decision,
                 model=chosen.model if chosen else job.model,
                 provider=chosen.provider if chosen and decision != "reject" else None,
-                service_tier=service_tier,
+                service_tier=chosen.service_tier if chosen else service_tier,
                 reserved_usd=chosen.worst_case_usd if chosen and decision == "run" else Decimal(0),
                 input_tokens_estimate=plan.input_tokens,
                 max_output_tokens=chosen.max_output_tokens if chosen else 0,
@@ -119,7 +119,7 @@ class AdmissionRules:
         reservation = Reservation(
             model=option.model,
             provider=option.provider,
-            service_tier=service_tier,
+            service_tier=option.service_tier,
             reserved_usd=option.worst_case_usd,
             input_tokens_estimate=plan.input_tokens,
             max_output_tokens=option.max_output_tokens,

@@ -15,7 +15,7 @@ from agentqueue.budget.alerts import AlertSink, BudgetAlert, BudgetAlerts
 from agentqueue.budget.budget_limits import read_budgets
 from agentqueue.budget.cache_hits import CacheHit, record_cache_hits, record_cache_hits_in
 from agentqueue.budget.catalog import load_catalog
-from agentqueue.budget.errors import BudgetExceeded, LedgerUnavailable, UnknownModelPrice
+from agentqueue.budget.errors import BudgetExceeded, LedgerUnavailable
 from agentqueue.budget.ledger import (
     Ledger,
     Reservation,
@@ -115,6 +115,7 @@ class BudgetGate:
             self.weights,
             default_max_tokens=settings.default_max_tokens,
             chars_per_token=settings.chars_per_token,
+            selection=settings.selection,
         )
         self.rules = AdmissionRules(
             self.ladder,
@@ -315,14 +316,6 @@ class BudgetGate:
             return [completion.then(session, costs) for completion in completions]
 
         return in_transaction(self.sessions, work)
-
-    def offers_tier(self, model: str, service_tier: str) -> bool:
-        """Whether the pricing data has a real price for this tier (not a standard fallback)."""
-        try:
-            priced = self.prices.price(model, service_tier)
-        except UnknownModelPrice:
-            return False
-        return priced.tier_source != "no_tier_price"
 
     def release_many(self, job_ids: Sequence[str]) -> None:
         """Drop the reservations of failed jobs; idempotent, settled jobs are left alone."""

@@ -29,19 +29,21 @@ class RunOption:
     max_output_tokens: int
     worst_case_usd: Decimal
     reason: str | None
+    service_tier: str = "standard"  # the tier it is priced on: the wanted one or a fallback
 
 
 @dataclass(frozen=True, slots=True)
 class JobPlan:
-    """A job's input estimate and how it would run in each selection mode (or why it cannot)."""
+    """A job's input estimate and how it would run normally and when right-sized under budget
+    pressure (or why it cannot)."""
 
     job: AgentJob
     input_tokens: int
-    weighted: RunOption | AgentQueueError
-    cheapest: RunOption | AgentQueueError
+    normal: RunOption | AgentQueueError
+    right_sized: RunOption | AgentQueueError
 
-    def option(self, mode: SelectionMode) -> RunOption | AgentQueueError:
-        return self.cheapest if mode == "cheapest" else self.weighted
+    def option(self, right_size: bool) -> RunOption | AgentQueueError:
+        return self.right_sized if right_size else self.normal
 
 
 class JobPlanner:
@@ -55,7 +57,9 @@ class JobPlanner:
         *,
         default_max_tokens: int,
         chars_per_token: float,
+        selection: SelectionMode = "cheapest",
     ) -> None:
+        self.selection = selection
         self.catalog = catalog
         self.prices = prices
         self.weights = weights
@@ -63,7 +67,7 @@ class JobPlanner:
         self.chars_per_token = chars_per_token
 
     def plan(self, job: AgentJob, service_tier: str, moment: datetime) -> JobPlan:
-        """Both selection modes are resolved now, so the locked part only picks one."""
+        """Both ways are resolved now, so the locked part only picks one."""
         input_tokens = estimate_input_tokens(job.messages, chars_per_token=self.chars_per_token)
         if job.model != "auto":
             single = self._explicit(job, input_tokens, service_tier, moment)
@@ -88,10 +92,16 @@ class JobPlanner:
             at=moment,
         )
         options: list[RunOption | AgentQueueError] = []
-        modes: tuple[SelectionMode, SelectionMode] = ("weighted", "cheapest")
-        for mode in modes:
+        ways: tuple[tuple[SelectionMode, bool], ...] = ((self.selection, False), ("cheapest", True))
+        for mode, pressure in ways:
             try:
-                choice = select_model(candidates, job.requirements, weights=self.weights, mode=mode)
+                choice = select_model(
+                    candidates,
+                    job.requirements,
+                    weights=self.weights,
+                    mode=mode,
+                    pressure=pressure,
+                )
             except NoModelMeetsRequirements as error:
                 options.append(error)
                 continue
@@ -103,6 +113,7 @@ class JobPlanner:
                     picked.max_output_tokens,
                     picked.worst_case_usd,
                     choice.reason,
+                    picked.priced.service_tier,
                 )
             )
         return options[0], options[1]
@@ -112,7 +123,7 @@ class JobPlanner:
     ) -> RunOption | AgentQueueError:
         listed = self.catalog.get(job.model)
         try:
-            priced = self.prices.price(
+            priced = self.prices.price_best_tier(
                 job.model, service_tier, provider=listed.provider if listed else None, at=moment
             )
         except UnknownModelPrice as error:
@@ -128,4 +139,5 @@ class JobPlanner:
             max_output,
             worst_case_cost(priced, input_tokens, max_output),
             None,
+            priced.service_tier,
         )

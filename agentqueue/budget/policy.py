@@ -7,7 +7,6 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from agentqueue.budget.selection import SelectionMode
 from agentqueue.settings import Settings
 
 ALWAYS_RUN_AT_HIGH_PRIORITY_ONLY = frozenset({"critical", "high"})
@@ -30,7 +29,7 @@ class LadderDecision:
 
     verdict: Literal["run", "defer", "refuse"]
     action: BudgetAction
-    selection_mode: SelectionMode
+    right_size: bool  # auto takes the cheapest qualifying model whatever AGENTQUEUE_SELECTION says
 
     @property
     def prefer_cache(self) -> bool:
@@ -93,15 +92,14 @@ class BudgetLadder:
     ) -> LadderDecision:
         """Admit, defer or refuse a job of `priority`; a job that may not wait runs instead."""
         action = self.action_for(utilisation)
-        cheapest: SelectionMode = "cheapest"
         if action is BudgetAction.REFUSE:
-            return LadderDecision("refuse", action, cheapest)
+            return LadderDecision("refuse", action, True)
         if action is BudgetAction.HIGH_PRIORITY_ONLY:
             held = priority not in ALWAYS_RUN_AT_HIGH_PRIORITY_ONLY
-            return LadderDecision("defer" if held and deferrable else "run", action, cheapest)
+            return LadderDecision("defer" if held and deferrable else "run", action, True)
         if action is BudgetAction.DEFER:
             held = priority in self.defer_priorities
-            return LadderDecision("defer" if held and deferrable else "run", action, cheapest)
+            return LadderDecision("defer" if held and deferrable else "run", action, True)
         if action is BudgetAction.RIGHT_SIZE:
-            return LadderDecision("run", action, cheapest)
-        return LadderDecision("run", action, "weighted")
+            return LadderDecision("run", action, True)
+        return LadderDecision("run", action, False)

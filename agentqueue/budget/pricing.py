@@ -28,6 +28,15 @@ _TIER_CONTEXT: dict[str, dict[str, str] | None] = {
 
 TierSource = Literal["standard", "data", "multiplier", "no_tier_price"]
 
+# Where a wanted tier has no price of its own, the next cheaper-than-standard tier is tried:
+# work that could wait for a batch can run on flex, and anything can run on standard.
+TIER_FALLBACKS: dict[str, tuple[str, ...]] = {
+    "batch": ("batch", "flex", "standard"),
+    "flex": ("flex", "standard"),
+    "priority": ("priority", "standard"),
+    "standard": ("standard",),
+}
+
 
 def to_money(amount: Decimal) -> Decimal:
     """Round up to the ledger's 10 decimal places."""
@@ -214,6 +223,29 @@ class PriceBook:
                     self._cache.clear()
                 self._cache[key] = priced
         return priced
+
+    def price_best_tier(
+        self,
+        model: str,
+        service_tier: str,
+        *,
+        provider: str | None = None,
+        at: datetime | None = None,
+    ) -> PricedModel:
+        """The price on `service_tier`, or on the first tier of its fallbacks that has a price
+        of its own; the result's `service_tier` says which tier the job really runs on.
+
+        Raises:
+            UnknownModelPrice: the model has no standard price.
+            ValueError: for a service tier we do not know.
+        """
+        if service_tier not in TIER_FALLBACKS:
+            raise ValueError(f"unknown service tier {service_tier!r}; use one of {SERVICE_TIERS}")
+        for tier in TIER_FALLBACKS[service_tier]:
+            priced = self.price(model, tier, provider=provider, at=at)
+            if priced.tier_source != "no_tier_price":
+                return priced
+        return priced  # pragma: no cover - the standard tier always has its own price
 
     def _multiplier(self, service_tier: str) -> Decimal | None:
         return self.overrides.tier_multipliers.get(service_tier)

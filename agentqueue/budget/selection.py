@@ -1,4 +1,4 @@
-"""`model="auto"`: pick a catalog model meeting the job's requirements, by score or by price."""
+"""`model="auto"`: pick a catalog model meeting the job's requirements, by price or by score."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from agentqueue.budget.pricing import PriceBook, PricedModel
 from agentqueue.budget.tokens import output_token_bound, worst_case_cost
 from agentqueue.jobs import Requirements
 
-SelectionMode = Literal["weighted", "cheapest"]
+# `cheapest`: lowest estimated cost that qualifies (the default); `balanced`: weighted score.
+SelectionMode = Literal["cheapest", "balanced"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +65,12 @@ def candidates_for(
     service_tier: str = "standard",
     at: datetime | None = None,
 ) -> list[Candidate]:
-    """Catalog models with a known price whose context window holds the input and output."""
+    """Catalog models with a known price whose context window holds the input and output,
+    each priced on `service_tier` or the tier it falls back to (see `price_best_tier`)."""
     found = []
     for entry in catalog.models:
         try:
-            priced = prices.price(entry.id, service_tier, provider=entry.provider, at=at)
+            priced = prices.price_best_tier(entry.id, service_tier, provider=entry.provider, at=at)
         except UnknownModelPrice:
             continue  # fail closed: an unpriced model is never a candidate
         output = output_token_bound(
@@ -126,8 +128,12 @@ def _pick(
     candidates: Sequence[Candidate], weights: SelectionWeights, mode: SelectionMode
 ) -> tuple[Candidate, str]:
     if mode == "cheapest":
-        best = min(candidates, key=lambda c: (c.worst_case_usd, -c.entry.quality, c.entry.id))
-        return best, f"cheapest (up to ${best.worst_case_usd})"
+        # Ties on cost go to the better model, then the faster one.
+        best = min(
+            candidates,
+            key=lambda c: (c.worst_case_usd, -c.entry.quality, c.entry.latency_ms, c.entry.id),
+        )
+        return best, f"cheapest, quality {best.entry.quality}, up to ${best.worst_case_usd}"
     scores = score(candidates, weights)
     best = max(candidates, key=lambda c: (scores[c.entry.id], -c.worst_case_usd, c.entry.id))
     return best, (
@@ -141,20 +147,22 @@ def select_model(
     requirements: Requirements,
     *,
     weights: SelectionWeights,
-    mode: SelectionMode = "weighted",
+    mode: SelectionMode = "cheapest",
+    pressure: bool = False,
 ) -> ModelChoice:
-    """Choose among `candidates` those meeting `requirements`; `cheapest` under budget pressure.
+    """Choose among `candidates` one meeting `requirements`, by `mode`; `pressure` only
+    says in the reason that budget pressure forced `cheapest`.
 
     Raises:
         NoModelMeetsRequirements: nothing qualifies and the job does not allow a fallback
             (or there is no candidate at all).
     """
     qualifying = [c for c in candidates if not unmet_requirements(c, requirements)]
-    pressure = " under budget pressure" if mode == "cheapest" else ""
+    rule = f"{mode}, budget pressure" if pressure else mode
     if qualifying:
         best, why = _pick(qualifying, weights, mode)
         return ModelChoice(
-            best, f"auto{pressure}: {best.entry.id}, {why}, of {len(qualifying)} qualifying"
+            best, f"auto ({rule}): {best.entry.id}, {why}, of {len(qualifying)} qualifying"
         )
     wanted = _describe(requirements)
     if not candidates:
@@ -165,7 +173,7 @@ def select_model(
     missed = ", ".join(unmet_requirements(best, requirements))
     return ModelChoice(
         best,
-        f"auto fallback{pressure}: none of {len(candidates)} models met {wanted}; "
+        f"auto fallback ({rule}): none of {len(candidates)} models met {wanted}; "
         f"{best.entry.id} ({why}) misses {missed}",
         fell_back=True,
     )

@@ -185,14 +185,9 @@ class BatchExecutor:
                     or now
                 )
             else:
-                w.service_tier = self._tier(admission)
-
-    def _tier(self, admission: Admission) -> str:
-        """The cheaper tier only where the model really has one; otherwise standard."""
-        wanted = admission.service_tier
-        if wanted != "standard" and not self.context.gate.offers_tier(admission.model, wanted):
-            return "standard"
-        return wanted
+                # The gate priced the job on the tier it really runs on (a wanted tier without
+                # a price of its own falls back), so result and ledger entry say the same.
+                w.service_tier = admission.service_tier
 
     def _recover_paid(self, runnable: list[_Work]) -> None:
         """Answers paid for on an earlier attempt, when only the ledger write failed."""

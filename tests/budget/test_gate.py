@@ -217,15 +217,15 @@ def test_tightest_scope_decides(make_gate: GateFactory, limit: Limit, prices_fil
 def test_at_80_percent_auto_runs_on_the_cheapest_qualifying_model(
     make_gate: GateFactory, limit: Limit, prices_file: Path
 ) -> None:
-    """Given the weighted choice for min_quality 0.6 below 50%, when the budget is at 80%,
+    """Given the balanced choice for min_quality 0.6 below 50%, when the budget is at 80%,
     then the same auto job runs on the cheapest qualifying catalog model, and the admission
     records the action and the reason (acceptance 4, gate side)."""
     limit("tenant:acme", "daily", "1.00")
-    gate = make_gate(prices_file=prices_file)
+    gate = make_gate(prices_file=prices_file, selection="balanced")
     wanted = {"min_quality": 0.6}
     relaxed = gate.admit_many([make_job("auto-1", model="auto", requirements=wanted)], now=NOON)[0]
     assert relaxed.budget_action is None
-    assert relaxed.model_reason and relaxed.model_reason.startswith("auto:")
+    assert relaxed.model_reason and relaxed.model_reason.startswith("auto (balanced):")
 
     fill(gate, 80)
     [pressed] = gate.admit_many([make_job("auto-2", model="auto", requirements=wanted)], now=NOON)
@@ -414,3 +414,34 @@ def test_unreachable_database_raises_ledger_unavailable(tmp_path: Path) -> None:
     assert "127.0.0.1" not in caught.value.message  # no connection details leak
     with pytest.raises(LedgerUnavailable):
         gate.settle_many([Settlement("j", 1, 1)])
+
+
+def test_auto_buys_the_cheapest_qualifying_model_unless_balanced_is_asked_for(
+    make_gate: GateFactory,
+) -> None:
+    """Given a summary job with model auto and min_quality 0.7 and no budget pressure, then by
+    default it runs on the catalog model with the lowest estimated cost among those reaching
+    0.7, and model_reason names the rule; with AGENTQUEUE_SELECTION=balanced it gets the
+    weighted score's choice of before (gpt-4.1, which buys quality it was not asked for)."""
+    summary = {
+        "model": "auto",
+        "requirements": {"min_quality": 0.7},
+        "messages": [{"role": "user", "content": "Summarise this long report. " * 200}],
+        "params": {"max_tokens": 800},
+    }
+    gate = make_gate()
+    [cheap] = gate.admit_many([make_job("auto-cheap", **summary)], now=NOON)
+    book = PriceBook()
+    qualifying = [m for m in gate.catalog.models if m.quality >= 0.7]
+    expected = min(
+        qualifying,
+        key=lambda m: book.price(m.id, provider=m.provider).cost(cheap.input_tokens_estimate, 800),
+    )
+    assert cheap.decision == "run" and cheap.model == expected.id
+    assert cheap.model_reason and cheap.model_reason.startswith(f"auto (cheapest): {expected.id}")
+
+    balanced = make_gate(selection="balanced")
+    [weighted] = balanced.admit_many([make_job("auto-balanced", **summary)], now=NOON)
+    assert weighted.model == "gpt-4.1"
+    assert weighted.model_reason and weighted.model_reason.startswith("auto (balanced): gpt-4.1")
+    assert cheap.reserved_usd < weighted.reserved_usd / 3

@@ -29,12 +29,12 @@ def test_default_thresholds(utilisation: str, action: BudgetAction) -> None:
 
 
 def test_decisions_per_priority_up_the_ladder() -> None:
-    """Given the default ladder: under 80% everything runs with the weighted choice; at 80%
-    runs go cheapest; at 90% low waits; at 95% only high and critical run; at 100% refuse."""
+    """Given the default ladder: under 80% everything runs with the configured choice; at 80%
+    runs are right-sized; at 90% low waits; at 95% only high and critical run; at 100% refuse."""
     ladder = BudgetLadder()
     assert ladder.decide(Decimal("0.6"), "low").verdict == "run"
-    assert ladder.decide(Decimal("0.6"), "low").selection_mode == "weighted"
-    assert ladder.decide(Decimal("0.85"), "low").selection_mode == "cheapest"
+    assert not ladder.decide(Decimal("0.6"), "low").right_size
+    assert ladder.decide(Decimal("0.85"), "low").right_size
     assert ladder.decide(Decimal("0.85"), "low").prefer_cache
     assert ladder.decide(Decimal("0.92"), "low").verdict == "defer"
     assert ladder.decide(Decimal("0.92"), "normal").verdict == "run"

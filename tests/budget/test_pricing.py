@@ -227,3 +227,15 @@ def test_flat_arithmetic_agrees_with_genai_prices_across_the_whole_data() -> Non
                     assert priced.cost(*tokens) == expected, (info.id, tier, tokens)
                 checked += 1
     assert checked > 100 and flat > 50
+
+
+def test_a_tier_without_its_own_price_falls_back_to_the_next_cheaper_one() -> None:
+    """Given batch wanted: a model with a batch price runs on batch; o4-mini's batch price is
+    used too; a model priced for neither batch nor flex runs on standard (never mislabelled as
+    a tier whose discount it does not get)."""
+    book = PriceBook()
+    assert book.price_best_tier("gpt-4o-mini", "batch").service_tier == "batch"
+    assert book.price_best_tier("gpt-4o-mini", "flex").service_tier == "standard"
+    assert book.price_best_tier("o4-mini", "flex").service_tier == "flex"
+    sonnet = book.price_best_tier("claude-sonnet-4-0", "batch")
+    assert sonnet.service_tier == "standard" and sonnet.tier_source == "standard"

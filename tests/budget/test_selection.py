@@ -1,8 +1,9 @@
-"""`model="auto"`: weighted choice, cheapest under pressure, no-qualify and fallback."""
+"""`model="auto"`: cheapest by default, balanced (weighted) on request, no-qualify and fallback."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import partial
 
 import pytest
 
@@ -93,7 +94,7 @@ def test_worst_case_cost_is_input_plus_max_output() -> None:
 def test_default_weights_balance_cost_quality_and_speed() -> None:
     """Given default weights 0.4/0.4/0.2, then middle wins: cheap lacks quality and speed,
     premium costs too much. Scores: cheap 0.40, middle 0.67, premium 0.60."""
-    choice = select_model(candidates(), Requirements(), weights=SelectionWeights())
+    choice = select_model(candidates(), Requirements(), weights=SelectionWeights(), mode="balanced")
     assert choice.model == "middle"
     assert "middle" in choice.reason and "of 3 qualifying" in choice.reason
     assert not choice.fell_back
@@ -103,27 +104,66 @@ def test_weights_are_configurable() -> None:
     """Given all weight on cost, then cheap wins; all on quality, then premium wins."""
     only_cost = SelectionWeights(cost=1, quality=0, speed=0)
     only_quality = SelectionWeights(cost=0, quality=1, speed=0)
-    assert select_model(candidates(), Requirements(), weights=only_cost).model == "cheap"
-    assert select_model(candidates(), Requirements(), weights=only_quality).model == "premium"
+    pick = partial(select_model, candidates(), Requirements(), mode="balanced")
+    assert pick(weights=only_cost).model == "cheap"
+    assert pick(weights=only_quality).model == "premium"
 
 
 def test_requirements_filter_before_scoring() -> None:
     """Given min_quality 0.7 and max_latency 1500 ms, then cheap is out and the best of the
     rest wins; with max_cost $0.01 premium is out as well."""
     wanted = Requirements(min_quality=0.7, max_latency_ms=1500)
-    choice = select_model(candidates(), wanted, weights=SelectionWeights(0, 1, 0))
+    quality_first = SelectionWeights(0, 1, 0)
+    choice = select_model(candidates(), wanted, weights=quality_first, mode="balanced")
     assert choice.model == "premium"
     capped = Requirements(min_quality=0.7, max_cost_usd=Decimal("0.01"))
-    assert select_model(candidates(), capped, weights=SelectionWeights(0, 1, 0)).model == "middle"
+    capped_choice = select_model(candidates(), capped, weights=quality_first, mode="balanced")
+    assert capped_choice.model == "middle"
 
 
 def test_cheapest_mode_takes_the_cheapest_qualifying_model() -> None:
     """Given budget pressure (cheapest mode) and min_quality 0.7, then middle, not premium."""
     choice = select_model(
-        candidates(), Requirements(min_quality=0.7), weights=SelectionWeights(), mode="cheapest"
+        candidates(),
+        Requirements(min_quality=0.7),
+        weights=SelectionWeights(),
+        mode="cheapest",
+        pressure=True,
     )
     assert choice.model == "middle"
-    assert "budget pressure" in choice.reason and "cheapest" in choice.reason
+    assert choice.reason.startswith("auto (cheapest, budget pressure): middle")
+
+
+def test_cheapest_is_the_default_and_breaks_ties_by_quality_then_speed() -> None:
+    """Given no mode, then the cheapest model that qualifies wins, and its reason names the
+    rule; among equally priced models the better one wins, then the faster one."""
+    choice = select_model(candidates(), Requirements(), weights=SelectionWeights())
+    assert choice.model == "cheap"
+    assert choice.reason.startswith("auto (cheapest): cheap")
+    same_price = PriceOverrides.model_validate(
+        {"models": {m: {"input_per_mtok": 1, "output_per_mtok": 1} for m in ("a", "b", "c")}}
+    )
+    twins = Catalog(
+        [
+            CatalogModel(
+                id=name,
+                provider="x",
+                quality=quality,
+                latency_ms=latency,
+                context_window=100_000,
+                max_output_tokens=4000,
+            )
+            for name, quality, latency in (("a", 0.6, 100), ("b", 0.7, 900), ("c", 0.7, 300))
+        ]
+    )
+    tied = candidates_for(
+        twins,
+        PriceBook(same_price),
+        input_tokens=10,
+        requested_max_tokens=10,
+        default_max_tokens=10,
+    )
+    assert select_model(tied, Requirements(), weights=SelectionWeights()).model == "c"
 
 
 def test_no_model_qualifies_without_fallback() -> None:
@@ -142,6 +182,7 @@ def test_fallback_picks_the_best_candidate_and_says_what_it_misses() -> None:
         candidates(),
         Requirements(min_quality=0.99, allow_fallback=True),
         weights=SelectionWeights(),
+        mode="balanced",
     )
     assert choice.fell_back
     assert choice.model == "middle"

@@ -63,10 +63,15 @@ def test_low_job_waits_for_the_window_then_runs_on_release(peak_pipeline: Pipeli
     result = handle.get(timeout=30)
     assert result.status is JobStatus.SUCCEEDED and result.output
     assert result.service_tier == "flex"
-    # A model without a flex price runs on the standard tier, at the standard price.
-    assert plain.get(timeout=30).service_tier == "standard"
+    # A model without a flex price runs on the standard tier, at the standard price, and its
+    # ledger entry says so too (it used to say flex while the result said standard).
+    plain_result = plain.get(timeout=30)
+    assert plain_result.service_tier == "standard"
     with peak_pipeline.queue.sessions() as session:
         entry = session.get(LedgerEntryRecord, handle.id)
+        plain_entry = session.get(LedgerEntryRecord, plain.id)
+    assert plain_entry is not None and plain_entry.service_tier == "standard"
+    assert plain_entry.cost_usd == plain_entry.standard_cost_usd == plain_result.cost
     assert entry is not None and entry.state == "settled" and entry.service_tier == "flex"
     assert 0 < entry.cost_usd < entry.standard_cost_usd
     assert entry.cost_usd == result.cost
