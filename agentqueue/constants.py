@@ -17,6 +17,8 @@ TASK_SWEEP_STALE_RESERVATIONS: Final = "agentqueue.sweep_stale_reservations"
 TASK_BUDGET_ALERTS: Final = "agentqueue.budget_alerts"
 TASK_PURGE_EXPIRED_CACHE: Final = "agentqueue.purge_expired_cache"
 TASK_REDELIVER_STALE_JOBS: Final = "agentqueue.redeliver_stale_jobs"
+TASK_SUBMIT_PROVIDER_BATCHES: Final = "agentqueue.submit_provider_batches"
+TASK_POLL_PROVIDER_BATCHES: Final = "agentqueue.poll_provider_batches"
 
 # Redis keys (application data, not Celery's own).
 KEY_PREFIX: Final = "agentqueue:"
@@ -27,6 +29,14 @@ CACHE_INVALIDATION_CHANNEL: Final = f"{KEY_PREFIX}cache-invalidate"
 CACHE_STATS_KEY_PREFIX: Final = f"{KEY_PREFIX}cachestats:"
 SINGLE_FLIGHT_PREFIX: Final = f"{KEY_PREFIX}inflight:"
 ALERT_KEY_PREFIX: Final = f"{KEY_PREFIX}alert:"
+
+# Provider batch limits (OpenAI: 50,000 requests / 200 MB per file, one model per file;
+# Anthropic: 100,000 requests / 256 MB per batch).
+BATCH_LIMITS: Final = {
+    "openai": (50_000, 200 * 1024 * 1024),
+    "anthropic": (100_000, 256 * 1024 * 1024),
+    "simulated": (100_000, 256 * 1024 * 1024),
+}
 
 # Limits.
 MAX_JOB_ID_LENGTH: Final = 128

@@ -40,6 +40,7 @@ class JobStatus(StrEnum):
     QUEUED = "queued"
     DEFERRED = "deferred"
     RUNNING = "running"
+    BATCHED = "batched"  # waiting in a provider batch (OpenAI Batch, Anthropic Message Batches)
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     REJECTED = "rejected"

@@ -110,6 +110,21 @@ class Settings(BaseSettings):
     autoscale_shrink_at_utilisation: float | None = Field(default=None, gt=0.0, le=1.0)
     autoscale_check_interval_s: float = Field(default=5.0, gt=0.0)
     release_rate_per_minute: int = Field(default=600, ge=1)
+    # Provider batches (OpenAI Batch, Anthropic Message Batches) for released deferred work.
+    batch_api: Literal["auto", "on", "off"] = "auto"
+    batch_completion_window: str = "24h"
+    batch_expected_s: int = Field(default=86_400, ge=1)  # how long a batch may take
+    batch_deadline_margin_s: int = Field(default=600, ge=0)
+    batch_on_expiry: Literal["standard", "batch"] = "standard"
+    batch_max_requests: int = Field(default=50_000, ge=1, le=100_000)
+    batch_max_bytes: int = Field(default=190 * 1024 * 1024, ge=1024)
+    batch_poll_s: float = Field(default=60.0, gt=0.0)
+    batch_poll_max_s: float = Field(default=600.0, gt=0.0)
+    batch_hold_s: float = Field(default=300.0, gt=0.0)
+    # Beat cadences (seconds), so tests and demos can run the schedule in seconds.
+    beat_release_s: float = Field(default=60.0, gt=0.0)
+    beat_batches_s: float = Field(default=30.0, gt=0.0)
+    beat_maintenance_s: float = Field(default=60.0, gt=0.0)
     expected_run_s_default: int = Field(default=60, ge=0)
 
     # Cache. Policy tiers are comma lists of l1 (process memory), l2 (Redis), l3 (SQL).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,8 @@ def test_demo_runs_on_a_private_redis_and_sqlite(tmp_path: Path) -> None:
 
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert "40 jobs in" in completed.stdout
+    # Low jobs (deferred, or inside the window) ran in the simulated provider's batch mode.
+    assert re.search(r"; [1-9]\d* ran in provider batches", completed.stdout), completed.stdout
     assert "started a private Redis" in completed.stdout
     assert (tmp_path / "agentqueue" / "agentqueue.db").exists()
     assert not (tmp_path / "agentqueue" / "demo-redis" / "redis.sock").exists()

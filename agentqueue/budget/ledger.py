@@ -17,7 +17,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Table, exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.errors import UnknownModelPrice
@@ -44,8 +44,10 @@ from agentqueue.budget.usage_rows import (
     lock_rows,
     write_back,
 )
+from agentqueue.persistence.batch_tables import ProviderBatchJobRecord
 
 T = TypeVar("T")
+BATCH_MEMBERS: Table = ProviderBatchJobRecord.__table__  # type: ignore[assignment]
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 500
 
@@ -290,29 +292,40 @@ class Ledger:
         Returns the ids actually released; anything not currently reserved is left alone.
         """
 
-        def work(session: Session) -> list[str]:
-            entries, rows = lock_entries(session, job_ids)
-            released = []
-            for entry in entries.values():
-                if entry.state is not EntryState.RESERVED:
-                    continue
-                if reserved_before is not None and entry.reserved_at >= reserved_before:
-                    continue  # reserved again since the sweep looked: it is live
-                for key in entry.usage_keys:
-                    if key in rows:
-                        rows[key].unreserve(entry.reserved_usd)
-                released.append(entry.job_id)
-            write_back(session, rows.values(), now)
-            update_entries(
-                session,
-                [
-                    {"k_job_id": job_id, "state": EntryState.RELEASED.value, "updated_at": now}
-                    for job_id in released
-                ],
-            )
-            return released
+        return in_transaction(
+            self.factory,
+            partial(self.release_in, job_ids=job_ids, now=now, reserved_before=reserved_before),
+        )
 
-        return in_transaction(self.factory, work)
+    def release_in(
+        self,
+        session: Session,
+        *,
+        job_ids: Sequence[str],
+        now: datetime,
+        reserved_before: datetime | None = None,
+    ) -> list[str]:
+        """`release_many` inside the caller's transaction."""
+        entries, rows = lock_entries(session, job_ids)
+        released = []
+        for entry in entries.values():
+            if entry.state is not EntryState.RESERVED:
+                continue
+            if reserved_before is not None and entry.reserved_at >= reserved_before:
+                continue  # reserved again since the sweep looked: it is live
+            for key in entry.usage_keys:
+                if key in rows:
+                    rows[key].unreserve(entry.reserved_usd)
+            released.append(entry.job_id)
+        write_back(session, rows.values(), now)
+        update_entries(
+            session,
+            [
+                {"k_job_id": job_id, "state": EntryState.RELEASED.value, "updated_at": now}
+                for job_id in released
+            ],
+        )
+        return released
 
     def sweep_stale(self, *, older_than: timedelta, now: datetime | None = None) -> int:
         """Release reservations older than `older_than` (their workers died); returns how many."""
@@ -323,6 +336,8 @@ class Ledger:
             statement = (
                 select(ENTRIES.c.job_id)
                 .where(ENTRIES.c.state == EntryState.RESERVED.value, ENTRIES.c.reserved_at < cutoff)
+                # A job waiting in a provider batch is not stale: it is held until settled.
+                .where(~exists().where(BATCH_MEMBERS.c.job_id == ENTRIES.c.job_id))
                 .order_by(ENTRIES.c.reserved_at)
                 .limit(SWEEP_BATCH)
             )

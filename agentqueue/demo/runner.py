@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentqueue.client import AgentQueue
+from agentqueue.constants import TASK_POLL_PROVIDER_BATCHES, TASK_SUBMIT_PROVIDER_BATCHES
 from agentqueue.demo.embedded_redis import EmbeddedRedis, redis_answers
 from agentqueue.demo.workload import sample_jobs
 from agentqueue.jobs import JobResult, JobStatus, utcnow
@@ -48,6 +50,8 @@ def run_demo(
             "AGENTQUEUE_REDIS_URL": settings.redis_url,
             "AGENTQUEUE_DATABASE_URL": database,
             "AGENTQUEUE_AUTO_MIGRATE": "false",
+            # The simulated provider's batches end at their first poll: poll at once.
+            "AGENTQUEUE_BATCH_POLL_S": "0.2",
         },
         name="demo",
         concurrency=concurrency,
@@ -59,13 +63,14 @@ def run_demo(
             console.print(f"[dim]worker {worker.node_name} is up[/dim]")
             workload = sample_jobs(jobs, run_tag=f" ({uuid.uuid4().hex[:6]})")
             started = time.monotonic()
-            ids = [h.id for h in queue.submit_many(workload)]
-            current = queue.statuses(ids)
-            deferred = [i for i in ids if current[i].status is JobStatus.DEFERRED]
-            now_ids = [i for i in ids if i not in set(deferred)]
-            results = wait_with_progress(queue, now_ids, timeout=timeout, label="jobs")
-            if deferred:
-                results.update(_run_deferred(console, queue, deferred, current, timeout))
+            with _BatchBeat(queue):
+                ids = [h.id for h in queue.submit_many(workload)]
+                current = queue.statuses(ids)
+                deferred = [i for i in ids if current[i].status is JobStatus.DEFERRED]
+                now_ids = [i for i in ids if i not in set(deferred)]
+                results = wait_with_progress(queue, now_ids, timeout=timeout, label="jobs")
+                if deferred:
+                    results.update(_run_deferred(console, queue, deferred, current, timeout))
             elapsed = time.monotonic() - started
     finally:
         worker.stop()
@@ -89,7 +94,7 @@ def _run_deferred(
     console.print(
         f"{len(deferred)} low-priority jobs were deferred to the off-peak window "
         f"(opens {opens:%Y-%m-%d %H:%M} UTC); releasing them now as beat would then, "
-        "on the cheaper tier where the model has one"
+        "into a provider batch at the batch price"
     )
     dispatcher = Dispatcher(queue.celery, packed_batch_size=queue.settings.packed_batch_size)
     release_deferred(
@@ -97,7 +102,7 @@ def _run_deferred(
         lambda released: dispatcher.send(
             released,
             packed=True,
-            service_tier="flex",
+            service_tier="batch",
             released=True,
         ),
         now=opens,
@@ -105,6 +110,29 @@ def _run_deferred(
         window_open=True,
     )
     return wait_with_progress(queue, deferred, timeout=timeout, label="off-peak jobs")
+
+
+class _BatchBeat:
+    """Beat's provider-batch tasks every half second (the demo runs no beat of its own), so
+    `low` jobs sent to a provider batch are submitted, polled and settled."""
+
+    def __init__(self, queue: AgentQueue) -> None:
+        self.queue = queue
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="demo-batch-beat", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stopping.wait(0.5):
+            for task in (TASK_SUBMIT_PROVIDER_BATCHES, TASK_POLL_PROVIDER_BATCHES):
+                self.queue.celery.send_task(task, queue="agentqueue.critical")
+
+    def __enter__(self) -> _BatchBeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopping.set()
+        self.thread.join()
 
 
 def print_summary(console: Console, results: list[JobResult], elapsed: float) -> None:
@@ -137,9 +165,10 @@ def print_summary(console: Console, results: list[JobResult], elapsed: float) ->
         )
     console.print(table)
     rate = len(results) / elapsed if elapsed else 0.0
+    batch = sum(r.service_tier == "batch" for r in results)
     flex = sum(r.service_tier == "flex" for r in results)
     console.print(
         f"{len(results)} jobs in {elapsed:.2f} s ({rate:.0f} jobs/s), "
-        f"total cost ${total_cost:.6f}; {flex} ran on the flex tier"
+        f"total cost ${total_cost:.6f}; {batch} ran in provider batches, {flex} on flex"
     )
     console.print("[dim]see `agentqueue stats` and `agentqueue budget show` for the ledger[/dim]")

@@ -9,9 +9,11 @@ from decimal import Decimal
 from agentqueue.constants import (
     BUDGET_UTILISATION_KEY,
     TASK_BUDGET_ALERTS,
+    TASK_POLL_PROVIDER_BATCHES,
     TASK_PURGE_EXPIRED_CACHE,
     TASK_REDELIVER_STALE_JOBS,
     TASK_RELEASE_DEFERRED,
+    TASK_SUBMIT_PROVIDER_BATCHES,
     TASK_SWEEP_STALE_RESERVATIONS,
 )
 from agentqueue.jobs import utcnow
@@ -21,7 +23,7 @@ from agentqueue.scheduler.release import release_deferred as release_due
 from agentqueue.workers.app import app
 from agentqueue.workers.context import current_context
 from agentqueue.workers.dispatch import Dispatcher, queue_for
-from agentqueue.workers.executor import OFFPEAK_TIER
+from agentqueue.workers.provider_batches import ProviderBatches
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,8 @@ UTILISATION_TTL_S = 300
 
 @app.task(name=TASK_RELEASE_DEFERRED, ignore_result=True)
 def release_deferred() -> int:
-    """Release due deferred jobs as packed batches on the cheaper off-peak tier.
+    """Release due deferred jobs as packed batches on the off-peak tier (provider batch, else
+    flex, else standard: see `WorkerContext.offpeak_tier`).
 
     Inside the window every deferred job is due; outside it, only those whose deadline
     nears. While the budget ladder says defer, only deadline-bound jobs go out.
@@ -44,7 +47,7 @@ def release_deferred() -> int:
         dispatcher.send(
             released,
             packed=True,
-            service_tier=OFFPEAK_TIER,
+            service_tier=context.offpeak_tier,
             released=True,
         )
 
@@ -59,6 +62,33 @@ def release_deferred() -> int:
         deadline_only=pressure,
     )
     return len(released)
+
+
+def _provider_batches() -> ProviderBatches | None:
+    context = current_context()
+    if context.batch_api is None:
+        return None
+    dispatcher = Dispatcher(app, packed_batch_size=context.settings.packed_batch_size)
+
+    def standard_path(jobs: Sequence[JobRef]) -> None:
+        # Released: a job back from a provider batch never waits for off-peak again.
+        dispatcher.send(jobs, packed=True, service_tier="standard", released=True)
+
+    return ProviderBatches(context, context.batch_api, standard_path)
+
+
+@app.task(name=TASK_SUBMIT_PROVIDER_BATCHES, ignore_result=True)
+def submit_provider_batches() -> int:
+    """Group jobs waiting for a provider batch into batches and submit each exactly once."""
+    batches = _provider_batches()
+    return batches.submit_due() if batches is not None else 0
+
+
+@app.task(name=TASK_POLL_PROVIDER_BATCHES, ignore_result=True)
+def poll_provider_batches() -> int:
+    """Poll submitted provider batches (with backoff) and settle those that ended."""
+    batches = _provider_batches()
+    return batches.poll_due() if batches is not None else 0
 
 
 @app.task(name=TASK_REDELIVER_STALE_JOBS, ignore_result=True)

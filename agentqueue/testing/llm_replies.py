@@ -20,6 +20,21 @@ def text_of(content: Any) -> str:
     return "" if content is None else str(content)
 
 
+def check_anthropic_shape(body: dict[str, Any], version: str | None) -> None:
+    """What the real Messages API insists on, so a provider sending the OpenAI shape fails here."""
+    if not version:
+        raise ValueError("anthropic-version: header is required")
+    if not isinstance(body.get("max_tokens"), int):
+        raise ValueError("max_tokens: field required")
+    roles = {m.get("role") for m in body["messages"]}
+    if not roles <= {"user", "assistant"}:
+        raise ValueError(
+            f"messages: roles must be user or assistant, got {sorted(map(str, roles))}"
+        )
+    if "system" in body and not isinstance(body["system"], str | list):
+        raise ValueError("system: must be a string or a list of text blocks")
+
+
 class PromptCache:
     """Simulated provider prompt caching: a repeated system prefix of enough tokens is "cached"."""
 

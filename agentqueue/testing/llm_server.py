@@ -6,25 +6,26 @@ Subprocess: `python -m agentqueue.testing.llm_server --port 8400 --latency-ms 20
 One thread per connection with HTTP/1.1 keep-alive, so hundreds of slow requests overlap instead
 of queueing. It counts TCP connections accepted and requests served, records when each request
 arrived (all also at `GET /_stats`), and injects faults by rule (`--fault`, `POST /_faults`, the
-`x-test-fault` header); see `FaultRule`.
+`x-test-fault` header); see `FaultRule`. It also serves OpenAI's Files + Batch API and
+Anthropic's Message Batches (`batch_store.py`; `POST /_batches` sets delays and expiry).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import random
-import signal
 import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from agentqueue.testing.batch_routes import route
+from agentqueue.testing.batch_store import BatchStore
 from agentqueue.testing.faults import FAULT_HEADER, FaultBook, FaultRule
 from agentqueue.testing.latency import LatencyModel
-from agentqueue.testing.llm_replies import ReplyMaker, text_of
+from agentqueue.testing.llm_replies import ReplyMaker, check_anthropic_shape, text_of
 from agentqueue.testing.server_counters import Arrival, ServerCounters
 
 _IDLE_CONNECTION_TIMEOUT_S = 120
@@ -64,7 +65,20 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return None
 
+    def _batch_route(self, method: str, raw: bytes = b"") -> bool:
+        reply = route(self.server.owner.batches, method, self.path, self.headers, raw)
+        if reply is not None:
+            status, data, content_type = reply
+            self.send_response(status)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        return reply is not None
+
     def do_GET(self) -> None:
+        if self._batch_route("GET"):
+            return
         if self.path.rstrip("/") in ("/_stats", "/v1/_stats"):
             self._send_json(200, self.server.owner.stats())
         elif self.path.rstrip("/") == "/health":
@@ -76,7 +90,16 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         raw = self.rfile.read(int(self.headers.get("content-length") or 0))
         path = self.path.split("?", 1)[0].rstrip("/")
-        if path == "/_faults":
+        if self._batch_route("POST", raw):
+            return
+        if path == "/_batches":  # {"completion_delay_s": 2, "expire_after_s": 1, ...}
+            try:
+                config = owner.batches.configure(**json.loads(raw))
+            except (ValueError, TypeError) as exc:
+                self._send_json(400, {"error": {"message": str(exc)}})
+                return
+            self._send_json(200, vars(config))
+        elif path == "/_faults":
             try:
                 rule = owner.add_fault(str(json.loads(raw)["spec"]))
             except (ValueError, KeyError, TypeError) as exc:
@@ -103,7 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not all(isinstance(m, dict) for m in messages):
                 raise ValueError("each message must be an object")
             if anthropic:
-                _check_anthropic_shape(body, self.headers.get("anthropic-version"))
+                check_anthropic_shape(body, self.headers.get("anthropic-version"))
         except (ValueError, KeyError, TypeError) as exc:
             self._send_error_reply(400, "invalid_request_error", f"bad request: {exc}")
             return
@@ -178,21 +201,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-def _check_anthropic_shape(body: dict[str, Any], version: str | None) -> None:
-    """What the real Messages API insists on, so a provider sending the OpenAI shape fails here."""
-    if not version:
-        raise ValueError("anthropic-version: header is required")
-    if not isinstance(body.get("max_tokens"), int):
-        raise ValueError("max_tokens: field required")
-    roles = {m.get("role") for m in body["messages"]}
-    if not roles <= {"user", "assistant"}:
-        raise ValueError(
-            f"messages: roles must be user or assistant, got {sorted(map(str, roles))}"
-        )
-    if "system" in body and not isinstance(body["system"], str | list):
-        raise ValueError("system: must be a string or a list of text blocks")
-
-
 class LLMTestServer:
     """The server, with its configuration, fault rules and counters; start/stop or use `with`."""
 
@@ -215,6 +223,7 @@ class LLMTestServer:
             self.faults.add(rule)
         self.api_key = api_key
         self.replies = ReplyMaker(cache_min_tokens)
+        self.batches = BatchStore(self.replies)
         self.random = random.Random(seed)
         self.counters = ServerCounters()
         self.stopping = threading.Event()
@@ -258,8 +267,9 @@ class LLMTestServer:
         return self.faults.add(rule)
 
     def reset(self) -> None:
-        """Forget fault rules and zero the counters (open connections stay open)."""
+        """Forget fault rules and batches, zero the counters (open connections stay open)."""
         self.faults.clear()
+        self.batches.reset()
         c = self.counters
         with c.lock:
             c.started_at = time.monotonic()
@@ -269,25 +279,11 @@ class LLMTestServer:
 
     def stats(self) -> dict[str, Any]:
         """Counters and arrival offsets (seconds since start or reset), as served at `/_stats`."""
-        c = self.counters
-        with c.lock:
-            return {
-                "connections_accepted": c.connections_accepted,
-                "requests_received": len(c.arrivals),
-                "requests_served": c.requests_served,
-                "in_flight": c.in_flight,
-                "max_in_flight": c.max_in_flight,
-                "arrivals": [
-                    {
-                        "t": round(a.at - c.started_at, 6),
-                        "path": a.path,
-                        "model": a.model,
-                        "fault": a.fault,
-                    }
-                    for a in c.arrivals
-                ],
-                "faults": self.faults.describe(),
-            }
+        return {
+            **self.counters.snapshot(),
+            "faults": self.faults.describe(),
+            **self.batches.stats(),
+        }
 
     def start(self) -> LLMTestServer:
         self._thread = threading.Thread(
@@ -320,38 +316,7 @@ class LLMTestServer:
         self.stop()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the server until SIGINT/SIGTERM; prints its URL first so a parent can read the port."""
-    parser = argparse.ArgumentParser(prog="python -m agentqueue.testing.llm_server")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--latency-jitter-ms", type=float, default=0.0)
-    parser.add_argument("--latency-percentiles", default="", help='e.g. "50:200,90:400,99:1200"')
-    parser.add_argument("--fault", action="append", default=[], help="e.g. status=429,first=3")
-    parser.add_argument("--api-key", default=None)
-    parser.add_argument("--cache-min-tokens", type=int, default=1024)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    server = LLMTestServer(
-        host=args.host,
-        port=args.port,
-        latency_ms=args.latency_ms,
-        latency_jitter_ms=args.latency_jitter_ms,
-        latency_percentiles=LatencyModel.parse_percentiles(args.latency_percentiles),
-        faults=list(args.fault),
-        api_key=args.api_key,
-        cache_min_tokens=args.cache_min_tokens,
-        seed=args.seed,
-    )
-    done = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: done.set())
-    with server:
-        print(f"agentqueue LLM test server listening on {server.url}", flush=True)
-        while not done.wait(0.5):
-            pass
-
-
 if __name__ == "__main__":
+    from agentqueue.testing.server_cli import main
+
     main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,23 @@ class ServerCounters:
         with self.lock:
             self.in_flight -= 1
             self.requests_served += answered
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters and arrival offsets (seconds since start or reset)."""
+        with self.lock:
+            return {
+                "connections_accepted": self.connections_accepted,
+                "requests_received": len(self.arrivals),
+                "requests_served": self.requests_served,
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+                "arrivals": [
+                    {
+                        "t": round(a.at - self.started_at, 6),
+                        "path": a.path,
+                        "model": a.model,
+                        "fault": a.fault,
+                    }
+                    for a in self.arrivals
+                ],
+            }

@@ -8,7 +8,7 @@ from kombu import Queue
 
 from agentqueue.constants import QUEUES, TASK_RUN_BATCH, TASK_RUN_JOB
 from agentqueue.settings import Settings
-from agentqueue.workers.beat_schedule import BEAT_SCHEDULE
+from agentqueue.workers.beat_schedule import beat_schedule
 
 
 def celery_broker_url(redis_url: str) -> str:
@@ -75,7 +75,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         },
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
-        "beat_schedule": BEAT_SCHEDULE,
+        "beat_schedule": beat_schedule(settings),
         "timezone": settings.timezone,
         "enable_utc": True,
     }

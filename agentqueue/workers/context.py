@@ -18,6 +18,8 @@ from agentqueue.budget.gate import BudgetGate
 from agentqueue.cache.tiered import TieredCache
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.providers import Provider, build_provider
+from agentqueue.providers.batch_base import BatchAPI
+from agentqueue.providers.factory import build_batch_api
 from agentqueue.results import ResultStore
 from agentqueue.scheduler.windows import OffPeakSchedule
 from agentqueue.settings import Settings, get_settings
@@ -56,6 +58,7 @@ class WorkerContext:
     offpeak: OffPeakSchedule
     pending_answers: PendingAnswers
     calls: ThreadPoolExecutor = field(repr=False)
+    batch_api: BatchAPI | None = None
     aggregator: BatchAggregator[ExecutionReport] = field(init=False, repr=False)
     group_commit: GroupCommit = field(init=False, repr=False)
 
@@ -98,7 +101,14 @@ class WorkerContext:
                 max_workers=max(settings.worker_concurrency, job_threads or 0),
                 thread_name_prefix="aq-call",
             ),
+            batch_api=build_batch_api(settings),
         )
+
+    @property
+    def offpeak_tier(self) -> str:
+        """The tier released deferred work asks for: a provider batch where there is a batch
+        API, else flex (each falls back where the model has no such price)."""
+        return "batch" if self.batch_api is not None else "flex"
 
     def memory_releasers(self) -> list[Callable[[float], object]]:
         """What the memory guard may shrink under pressure (given the share to give back)."""
@@ -108,6 +118,8 @@ class WorkerContext:
         self.cache.close()
         self.calls.shutdown(wait=True)
         self.provider.close()
+        if self.batch_api is not None:
+            self.batch_api.close()
         self.redis.close()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -28,18 +28,19 @@ from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.keys import is_cacheable
 from agentqueue.cache.request import CacheRequest
 from agentqueue.errors import AgentQueueError
-from agentqueue.jobs import JobResult, JobStatus, utcnow
-from agentqueue.persistence import jobs_repository
+from agentqueue.jobs import AgentJob, JobResult, JobStatus, utcnow
+from agentqueue.persistence import batch_repository, jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
+from agentqueue.providers.batch_base import request_to_json
 from agentqueue.scheduler.deferral_policy import release_time_for
 from agentqueue.workers.context import WorkerContext
 from agentqueue.workers.context_window import fit_to_context
 from agentqueue.workers.job_results import answered, ended
-from agentqueue.workers.provider_calls import CallOutcome, PlannedCall, call_all
+from agentqueue.workers.provider_calls import CallOutcome, PlannedCall, call_all, request_for
 
 log = logging.getLogger(__name__)
 
-OFFPEAK_TIER = "flex"
+BATCH_TIER = "batch"
 
 
 class DatabaseUnavailable(AgentQueueError):
@@ -106,8 +107,10 @@ class BatchExecutor:
         runnable = [w for w in work if w.result is None and w.job_id not in report.deferred]
         self._recover_paid(runnable)
         self._look_up([w for w in runnable if w.entry is None])
-        self._call([w for w in runnable if w.entry is None], report)
-        return self._complete(work, report)
+        # Work that can wait for a provider batch is recorded for one instead of being called.
+        batched = [w for w in runnable if w.entry is None and w.service_tier == BATCH_TIER]
+        self._call([w for w in runnable if w.entry is None and w not in batched], report)
+        return self._complete(work, report, batched)
 
     # Steps ---------------------------------------------------------------------------------
 
@@ -140,12 +143,21 @@ class BatchExecutor:
         self._fit_context(work)
         now = utcnow()
         offpeak = self.context.offpeak
+        window_open = offpeak.is_off_peak(now)
         # Deferring to off-peak gains nothing once off-peak has come.
-        defer_allowed = not released and not offpeak.is_off_peak(now)
-        admissions = self.context.group_commit.admit(
-            AdmissionGroup([w.item.job for w in work], now, service_tier, defer_allowed)
-        )
-        for w, admission in zip(work, admissions, strict=True):
+        defer_allowed = not released and not window_open
+        by_tier: dict[str, list[_Work]] = {}
+        for w in work:
+            tier = self._wanted_tier(w.item.job, service_tier, released, window_open, now)
+            by_tier.setdefault(tier, []).append(w)
+        admissions: dict[str, Admission] = {}
+        for tier, share in by_tier.items():
+            admitted = self.context.group_commit.admit(
+                AdmissionGroup([w.item.job for w in share], now, tier, defer_allowed)
+            )
+            admissions.update({w.job_id: a for w, a in zip(share, admitted, strict=True)})
+        for w in work:
+            admission = admissions[w.job_id]
             w.admission = admission
             if admission.already_settled:
                 # Settlement and final record are written together, so this means a record
@@ -188,6 +200,23 @@ class BatchExecutor:
                 # The gate priced the job on the tier it really runs on (a wanted tier without
                 # a price of its own falls back), so result and ledger entry say the same.
                 w.service_tier = admission.service_tier
+
+    def _wanted_tier(
+        self, job: AgentJob, service_tier: str, released: bool, window_open: bool, now: datetime
+    ) -> str:
+        """Released work asks for the off-peak tier (a `low` job inside the window too); a
+        provider batch only while the job's deadline leaves time for one to complete."""
+        wanted = service_tier
+        if wanted == "standard" and not released and window_open and job.priority == "low":
+            wanted = self.context.offpeak_tier
+        if wanted == BATCH_TIER:
+            if self.context.batch_api is None:
+                return "flex"
+            if job.deadline is not None:
+                latest = job.deadline - timedelta(seconds=self.settings.expected_run_s_default)
+                if latest < now + timedelta(seconds=self.settings.batch_expected_s):
+                    return "flex"
+        return wanted
 
     def _recover_paid(self, runnable: list[_Work]) -> None:
         """Answers paid for on an earlier attempt, when only the ledger write failed."""
@@ -263,7 +292,9 @@ class BatchExecutor:
             w.item, w.admission, error, provider=self.provider_name, status=JobStatus.FAILED
         )
 
-    def _complete(self, work: list[_Work], report: ExecutionReport) -> ExecutionReport:
+    def _complete(
+        self, work: list[_Work], report: ExecutionReport, batched: list[_Work]
+    ) -> ExecutionReport:
         answered_work = [w for w in work if w.entry is not None and w.result is None]
         paid = [w for w in answered_work if w.cache_tier is None]
         hits = [w for w in answered_work if w.cache_tier is not None]
@@ -305,6 +336,8 @@ class BatchExecutor:
                 )
             final = [w.result for w in work if w.result is not None]
             written = jobs_repository.finish(session, final)
+            if batched:
+                batch_repository.enlist(session, [self._batch_member(w) for w in batched])
             if report.deferred:
                 jobs_repository.defer_running(session, report.deferred)
             if report.retry:
@@ -327,6 +360,28 @@ class BatchExecutor:
         self.context.results.publish(final)
         # Fresh answers were written to the cache tiers by their single-flight tickets.
         return report
+
+    def _batch_member(self, w: _Work) -> dict[str, object]:
+        """The row that keeps a job's request until a provider batch takes it."""
+        assert w.admission is not None and self.context.batch_api is not None
+        job = w.item.job
+        request = request_to_json(
+            request_for(
+                PlannedCall(job, w.admission.model, w.admission.max_output_tokens, BATCH_TIER, None)
+            )
+        )
+        expected = timedelta(seconds=self.settings.expected_run_s_default)
+        return {
+            "job_id": job.id,
+            "batch_id": None,
+            "provider": self.context.batch_api.name,
+            "model": w.admission.model,
+            "request": request,
+            "request_bytes": len(request.encode()),
+            "priority": job.priority.value,
+            "deadline": job.deadline - expected if job.deadline is not None else None,
+            "created_at": utcnow(),
+        }
 
     # Recovery ------------------------------------------------------------------------------
 

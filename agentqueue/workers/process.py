@@ -1,4 +1,4 @@
-"""Start, stop and kill a real worker process (used by the demo, the tests and the benchmarks)."""
+"""Start, stop and kill real worker and beat processes (for the demo, tests and benchmarks)."""
 
 from __future__ import annotations
 
@@ -99,3 +99,45 @@ class WorkerProcess:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
         return self.process.wait(10)
+
+
+class BeatProcess:
+    """`celery -A agentqueue.workers.app beat` with its own environment."""
+
+    def __init__(self, env: Mapping[str, str], directory: Path) -> None:
+        self.env = {**os.environ, **env}
+        self.argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "agentqueue.workers.app",
+            "beat",
+            "--loglevel",
+            "WARNING",
+            "--schedule",
+            str(directory / "celerybeat-schedule"),
+        ]
+        self.log_file = directory / "beat.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BeatProcess:
+        output = open(self.log_file, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
