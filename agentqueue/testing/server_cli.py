@@ -22,6 +22,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--cache-min-tokens", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--models", default=None, help="comma-separated: the only models served")
+    parser.add_argument(
+        "--limit", action="append", default=[], help="MODEL:RPM[:TPM], e.g. gpt-4o-mini:1200"
+    )
+    parser.add_argument("--limit-burst-s", type=float, default=1.0)
+    parser.add_argument("--outage", action="append", default=[], help="MODEL:SECONDS[:START_IN]")
     args = parser.parse_args(argv)
     server = LLMTestServer(
         host=args.host,
@@ -33,7 +39,13 @@ def main(argv: list[str] | None = None) -> None:
         api_key=args.api_key,
         cache_min_tokens=args.cache_min_tokens,
         seed=args.seed,
+        models=args.models.split(",") if args.models else None,
+        limits=dict(_parse_limit(spec) for spec in args.limit),
+        limit_burst_s=args.limit_burst_s,
     )
+    for spec in args.outage:
+        model, seconds, *start = spec.split(":")
+        server.add_outage(model, float(seconds), start_in_s=float(start[0]) if start else 0.0)
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())
@@ -41,3 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"agentqueue LLM test server listening on {server.url}", flush=True)
         while not done.wait(0.5):
             pass
+
+
+def _parse_limit(spec: str) -> tuple[str, tuple[int | None, int | None]]:
+    model, rpm, *tpm = spec.split(":")
+    return model, (int(rpm) if rpm else None, int(tpm[0]) if tpm and tpm[0] else None)
