@@ -67,7 +67,7 @@ def enlist(session: Session, rows: Sequence[Mapping[str, object]]) -> set[str]:
 
 
 def form_batches(
-    session: Session, *, now: datetime, limits: Mapping[str, tuple[int, int]], expected_s: int
+    session: Session, *, now: datetime, limits: Mapping[str, tuple[int, int]]
 ) -> list[str]:
     """Group jobs not yet in a batch by (provider, model) into `recorded` batches within each
     provider's request and byte limits; returns the new batch ids. Nothing is sent here."""
@@ -196,14 +196,3 @@ def unbatch(session: Session, job_ids: Sequence[str]) -> None:
         session.execute(
             update(members).where(members.c.job_id.in_(list(job_ids))).values(batch_id=None)
         )
-
-
-def count_by_state(session: Session) -> dict[str, int]:
-    rows = session.execute(select(batches.c.state, batches.c.job_count)).all()
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row.state] = counts.get(row.state, 0) + 1
-    return counts
-
-
-__all__ = ["batches", "members"]

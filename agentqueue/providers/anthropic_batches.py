@@ -11,7 +11,13 @@ from pydantic import SecretStr
 
 from agentqueue.providers.anthropic import AnthropicProvider
 from agentqueue.providers.base import ProviderError
-from agentqueue.providers.batch_base import BatchItem, BatchPoll, LineResult, line_error
+from agentqueue.providers.batch_base import (
+    BatchItem,
+    BatchPoll,
+    LineResult,
+    batch_call_timeout_s,
+    line_error,
+)
 from agentqueue.providers.batch_http import BatchHttp
 from agentqueue.providers.http_transport import JsonReply
 from agentqueue.providers.redaction import secret_text
@@ -52,7 +58,7 @@ class AnthropicBatches:
             base_url=settings.anthropic_base_url,
             api_key=settings.anthropic_api_key,
             version=settings.anthropic_version,
-            timeout_s=settings.http_timeout_s * 2,
+            timeout_s=batch_call_timeout_s(settings),
         )
 
     def submit(self, key: str, items: Sequence[BatchItem]) -> str:

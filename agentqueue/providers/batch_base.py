@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from agentqueue.providers.base import ProviderError, ProviderRequest, ProviderResponse
+from agentqueue.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,13 @@ class BatchAPI(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def batch_call_timeout_s(settings: Settings) -> float:
+    """Each remote call ends (or fails) within a third of the hold a beat task has on a batch,
+    so a submit's upload and create finish while it still holds the batch: no second beat task
+    can take the batch and submit it again while the first one's call is still on its way."""
+    return min(settings.http_timeout_s * 2, settings.batch_hold_s / 3)
 
 
 def request_to_json(request: ProviderRequest) -> str:

@@ -10,7 +10,13 @@ from typing import Any
 from pydantic import SecretStr
 
 from agentqueue.providers.base import ProviderError
-from agentqueue.providers.batch_base import BatchItem, BatchPoll, LineResult, line_error
+from agentqueue.providers.batch_base import (
+    BatchItem,
+    BatchPoll,
+    LineResult,
+    batch_call_timeout_s,
+    line_error,
+)
 from agentqueue.providers.batch_http import BatchHttp
 from agentqueue.providers.http_transport import JsonReply
 from agentqueue.providers.openai_compat import OpenAICompatibleProvider
@@ -55,7 +61,7 @@ class OpenAIBatches:
             base_url=settings.openai_base_url,
             api_key=settings.openai_api_key,
             completion_window=settings.batch_completion_window,
-            timeout_s=settings.http_timeout_s * 2,
+            timeout_s=batch_call_timeout_s(settings),
         )
 
     def submit(self, key: str, items: Sequence[BatchItem]) -> str:

@@ -28,6 +28,12 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
+def is_batch_path(path: str) -> bool:
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    parts = parts[1:] if parts[:1] == ["v1"] else parts
+    return parts[:2] == ["messages", "batches"] or parts[:1] in (["files"], ["batches"])
+
+
 def route(store: BatchStore, method: str, path: str, headers: Any, raw: bytes) -> Reply | None:
     """Serve a batch API request, or None when `path` is not one of them."""
     parts = [p for p in path.split("?", 1)[0].split("/") if p]

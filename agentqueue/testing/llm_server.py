@@ -24,7 +24,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from agentqueue.testing.batch_routes import route
+from agentqueue.testing.batch_routes import is_batch_path, route
 from agentqueue.testing.batch_store import BatchStore
 from agentqueue.testing.faults import FAULT_HEADER, FaultBook, FaultRule
 from agentqueue.testing.latency import LatencyModel
@@ -70,6 +70,10 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _batch_route(self, method: str, raw: bytes = b"") -> bool:
+        if not is_batch_path(self.path):
+            return False
+        if not self._authorised(anthropic="/messages/batches" in self.path):
+            return True
         reply = route(self.server.owner.batches, method, self.path, self.headers, raw)
         if reply is not None:
             status, data, content_type = reply

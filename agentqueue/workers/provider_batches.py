@@ -69,12 +69,7 @@ class ProviderBatches:
         now = utcnow()
         try:
             with self.context.sessions.begin() as session:
-                repo.form_batches(
-                    session,
-                    now=now,
-                    limits=self._limits(),
-                    expected_s=self.settings.batch_expected_s,
-                )
+                repo.form_batches(session, now=now, limits=self._limits())
         except repo.BatchRace:
             log.info("another beat task is forming provider batches; skipped this run")
         with self.context.sessions.begin() as session:

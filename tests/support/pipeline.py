@@ -55,8 +55,11 @@ def running_pipeline(
         "AGENTQUEUE_DATABASE_URL": database_url,
         "AGENTQUEUE_AUTO_MIGRATE": "false",
         "AGENTQUEUE_DATA_DIR": str(log_dir),
-        # All day off-peak unless a test says otherwise, so low jobs run at once.
+        # All day off-peak unless a test says otherwise, so low jobs run at once; and no
+        # provider batches (no beat runs here to submit them): off-peak work takes flex where
+        # the model has it, else standard. Tests of provider batches turn them on.
         "AGENTQUEUE_OFFPEAK_WINDOWS": "00:00-24:00",
+        "AGENTQUEUE_BATCH_API": "off",
         **{f"AGENTQUEUE_{k.upper()}": v for k, v in env.items()},
     }
     settings = load_settings(

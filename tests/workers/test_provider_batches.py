@@ -44,18 +44,24 @@ def batch_env(server: LLMTestServer, **extra: str) -> dict[str, str]:
         "AGENTQUEUE_BEAT_BATCHES_S": "1",
         "AGENTQUEUE_BATCH_POLL_S": "0.5",
         "AGENTQUEUE_BATCH_POLL_MAX_S": "1",
-        "AGENTQUEUE_BATCH_HOLD_S": "3",
+        # Each remote call is cut at a third of the hold (3.3 s), so a submit's two calls end
+        # while it holds the batch; a dead holder's batch is taken again 10 s later.
+        "AGENTQUEUE_BATCH_HOLD_S": "10",
         "AGENTQUEUE_BATCH_EXPECTED_S": "20",
         "AGENTQUEUE_EXPECTED_RUN_S_DEFAULT": "5",
         **extra,
     }
 
 
-@pytest.fixture
-def peak_pipeline(redis_url: str, postgres_url: str, tmp_path: Path) -> Iterator[Pipeline]:
-    """A client that sees peak hours now (so `low` jobs are deferred at submit)."""
+@pytest.fixture(params=["postgres", "sqlite"])
+def peak_pipeline(
+    request: pytest.FixtureRequest, redis_url: str, tmp_path: Path
+) -> Iterator[Pipeline]:
+    """A client that sees peak hours now (so `low` jobs are deferred at submit), on each
+    database."""
+    database_url = str(request.getfixturevalue(f"{request.param}_url"))
     with running_pipeline(
-        redis_url, postgres_url, tmp_path, offpeak_windows=window_excluding_now()
+        redis_url, database_url, tmp_path, offpeak_windows=window_excluding_now()
     ) as pipeline:
         yield pipeline
 
@@ -142,7 +148,7 @@ def test_killed_beat_tasks_never_submit_a_job_twice_nor_lose_one(
     the next while it polls. Then every job is submitted exactly once (counted at the server),
     none is lost, and each is settled once at the batch price."""
     env = batch_env(llm_server)
-    llm_server.batches.configure(submit_delay_s=4, completion_delay_s=1)
+    llm_server.batches.configure(submit_delay_s=3, completion_delay_s=1)
     beat_env = {**pipeline.env, **env}
     first = pipeline.start_worker(env=env)
     start_beat(beat_env)
@@ -162,7 +168,7 @@ def test_killed_beat_tasks_never_submit_a_job_twice_nor_lose_one(
     wait_for(lambda: llm_server.stats()["batches_created"] == 1, timeout=10)
 
     # 3. The next worker finds that batch by its metadata, records it and polls: crash mid-poll.
-    llm_server.batches.configure(submit_delay_s=0, poll_delay_s=3)
+    llm_server.batches.configure(submit_delay_s=0, poll_delay_s=2)
     polls = llm_server.stats()["batch_status_reads"]
     third = pipeline.start_worker(env=env)
     wait_for(lambda: llm_server.stats()["batch_status_reads"] > polls, timeout=40)
