@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -28,19 +28,17 @@ from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.keys import is_cacheable
 from agentqueue.cache.request import CacheRequest
 from agentqueue.errors import AgentQueueError
-from agentqueue.jobs import AgentJob, JobResult, JobStatus, utcnow
+from agentqueue.jobs import JobResult, JobStatus, utcnow
 from agentqueue.persistence import batch_repository, jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
-from agentqueue.providers.batch_base import request_to_json
 from agentqueue.scheduler.deferral_policy import release_time_for
+from agentqueue.workers.batch_enlist import BATCH_TIER, batch_member, wanted_tier
 from agentqueue.workers.context import WorkerContext
 from agentqueue.workers.context_window import fit_to_context
 from agentqueue.workers.job_results import answered, ended
-from agentqueue.workers.provider_calls import CallOutcome, PlannedCall, call_all, request_for
+from agentqueue.workers.provider_calls import CallOutcome, PlannedCall, call_all
 
 log = logging.getLogger(__name__)
-
-BATCH_TIER = "batch"
 
 
 class DatabaseUnavailable(AgentQueueError):
@@ -108,7 +106,13 @@ class BatchExecutor:
         self._recover_paid(runnable)
         self._look_up([w for w in runnable if w.entry is None])
         # Work that can wait for a provider batch is recorded for one instead of being called.
-        batched = [w for w in runnable if w.entry is None and w.service_tier == BATCH_TIER]
+        batched = [
+            w
+            for w in runnable
+            if w.entry is None
+            and w.service_tier == BATCH_TIER
+            and self.context.batch_api is not None  # else (turned off since) it runs live
+        ]
         self._call([w for w in runnable if w.entry is None and w not in batched], report)
         return self._complete(work, report, batched)
 
@@ -148,7 +152,7 @@ class BatchExecutor:
         defer_allowed = not released and not window_open
         by_tier: dict[str, list[_Work]] = {}
         for w in work:
-            tier = self._wanted_tier(w.item.job, service_tier, released, window_open, now)
+            tier = wanted_tier(self.context, w.item.job, service_tier, released, window_open, now)
             by_tier.setdefault(tier, []).append(w)
         admissions: dict[str, Admission] = {}
         for tier, share in by_tier.items():
@@ -200,23 +204,6 @@ class BatchExecutor:
                 # The gate priced the job on the tier it really runs on (a wanted tier without
                 # a price of its own falls back), so result and ledger entry say the same.
                 w.service_tier = admission.service_tier
-
-    def _wanted_tier(
-        self, job: AgentJob, service_tier: str, released: bool, window_open: bool, now: datetime
-    ) -> str:
-        """Released work asks for the off-peak tier (a `low` job inside the window too); a
-        provider batch only while the job's deadline leaves time for one to complete."""
-        wanted = service_tier
-        if wanted == "standard" and not released and window_open and job.priority == "low":
-            wanted = self.context.offpeak_tier
-        if wanted == BATCH_TIER:
-            if self.context.batch_api is None:
-                return "flex"
-            if job.deadline is not None:
-                latest = job.deadline - timedelta(seconds=self.settings.expected_run_s_default)
-                if latest < now + timedelta(seconds=self.settings.batch_expected_s):
-                    return "flex"
-        return wanted
 
     def _recover_paid(self, runnable: list[_Work]) -> None:
         """Answers paid for on an earlier attempt, when only the ledger write failed."""
@@ -337,7 +324,14 @@ class BatchExecutor:
             final = [w.result for w in work if w.result is not None]
             written = jobs_repository.finish(session, final)
             if batched:
-                batch_repository.enlist(session, [self._batch_member(w) for w in batched])
+                batch_repository.enlist(
+                    session,
+                    [
+                        batch_member(self.context, w.item.job, w.admission)
+                        for w in batched
+                        if w.admission is not None
+                    ],
+                )
             if report.deferred:
                 jobs_repository.defer_running(session, report.deferred)
             if report.retry:
@@ -360,28 +354,6 @@ class BatchExecutor:
         self.context.results.publish(final)
         # Fresh answers were written to the cache tiers by their single-flight tickets.
         return report
-
-    def _batch_member(self, w: _Work) -> dict[str, object]:
-        """The row that keeps a job's request until a provider batch takes it."""
-        assert w.admission is not None and self.context.batch_api is not None
-        job = w.item.job
-        request = request_to_json(
-            request_for(
-                PlannedCall(job, w.admission.model, w.admission.max_output_tokens, BATCH_TIER, None)
-            )
-        )
-        expected = timedelta(seconds=self.settings.expected_run_s_default)
-        return {
-            "job_id": job.id,
-            "batch_id": None,
-            "provider": self.context.batch_api.name,
-            "model": w.admission.model,
-            "request": request,
-            "request_bytes": len(request.encode()),
-            "priority": job.priority.value,
-            "deadline": job.deadline - expected if job.deadline is not None else None,
-            "created_at": utcnow(),
-        }
 
     # Recovery ------------------------------------------------------------------------------
 
