@@ -11,6 +11,7 @@ from agentqueue.cli.db_commands import db
 from agentqueue.cli.demo_command import demo
 from agentqueue.cli.errors import run_cli
 from agentqueue.cli.job_commands import cancel, status, submit
+from agentqueue.cli.metrics_command import metrics
 from agentqueue.cli.plan_commands import plan
 from agentqueue.cli.stats_command import stats
 from agentqueue.cli.worker_commands import beat, flower, worker
@@ -22,7 +23,20 @@ def cli() -> None:
     """Run LLM agent jobs on Celery workers, with budgets, batching, deferral and caching."""
 
 
-for command in (worker, beat, flower, submit, status, cancel, demo, db, plan, budget, stats):
+for command in (
+    worker,
+    beat,
+    flower,
+    submit,
+    status,
+    cancel,
+    demo,
+    db,
+    plan,
+    budget,
+    stats,
+    metrics,
+):
     cli.add_command(command)
 
 
