@@ -13,6 +13,7 @@ from agentqueue.cli.errors import run_cli
 from agentqueue.cli.job_commands import cancel, status, submit
 from agentqueue.cli.metrics_command import metrics
 from agentqueue.cli.plan_commands import plan
+from agentqueue.cli.report_command import report
 from agentqueue.cli.stats_command import stats
 from agentqueue.cli.worker_commands import beat, flower, worker
 
@@ -23,21 +24,10 @@ def cli() -> None:
     """Run LLM agent jobs on Celery workers, with budgets, batching, deferral and caching."""
 
 
-for command in (
-    worker,
-    beat,
-    flower,
-    submit,
-    status,
-    cancel,
-    demo,
-    db,
-    plan,
-    budget,
-    stats,
-    metrics,
-):
+for command in (worker, beat, flower, submit, status, cancel, demo, db, plan, budget, stats):
     cli.add_command(command)
+cli.add_command(metrics)
+cli.add_command(report)
 
 
 def main() -> None:

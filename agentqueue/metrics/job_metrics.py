@@ -182,7 +182,7 @@ class JobMetrics:
         if entry.state == "cache_hit":
             tier = result.cache_tier or "unknown"
             levers.append((f"{names.CACHE_LEVER_PREFIX}{tier}", entry.avoided_usd))
-        elif entry.state == "settled" and entry.service_tier != "standard":
+        elif entry.state == "settled" and entry.cost_usd < entry.standard_cost_usd:
             levers.append((entry.service_tier, entry.standard_cost_usd - entry.cost_usd))
         if self._prices is not None and result.context_tokens_saved:
             levers.append(
