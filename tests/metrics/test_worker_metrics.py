@@ -64,6 +64,7 @@ def test_worker_metrics_match_the_ledger(pipeline: Pipeline) -> None:
     pipeline.queue.wait([h.id for h in again], timeout=60)
 
     samples = scrape(port)
+    assert {n for n in samples if n.startswith(names.PREFIX)} <= names.exposed_series_names()
 
     with pipeline.queue.sessions() as session:
         succeeded = session.scalar(select(func.count()).where(JobRecord.status == "succeeded"))
