@@ -41,6 +41,9 @@ class JobPlan:
     input_tokens: int
     normal: RunOption | AgentQueueError
     right_sized: RunOption | AgentQueueError
+    # What the balanced score picks: what `auto` bought before cost-first selection, the
+    # baseline of the right-sizing saving.
+    balanced: RunOption | AgentQueueError
 
     def option(self, right_size: bool) -> RunOption | AgentQueueError:
         return self.right_sized if right_size else self.normal
@@ -71,7 +74,7 @@ class JobPlanner:
         input_tokens = estimate_input_tokens(job.messages, chars_per_token=self.chars_per_token)
         if job.model != "auto":
             single = self._explicit(job, input_tokens, service_tier, moment)
-            return JobPlan(job, input_tokens, single, single)
+            return JobPlan(job, input_tokens, single, single, single)
         return JobPlan(
             job,
             input_tokens,
@@ -80,7 +83,9 @@ class JobPlanner:
 
     def _auto(
         self, job: AgentJob, input_tokens: int, service_tier: str, moment: datetime
-    ) -> tuple[RunOption | AgentQueueError, RunOption | AgentQueueError]:
+    ) -> tuple[
+        RunOption | AgentQueueError, RunOption | AgentQueueError, RunOption | AgentQueueError
+    ]:
         assert job.requirements is not None  # AgentJob guarantees it for auto
         candidates = candidates_for(
             self.catalog,
@@ -92,7 +97,11 @@ class JobPlanner:
             at=moment,
         )
         options: list[RunOption | AgentQueueError] = []
-        ways: tuple[tuple[SelectionMode, bool], ...] = ((self.selection, False), ("cheapest", True))
+        ways: tuple[tuple[SelectionMode, bool], ...] = (
+            (self.selection, False),
+            ("cheapest", True),
+            ("balanced", False),
+        )
         for mode, pressure in ways:
             try:
                 choice = select_model(
@@ -116,7 +125,7 @@ class JobPlanner:
                     picked.priced.service_tier,
                 )
             )
-        return options[0], options[1]
+        return options[0], options[1], options[2]
 
     def _explicit(
         self, job: AgentJob, input_tokens: int, service_tier: str, moment: datetime

@@ -16,6 +16,7 @@ from agentqueue.budget.gate import Settlement
 from agentqueue.budget.ledger_entries import read_entries
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.jobs import AgentJob, JobResult, JobStatus, utcnow
+from agentqueue.metrics.job_metrics import FinishedJob
 from agentqueue.persistence import batch_repository as repo
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob, JobRef
@@ -118,6 +119,11 @@ class BatchSettlement:
 
         finals = self.context.gate.complete(outcome.settlements, [], record)
         self.context.results.publish(finals)
+        self.context.metrics.group_finished(
+            [FinishedJob(_claimed(records[r.job_id]).job, r) for r in finals],
+            [],
+            size=len(finals),
+        )
         if outcome.again:
             refs = [
                 JobRef(r.id, r.agent_type, r.model, r.priority)
