@@ -45,6 +45,9 @@ def route(store: BatchStore, method: str, path: str, headers: Any, raw: bytes) -
         (parts[:1] == ["batches"] and len(parts) == 2)
         or (parts[:2] == ["messages", "batches"] and len(parts) == 3)
     )
+    if creating and parts != ["files"]:
+        with store.lock:
+            store.creates_started += 1
     delay = store.config.submit_delay_s if creating else store.config.poll_delay_s
     if delay and (creating or polling):
         time.sleep(delay)

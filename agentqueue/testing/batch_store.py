@@ -52,6 +52,7 @@ class BatchStore:
         self.batches: dict[str, _Batch] = {}
         self.submitted_lines: Counter[str] = Counter()
         self.status_reads = 0  # batch status requests received (polls)
+        self.creates_started = 0  # batch creations received (counted before any delay)
 
     def configure(self, **values: Any) -> BatchConfig:
         with self.lock:
@@ -68,6 +69,7 @@ class BatchStore:
             self.batches.clear()
             self.submitted_lines.clear()
             self.status_reads = 0
+            self.creates_started = 0
 
     def stats(self) -> dict[str, Any]:
         with self.lock:

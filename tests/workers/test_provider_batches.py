@@ -44,9 +44,9 @@ def batch_env(server: LLMTestServer, **extra: str) -> dict[str, str]:
         "AGENTQUEUE_BEAT_BATCHES_S": "1",
         "AGENTQUEUE_BATCH_POLL_S": "0.5",
         "AGENTQUEUE_BATCH_POLL_MAX_S": "1",
-        # Each remote call is cut at a third of the hold (3.3 s), so a submit's two calls end
-        # while it holds the batch; a dead holder's batch is taken again 10 s later.
-        "AGENTQUEUE_BATCH_HOLD_S": "10",
+        # Each remote call is cut at a third of the hold (4 s), so a submit's two calls end
+        # while it holds the batch; a dead holder's batch is taken again 12 s later.
+        "AGENTQUEUE_BATCH_HOLD_S": "12",
         "AGENTQUEUE_BATCH_EXPECTED_S": "20",
         "AGENTQUEUE_EXPECTED_RUN_S_DEFAULT": "5",
         **extra,
@@ -71,7 +71,9 @@ def start_beat(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], BeatProces
     started: list[BeatProcess] = []
 
     def start(env: dict[str, str]) -> BeatProcess:
-        beat = BeatProcess(env, tmp_path).start()
+        directory = tmp_path / f"beat{len(started)}"  # a killed beat's schedule file stays its own
+        directory.mkdir()
+        beat = BeatProcess(env, directory).start()
         started.append(beat)
         return beat
 
@@ -121,7 +123,7 @@ def test_a_released_deferred_job_runs_in_a_provider_batch_at_the_batch_price(
     peak_pipeline.start_worker(env=env)
     start_beat({**peak_pipeline.env, **env})
 
-    results = peak_pipeline.queue.wait([h.id for h in handles], timeout=60)
+    results = peak_pipeline.queue.wait([h.id for h in handles], timeout=90)
 
     stats = llm_server.stats()
     assert stats["batches_created"] == 1 and stats["batch_lines_submitted"] == 3
@@ -142,28 +144,31 @@ def test_killed_beat_tasks_never_submit_a_job_twice_nor_lose_one(
     llm_server: LLMTestServer,
     start_beat: Callable[[dict[str, str]], BeatProcess],
 ) -> None:
-    """Given low jobs waiting for a provider batch: the worker running beat's submit task is
-    SIGKILLed after the batch was recorded and while its request file is on its way; the next
+    """Given low jobs waiting for a provider batch: beat and the worker running its submit task
+    are SIGKILLed after the batch was recorded and while its request file is on its way; the next
     one is SIGKILLed while the batch is being created remotely (the server creates it anyway);
     the next while it polls. Then every job is submitted exactly once (counted at the server),
     none is lost, and each is settled once at the batch price."""
     env = batch_env(llm_server)
-    llm_server.batches.configure(submit_delay_s=3, completion_delay_s=1)
+    llm_server.batches.configure(submit_delay_s=2, completion_delay_s=1)
     beat_env = {**pipeline.env, **env}
     first = pipeline.start_worker(env=env)
-    start_beat(beat_env)
+    beat = start_beat(beat_env)
     handles = pipeline.queue.submit_many(
         [simple_job(i, priority="low", params={"max_tokens": 30}) for i in range(6)]
     )
 
-    # 1. Recorded and marked `submitting`, the upload still in flight: crash.
-    wait_for(lambda: batch_states(pipeline) == ["submitting"])
+    # 1. Recorded and marked `submitting`, the upload still in flight: beat and the worker
+    # running its task crash.
+    wait_for(lambda: batch_states(pipeline) == ["submitting"], timeout=90)
     first.kill()
+    beat.kill()
     assert llm_server.stats()["batches_created"] == 0
+    start_beat(beat_env)
 
     # 2. The next worker finds nothing remotely and submits; crash while the batch is created.
     second = pipeline.start_worker(env=env)
-    wait_for(lambda: len(llm_server.batches.files) >= 2, timeout=40)
+    wait_for(lambda: llm_server.batches.creates_started == 1, timeout=90)
     second.kill()
     wait_for(lambda: llm_server.stats()["batches_created"] == 1, timeout=10)
 
@@ -171,15 +176,15 @@ def test_killed_beat_tasks_never_submit_a_job_twice_nor_lose_one(
     llm_server.batches.configure(submit_delay_s=0, poll_delay_s=2)
     polls = llm_server.stats()["batch_status_reads"]
     third = pipeline.start_worker(env=env)
-    wait_for(lambda: llm_server.stats()["batch_status_reads"] > polls, timeout=40)
+    wait_for(lambda: llm_server.stats()["batch_status_reads"] > polls, timeout=90)
     third.kill()
 
     llm_server.batches.configure(poll_delay_s=0)
     pipeline.start_worker(env=env)
-    results = pipeline.queue.wait([h.id for h in handles], timeout=60)
+    results = pipeline.queue.wait([h.id for h in handles], timeout=90)
 
     stats = llm_server.stats()
-    assert stats["batches_created"] == 1
+    assert stats["batches_created"] == llm_server.batches.creates_started == 1
     assert sorted(stats["batch_lines_by_text"].values()) == [1] * 6
     assert stats["requests_received"] == 0
     ledger = entries(pipeline, list(results))
@@ -213,7 +218,7 @@ def test_expiry_deadline_cancellation_and_line_failures_end_every_job_once(
             simple_job(3, **low, messages=[{"role": "user", "content": "FAIL-LINE-500 three"}]),
         ]
     )
-    phase_one = pipeline.queue.wait([h.id for h in failing], timeout=60)
+    phase_one = pipeline.queue.wait([h.id for h in failing], timeout=90)
     ok, bad, retried = (phase_one[h.id] for h in failing)
     assert ok.status is JobStatus.SUCCEEDED and ok.service_tier == "batch"
     assert bad.status is JobStatus.FAILED and bad.error and bad.error.code == "provider_error"
@@ -223,7 +228,7 @@ def test_expiry_deadline_cancellation_and_line_failures_end_every_job_once(
     # Expiry: half the lines ran before the batch expired; the rest run on the standard path.
     llm_server.batches.configure(completion_delay_s=600, expire_after_s=1)
     expiring = pipeline.queue.submit_many([simple_job(10 + i, **low) for i in range(4)])
-    phase_two = pipeline.queue.wait([h.id for h in expiring], timeout=60)
+    phase_two = pipeline.queue.wait([h.id for h in expiring], timeout=90)
     tiers = sorted(r.service_tier or "" for r in phase_two.values())
     assert tiers == ["batch", "batch", "standard", "standard"]
     assert llm_server.stats()["requests_received"] == 3
