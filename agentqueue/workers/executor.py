@@ -28,7 +28,7 @@ from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.keys import is_cacheable
 from agentqueue.cache.request import CacheRequest
 from agentqueue.errors import AgentQueueError
-from agentqueue.jobs import JobResult, JobStatus, utcnow
+from agentqueue.jobs import ErrorInfo, JobResult, JobStatus, utcnow
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
 from agentqueue.scheduler.deferral_policy import release_time_for
@@ -53,6 +53,8 @@ class ExecutionReport:
     retry: dict[str, AgentQueueError] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     deferred: dict[str, datetime] = field(default_factory=dict)
+    # Jobs whose final record (written) says `failed`: their task ends in FAILURE.
+    failed: dict[str, ErrorInfo] = field(default_factory=dict)
 
 
 @dataclass
@@ -330,6 +332,9 @@ class BatchExecutor:
         self.context.pending_answers.forget([w.job_id for w in paid if w.item.attempts > 1])
         final = [w.result for w in work if w.result is not None and w.job_id in written]
         self.context.results.publish(final)
+        report.failed.update(
+            {r.job_id: r.error for r in final if r.status == JobStatus.FAILED and r.error}
+        )
         # Fresh answers were written to the cache tiers by their single-flight tickets.
         return report
 
