@@ -27,7 +27,7 @@ from agentqueue.budget.gate import (
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.keys import is_cacheable
 from agentqueue.cache.request import CacheRequest
-from agentqueue.errors import AgentQueueError
+from agentqueue.errors import AgentQueueError, DatabaseUnavailable
 from agentqueue.jobs import ErrorInfo, JobResult, JobStatus, utcnow
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
@@ -40,10 +40,6 @@ from agentqueue.workers.provider_calls import CallOutcome, PlannedCall, call_all
 log = logging.getLogger(__name__)
 
 OFFPEAK_TIER = "flex"
-
-
-class DatabaseUnavailable(AgentQueueError):
-    code = "database_unavailable"
 
 
 @dataclass
