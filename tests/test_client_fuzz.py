@@ -16,12 +16,14 @@ from sqlalchemy import select
 
 from agentqueue.cli import cli
 from agentqueue.cli.errors import run_cli
+from agentqueue.client import AgentQueue
 from agentqueue.constants import QUEUES
 from agentqueue.errors import AgentQueueError
 from agentqueue.persistence.job_table import JobRecord
 from agentqueue.settings import get_settings
 from tests.support.fuzz_jobs import REQUIRED_KINDS, fuzz_cases
-from tests.support.pipeline import Pipeline
+from tests.support.pipeline import Pipeline, simple_job
+from tests.support.services import free_port
 
 SEED = 20261130
 # The stable codes a refused job may carry: the `invalid_job` family and its neighbours.
@@ -172,3 +174,24 @@ def test_a_sample_of_fuzzed_jobs_through_the_cli_gives_one_line_errors(
     client = redis.Redis.from_url(redis_url)
     assert _messages(client) == 0
     client.close()
+
+
+def test_submit_status_and_cancel_with_the_database_down_are_coded_errors(
+    pipeline: Pipeline,
+) -> None:
+    """Given a PostgreSQL URL nobody answers, submit/status/cancel raise `database_unavailable`
+    (never a raw SQLAlchemy error), naming the setting and not the URL."""
+    dead = f"postgresql+psycopg://postgres:pw-not-shown@127.0.0.1:{free_port()}/nowhere"
+    settings = pipeline.settings.model_copy(update={"database_url": dead})
+    with AgentQueue(settings) as down:
+        for call in (
+            lambda: down.submit(simple_job(1)),
+            lambda: down.status("some-id"),
+            lambda: down.cancel("some-id"),
+        ):
+            with pytest.raises(AgentQueueError) as caught:
+                call()
+            assert caught.value.code == "database_unavailable"
+            assert "AGENTQUEUE_DATABASE_URL" in caught.value.message
+            assert "pw-not-shown" not in str(caught.value)
+            assert caught.value.__suppress_context__
