@@ -39,6 +39,7 @@ MAX_JOB_INT: Final = 2**64
 # Deadlines outside these UTC years are refused (dates near year 1 or 9999 overflow on the
 # way to and from SQL).
 DEADLINE_YEARS: Final = (1970, 9000)
+MAX_FALLBACKS: Final = 5
 
 # Budget utilisation (max over scopes, a decimal fraction such as "0.97") that beat publishes
 # for worker autoscalers; a missing key means no budget pressure is known.

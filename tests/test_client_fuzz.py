@@ -29,7 +29,7 @@ SEED = 20261130
 # The stable codes a refused job may carry: the `invalid_job` family and its neighbours.
 REFUSAL_CODES = re.compile(
     r"^(invalid_[a-z_]+|missing_field|unknown_field|not_an_object|job_too_large|"
-    r"missing_requirements|duplicate_job_id|job_id_conflict|tenant_mismatch)$"
+    r"missing_requirements|duplicate_job_id|job_id_conflict|tenant_mismatch|unknown_model)$"
 )
 
 
