@@ -174,10 +174,15 @@ class ProviderBatches:
         wait = min(
             self.settings.batch_poll_s * 2 ** min(batch.polls, 16), self.settings.batch_poll_max_s
         )
+        next_poll = utcnow() + timedelta(seconds=wait)
+        if batch.deadline is not None and state == repo.SUBMITTED:
+            # Never sleep past the moment a member's deadline makes us cancel.
+            cancel_at = batch.deadline - timedelta(seconds=self.settings.batch_deadline_margin_s)
+            next_poll = min(next_poll, max(cancel_at, utcnow()))
         values: dict[str, object] = {
             "held_until": None,
             "polls": batch.polls + 1,
-            "next_poll_at": utcnow() + timedelta(seconds=wait),
+            "next_poll_at": next_poll,
         }
         if remote_status is not None:
             values["remote_status"] = remote_status
