@@ -19,3 +19,10 @@ class AgentQueueError(Exception):
 
     def as_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
+
+
+class DatabaseUnavailable(AgentQueueError):
+    """The SQL database (jobs and ledger) cannot be reached or stays locked: retry later and
+    spend nothing meanwhile, never run unbudgeted."""
+
+    code = "database_unavailable"
