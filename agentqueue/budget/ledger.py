@@ -220,24 +220,17 @@ class Ledger:
             return entry.reserved_usd, entry.reserved_usd
         return to_money(priced.cost(*tokens)), to_money(standard.cost(*tokens))
 
-    def settle_many(
-        self, usages: Mapping[str, TokenUsage], *, now: datetime | None = None
+    def settle_in(
+        self, session: Session, *, usages: Mapping[str, TokenUsage], now: datetime
     ) -> dict[str, Decimal]:
         """Charge each job (job id -> reported usage) its actual cost and drop its
-        reservation; returns job id -> cost.
+        reservation, inside the caller's transaction (so the caller can add its own writes,
+        such as the jobs' final records, atomically); returns job id -> cost.
 
         A settled job returns its recorded cost again; a released one (swept while it was
         still running) is charged now, since the provider did the work. Unknown ids are
         skipped with a warning.
         """
-        moment = now or datetime.now(UTC)
-        return in_transaction(self.factory, partial(self.settle_in, usages=usages, now=moment))
-
-    def settle_in(
-        self, session: Session, *, usages: Mapping[str, TokenUsage], now: datetime
-    ) -> dict[str, Decimal]:
-        """`settle_many` inside the caller's transaction (so the caller can add its own
-        writes, such as the jobs' final records, atomically)."""
         entries, rows = lock_entries(session, list(usages))
         costs: dict[str, Decimal] = {}
         changes: list[dict[str, Any]] = []
