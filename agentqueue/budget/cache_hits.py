@@ -8,13 +8,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from agentqueue.budget.errors import UnknownModelPrice
 from agentqueue.budget.ledger_entries import ENTRIES, EntryState, lock_entries, update_entries
 from agentqueue.budget.pricing import PriceBook, to_money
 from agentqueue.budget.usage_rows import write_back
-from agentqueue.persistence.transactions import in_transaction
 from agentqueue.usage import TokenUsage
 
 
@@ -30,25 +29,12 @@ class CacheHit:
     usage: TokenUsage
 
 
-def record_cache_hits(
-    factory: sessionmaker[Session],
-    prices: PriceBook,
-    hits: Sequence[CacheHit],
-    *,
-    now: datetime,
-    day: str,
-) -> None:
-    """Record $0 entries with the cost each hit avoided; a live reservation is released.
-    Idempotent: a job already settled or recorded as a hit is left alone."""
-    in_transaction(
-        factory, lambda session: record_cache_hits_in(session, prices, hits, now=now, day=day)
-    )
-
-
 def record_cache_hits_in(
     session: Session, prices: PriceBook, hits: Sequence[CacheHit], *, now: datetime, day: str
 ) -> None:
-    """`record_cache_hits` inside the caller's transaction."""
+    """Record $0 entries with the cost each hit avoided, inside the caller's transaction; a
+    live reservation is released. Idempotent: a job already settled or recorded as a hit is
+    left alone."""
     entries, rows = lock_entries(session, [hit.job_id for hit in hits])
     inserts: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
