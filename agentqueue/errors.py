@@ -23,6 +23,7 @@ class AgentQueueError(Exception):
 
 class DatabaseUnavailable(AgentQueueError):
     """The SQL database (jobs and ledger) cannot be reached or stays locked: retry later and
-    spend nothing meanwhile, never run unbudgeted."""
+    spend nothing meanwhile, never run unbudgeted. The message never carries the driver's
+    text, which may hold the URL."""
 
     code = "database_unavailable"

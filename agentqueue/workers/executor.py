@@ -20,7 +20,7 @@ from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.keys import is_cacheable
 from agentqueue.cache.request import CacheRequest
 from agentqueue.errors import AgentQueueError, DatabaseUnavailable
-from agentqueue.jobs import JobResult, JobStatus, utcnow
+from agentqueue.jobs import ErrorInfo, JobResult, JobStatus, utcnow
 from agentqueue.metrics.job_metrics import FinishedJob
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
@@ -41,6 +41,8 @@ class ExecutionReport:
     retry: dict[str, AgentQueueError] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     deferred: dict[str, datetime] = field(default_factory=dict)
+    # Jobs whose final record (written) says `failed`: their task ends in FAILURE.
+    failed: dict[str, ErrorInfo] = field(default_factory=dict)
 
 
 @dataclass
@@ -301,6 +303,9 @@ class BatchExecutor:
         )
         final = [w.result for w in work if w.result is not None and w.job_id in written]
         self.context.results.publish(final)
+        report.failed.update(
+            {r.job_id: r.error for r in final if r.status == JobStatus.FAILED and r.error}
+        )
         # Fresh answers were written to the cache tiers by their single-flight tickets.
         finished = {result.job_id for result in final}
         self.context.metrics.group_finished(
