@@ -41,9 +41,10 @@ def wanted_tier(
 def batch_member(context: WorkerContext, job: AgentJob, admission: Admission) -> dict[str, object]:
     """The `provider_batch_jobs` row of an admitted job: its request, as it will be sent."""
     assert context.batch_api is not None
+    reservation = admission.reservation
     request = request_to_json(
         request_for(
-            PlannedCall(job, admission.model, admission.max_output_tokens, BATCH_TIER, None)
+            PlannedCall(job, reservation.model, reservation.max_output_tokens, BATCH_TIER, None)
         )
     )
     expected = timedelta(seconds=context.settings.expected_run_s_default)
@@ -51,7 +52,7 @@ def batch_member(context: WorkerContext, job: AgentJob, admission: Admission) ->
         "job_id": job.id,
         "batch_id": None,
         "provider": context.batch_api.name,
-        "model": admission.model,
+        "model": reservation.model,
         "request": request,
         "request_bytes": len(request.encode()),
         "priority": job.priority.value,

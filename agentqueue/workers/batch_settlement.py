@@ -7,12 +7,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
 from agentqueue.budget.admission import admission_from_entry
-from agentqueue.budget.gate import Settlement
 from agentqueue.budget.ledger_entries import read_entries
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.jobs import AgentJob, JobResult, JobStatus, utcnow
@@ -20,10 +18,13 @@ from agentqueue.metrics.job_metrics import FinishedJob
 from agentqueue.persistence import batch_repository as repo
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob, JobRef
+from agentqueue.persistence.transactions import in_transaction
 from agentqueue.providers.base import ProviderError
 from agentqueue.providers.batch_base import BatchItem, BatchPoll, LineResult
+from agentqueue.usage import TokenUsage
 from agentqueue.workers.context import WorkerContext
 from agentqueue.workers.job_results import answered, ended
+from agentqueue.workers.provider_calls import entry_for
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ Publish = Callable[[Sequence[JobRef]], object]
 class _Outcome:
     """How the members of one ended batch end up."""
 
-    settlements: list[Settlement] = field(default_factory=list)
+    usages: dict[str, TokenUsage] = field(default_factory=dict)
     answers: dict[str, CacheEntry] = field(default_factory=dict)
     failed: dict[str, ProviderError] = field(default_factory=dict)
     again: list[str] = field(default_factory=list)  # back to the standard path
@@ -69,7 +70,9 @@ class BatchSettlement:
             self._sort(outcome, job_id, row.attempts, poll.results.get(custom_id))
         provider = self.provider
 
-        def record(session: Session, costs: dict[str, Decimal]) -> list[JobResult]:
+        def record(session: Session) -> list[JobResult]:
+            moment = utcnow()
+            costs = self.context.gate.settle_in(session, outcome.usages, now=moment)
             entries = read_entries(session, list(records), lock=False)
             finals: list[JobResult] = []
             for job_id, entry in entries.items():
@@ -97,7 +100,6 @@ class BatchSettlement:
                             status=JobStatus.FAILED,
                         )
                     )
-            moment = utcnow()
             _move(session, [r.job_id for r in finals], JobStatus.RUNNING)
             jobs_repository.finish(session, finals)
             # Back to the standard path: a fresh reservation at the standard price on re-run.
@@ -117,7 +119,8 @@ class BatchSettlement:
             )
             return finals
 
-        finals = self.context.gate.complete(outcome.settlements, [], record)
+        # Charges, final records and the batch's own state: one transaction (rerun whole).
+        finals = in_transaction(self.context.sessions, record)
         self.context.results.publish(finals)
         self.context.metrics.group_finished(
             [FinishedJob(_claimed(records[r.job_id]).job, r) for r in finals],
@@ -145,14 +148,9 @@ class BatchSettlement:
 
     def _sort(self, outcome: _Outcome, job_id: str, attempts: int, line: LineResult | None) -> None:
         if line is not None and line.response is not None:
-            entry = CacheEntry.from_response(line.response, provider=self.provider)
+            entry = entry_for(line.response, provider=self.provider)
             outcome.answers[job_id] = entry
-            usage = entry.usage
-            outcome.settlements.append(
-                Settlement(
-                    job_id, usage.input_tokens, usage.output_tokens, usage.cached_input_tokens
-                )
-            )
+            outcome.usages[job_id] = entry.usage
         elif line is not None and line.error is not None:
             # A failed line follows the job's retry policy, like a failed live call.
             if line.error.retryable and attempts <= self.settings.job_max_retries:
