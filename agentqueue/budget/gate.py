@@ -24,8 +24,9 @@ from agentqueue.budget.pricing import PriceBook
 from agentqueue.budget.scopes import scopes_for
 from agentqueue.budget.selection import SelectionWeights
 from agentqueue.budget.state import BudgetState, utilisation_of
-from agentqueue.budget.usage_rows import LiveUsage, UsageKey, UsageView
+from agentqueue.budget.usage_view import UsageView
 from agentqueue.jobs import AgentJob
+from agentqueue.persistence.usage_rows import LiveUsage, UsageKey
 from agentqueue.settings import Settings
 from agentqueue.usage import TokenUsage
 
