@@ -35,6 +35,8 @@ MAX_METADATA_BYTES: Final = 4096
 # Budget utilisation (max over scopes, a decimal fraction such as "0.97") that beat publishes
 # for worker autoscalers; a missing key means no budget pressure is known.
 BUDGET_UTILISATION_KEY: Final = f"{KEY_PREFIX}budget:utilisation"
+# The Celery event type of a budget threshold crossing (fields: BudgetAlert.fields()).
+BUDGET_ALERT_EVENT = "agentqueue-budget-alert"
 
 # Cache layout details (cache package): key scheme version, single-flight keys, stats, epoch.
 CACHE_KEY_VERSION: Final = 1
