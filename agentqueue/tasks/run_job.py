@@ -32,6 +32,9 @@ def run_job(self: Any, job_id: object, agent_type: object = "", model: object = 
         log.error("run_job got malformed arguments; message dropped")
         return
     report = current_context().aggregator.submit((str(agent_type), str(model)), str(job_id))
+    wait = report.waiting.get(str(job_id))
+    if wait is not None:  # budget room held by reservations: ask again shortly (job is queued)
+        raise self.retry(countdown=wait)
     error = report.retry.get(str(job_id))
     if error is not None:
         hint = getattr(error, "retry_after_s", None)
