@@ -82,12 +82,6 @@ class BudgetExceeded(AgentQueueError):
         self.waited_s = waited_s
 
 
-class LedgerUnavailable(AgentQueueError):
-    """The ledger database cannot be reached: retry later, never run unbudgeted."""
-
-    code = "ledger_unavailable"
-
-
 class InvalidBudgetFile(AgentQueueError):
     """A prices or catalog file could not be read; the message names the file and the problem."""
 

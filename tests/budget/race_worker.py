@@ -8,10 +8,12 @@ from multiprocessing.synchronize import Barrier
 from typing import Any
 
 from agentqueue.budget.errors import BudgetExceeded
-from agentqueue.budget.gate import AdmissionGroup, BudgetGate, Settlement
+from agentqueue.budget.gate import AdmissionGroup, BudgetGate
 from agentqueue.jobs import AgentJob, utcnow
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.settings import load_settings
+from agentqueue.usage import TokenUsage
+from tests.budget.conftest import admit, settle
 
 
 def race(
@@ -62,11 +64,14 @@ def race(
                     )
                 elif admission.decision not in ("run", "wait"):
                     raise AssertionError(f"unexpected admission {admission}")
-            costs = gate.settle_many(
-                [
-                    Settlement(a.job_id, a.input_tokens_estimate, a.max_output_tokens)
+            costs = settle(
+                gate,
+                {
+                    a.job_id: TokenUsage(
+                        a.reservation.input_tokens_estimate, a.reservation.max_output_tokens
+                    )
                     for a in running
-                ]
+                },
             )
             admitted += len(running)
             charged.extend(str(costs[a.job_id]) for a in running)
@@ -105,8 +110,8 @@ def redeliver(
             messages=[{"role": "user", "content": "x"}],
             params={"max_tokens": 1},
         )
-        [admission] = gate.admit_many([job])
+        [admission] = admit(gate, [job])
         outcomes.append((admission.decision, admission.already_settled))
         if admission.decision == "run" and not admission.already_settled:
-            gate.settle_many([Settlement(job.id, admission.input_tokens_estimate, 1)])
+            settle(gate, {job.id: TokenUsage(admission.reservation.input_tokens_estimate, 1)})
     results.put({"worker": worker, "outcomes": outcomes})

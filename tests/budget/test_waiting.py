@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from agentqueue.budget.errors import BudgetExceeded
-from agentqueue.budget.gate import AdmissionGroup, BudgetGate, Settlement
+from agentqueue.budget.gate import AdmissionGroup, BudgetGate
 from agentqueue.jobs import AgentJob, JobStatus
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.persistence.job_table import JobRecord
-from tests.budget.conftest import NOON, make_job
+from agentqueue.usage import TokenUsage
+from tests.budget.conftest import NOON, admit, make_job, settle
 from tests.budget.test_gate import FILLER_PRICES, fill
 
 GateFactory = Callable[..., BudgetGate]
@@ -33,7 +34,7 @@ def gate(make_gate: GateFactory, limit: Limit, tmp_path: Path) -> BudgetGate:
     built = make_gate(prices_file=prices)
     fill(built, 2)
     holders = [cents_job("holder-1", 1), cents_job("holder-2", 1)]
-    assert [a.decision for a in built.admit_many(holders, now=NOON)] == ["run", "run"]
+    assert [a.decision for a in admit(built, holders, now=NOON)] == ["run", "run"]
     return built
 
 
@@ -53,13 +54,13 @@ def test_a_job_kept_out_only_by_reservations_waits_and_runs_when_they_settle(
 ) -> None:
     """Given $0.02 free but $0.04 unspent, a 3-cent job is told to wait (not refused) for the
     global daily budget, soon; once the holders settle cheaply it is admitted."""
-    [admission] = gate.admit_many([cents_job("big", 3)], now=NOON)
+    [admission] = admit(gate, [cents_job("big", 3)], now=NOON)
     assert admission.decision == "wait" and admission.error is None
     assert admission.waiting_for == "daily:global"
     assert 0.1 < admission.retry_after_s <= 2.5
-    assert admission.reserved_usd == 0
+    assert admission.reservation.reserved_usd == 0
 
-    gate.settle_many([Settlement("holder-1", 0, 0), Settlement("holder-2", 0, 0)])
+    settle(gate, {"holder-1": TokenUsage(0, 0), "holder-2": TokenUsage(0, 0)})
     group = AdmissionGroup([cents_job("big", 3)], NOON + timedelta(seconds=1))
     [again] = gate.admit_groups([group])[0]
     assert again.decision == "run"
@@ -68,8 +69,8 @@ def test_a_job_kept_out_only_by_reservations_waits_and_runs_when_they_settle(
 def test_a_job_the_spent_money_leaves_no_room_for_is_refused_at_once(gate: BudgetGate) -> None:
     """Given $0.04 of $0.06 spent (the holders settled at a cent each), a 3-cent job is
     refused at once, with a message naming scope, window, spent and limit."""
-    gate.settle_many([Settlement("holder-1", 0, 1), Settlement("holder-2", 0, 1)])
-    [admission] = gate.admit_many([cents_job("big", 3)], now=NOON)
+    settle(gate, {"holder-1": TokenUsage(0, 1), "holder-2": TokenUsage(0, 1)})
+    [admission] = admit(gate, [cents_job("big", 3)], now=NOON)
     assert admission.decision == "reject"
     error = admission.error
     assert isinstance(error, BudgetExceeded) and error.code == "budget_exceeded"
@@ -95,10 +96,10 @@ def test_a_wait_ends_in_a_refusal_after_the_wait_limit_or_before_the_deadline(
     assert "reserved by running jobs" in str(late.error)
 
     hurried = cents_job("hurried", 3, deadline=NOON + timedelta(milliseconds=100))
-    [due] = gate.admit_many([hurried], now=NOON)
+    [due] = admit(gate, [hurried], now=NOON)
     assert due.decision == "reject" and isinstance(due.error, BudgetExceeded)
 
-    [still] = gate.admit_many([cents_job("fresh", 3)], now=NOON)
+    [still] = admit(gate, [cents_job("fresh", 3)], now=NOON)
     assert still.decision == "wait"
 
 
@@ -106,7 +107,7 @@ def test_no_waiting_when_the_wait_limit_is_zero(
     make_gate: GateFactory, gate: BudgetGate, tmp_path: Path
 ) -> None:
     strict = make_gate(prices_file=tmp_path / "prices.toml", budget_max_wait_s=0)
-    [admission] = strict.admit_many([cents_job("big", 3)], now=NOON)
+    [admission] = admit(strict, [cents_job("big", 3)], now=NOON)
     assert admission.decision == "reject" and isinstance(admission.error, BudgetExceeded)
 
 
@@ -119,7 +120,7 @@ def test_waiters_keep_priority_order(gate: BudgetGate, database_url: str) -> Non
     with sessions.begin() as session:
         jobs_repository.insert_new(session, [urgent], status=JobStatus.QUEUED, now=NOON)
         jobs_repository.claim(session, [urgent.id], now=NOON)
-    [admission] = gate.admit_many([urgent], now=NOON)
+    [admission] = admit(gate, [urgent], now=NOON)
     assert admission.decision == "wait"
     with sessions.begin() as session:
         jobs_repository.wait_for_budget(session, {urgent.id: admission.waiting_for}, now=NOON)
@@ -128,14 +129,14 @@ def test_waiters_keep_priority_order(gate: BudgetGate, database_url: str) -> Non
         assert record is not None and record.status == "queued" and record.attempts == 0
 
     normal, critical = cents_job("normal", 1), cents_job("critical", 1, priority="critical")
-    decisions = gate.admit_many([normal, critical], now=NOON + timedelta(seconds=1))
+    decisions = admit(gate, [normal, critical], now=NOON + timedelta(seconds=1))
     assert [(a.job_id, a.decision) for a in decisions] == [("normal", "wait"), ("critical", "run")]
 
     # One batch, no waiter in SQL yet: the critical job takes its turn first.
     with sessions.begin() as session:
         jobs_repository.requeue(session, [urgent.id])  # no longer waiting
     first, second = cents_job("low-first", 1), cents_job("urgent-2", 2, priority="critical")
-    decisions = gate.admit_many([first, second], now=NOON + timedelta(seconds=2))
+    decisions = admit(gate, [first, second], now=NOON + timedelta(seconds=2))
     assert [(a.job_id, a.decision) for a in decisions] == [
         ("low-first", "wait"),
         ("urgent-2", "wait"),

@@ -7,9 +7,11 @@ import time
 from decimal import Decimal
 
 from agentqueue.budget.budget_limits import set_budget
-from agentqueue.budget.gate import BudgetGate, Settlement
+from agentqueue.budget.gate import BudgetGate
 from agentqueue.constants import BUDGET_ALERT_EVENT
 from agentqueue.jobs import AgentJob, JobStatus, utcnow
+from agentqueue.usage import TokenUsage
+from tests.budget.conftest import admit, settle
 from tests.support.pipeline import Pipeline, simple_job
 from tests.support.receivers import celery_events, webhook_receiver
 
@@ -25,14 +27,12 @@ def test_a_jump_from_40_to_99_percent_announces_50_80_90_and_95_once_each(
     first, on all three channels; the job still runs, and nothing more is announced."""
     gate = BudgetGate(pipeline.queue.sessions, pipeline.settings)
     # What the worker will reserve for the big job: measured on a twin in another tenant.
-    [probe] = gate.admit_many(
-        [AgentJob.model_validate({**simple_job(1), **BIG_JOB, "tenant": "x"})]
-    )
-    worst_case = probe.reserved_usd
+    [probe] = admit(gate, [AgentJob.model_validate({**simple_job(1), **BIG_JOB, "tenant": "x"})])
+    worst_case = probe.reservation.reserved_usd
     gate.release_many([probe.job_id])
     # Spent so far: about two thirds of the big job's worst case, so 40% of the limit below.
-    [earlier] = gate.admit_many([AgentJob.model_validate({**simple_job(2), **BIG_JOB})])
-    costs = gate.settle_many([Settlement(earlier.job_id, 0, 678)])
+    [earlier] = admit(gate, [AgentJob.model_validate({**simple_job(2), **BIG_JOB})])
+    costs = settle(gate, {earlier.job_id: TokenUsage(0, 678)})
     spent = costs[earlier.job_id]
     limit = (spent + worst_case) / Decimal("0.99")
     assert Decimal("0.35") < spent / limit < Decimal("0.50")

@@ -15,6 +15,7 @@ from agentqueue.budget.gate import BudgetGate
 from agentqueue.jobs import AgentJob, JobStatus, utcnow
 from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.ledger_tables import BudgetUsageRecord, LedgerEntryRecord
+from tests.budget.conftest import admit
 from tests.support.pipeline import Pipeline, simple_job
 
 LIMIT = Decimal("0.002")
@@ -44,8 +45,8 @@ def test_sixty_jobs_near_the_limit_wait_instead_of_being_refused(pipeline: Pipel
     waited, queued (not running) meanwhile; all 60 end final."""
     sessions = pipeline.queue.sessions
     gate = BudgetGate(sessions, pipeline.settings)
-    [twin] = gate.admit_many([AgentJob.model_validate({**big_job(99), "tenant": "other"})])
-    reservation = twin.reserved_usd
+    [twin] = admit(gate, [AgentJob.model_validate({**big_job(99), "tenant": "other"})])
+    reservation = twin.reservation.reserved_usd
     gate.release_many([twin.job_id])
     assert JOBS * reservation > LIMIT * Decimal("1.2")  # worst cases really crowd the budget
     set_budget(sessions, "tenant:acme", "daily", LIMIT, now=utcnow(), timezone="UTC")
