@@ -42,6 +42,8 @@ class ExecutionReport:
     retry: dict[str, AgentQueueError] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     deferred: dict[str, datetime] = field(default_factory=dict)
+    # Waiting for budget room other jobs' reservations hold: seconds until it asks again.
+    waiting: dict[str, float] = field(default_factory=dict)
     # Jobs whose final record (written) says `failed`: their task ends in FAILURE.
     failed: dict[str, ErrorInfo] = field(default_factory=dict)
 
@@ -94,7 +96,8 @@ class BatchExecutor:
             self._admit(work, service_tier, released, report)
         except DatabaseUnavailable as error:
             return self._retry_all(work, error, report)
-        runnable = [w for w in work if w.result is None and w.job_id not in report.deferred]
+        held = report.deferred.keys() | report.waiting.keys()
+        runnable = [w for w in work if w.result is None and w.job_id not in held]
         self._recover_paid(runnable)
         self._look_up([w for w in runnable if w.entry is None])
         # Work that can wait for a provider batch is recorded for one instead of being called.
@@ -142,6 +145,7 @@ class BatchExecutor:
         window_open = offpeak.is_off_peak(now)
         # Deferring to off-peak gains nothing once off-peak has come.
         defer_allowed = not released and not window_open
+        waiting_since = {w.job_id: w.item.waiting_since for w in work if w.item.waiting_since}
         by_tier: dict[str, list[_Work]] = {}
         for w in work:
             tier = wanted_tier(self.context, w.item.job, service_tier, released, window_open, now)
@@ -149,7 +153,13 @@ class BatchExecutor:
         admissions: dict[str, Admission] = {}
         for tier, share in by_tier.items():
             admitted = self.context.group_commit.admit(
-                AdmissionGroup([w.item.job for w in share], now, tier, defer_allowed)
+                AdmissionGroup(
+                    [w.item.job for w in share],
+                    now,
+                    tier,
+                    defer_allowed,
+                    {w.job_id: waiting_since[w.job_id] for w in share if w.job_id in waiting_since},
+                )
             )
             admissions.update({w.job_id: a for w, a in zip(share, admitted, strict=True)})
         for w in work:
@@ -178,6 +188,9 @@ class BatchExecutor:
                     provider=self.provider_name,
                     status=JobStatus.REJECTED,
                 )
+            elif admission.decision == "wait":
+                # Not running while it waits: back to queued (in `_complete`), asks again later.
+                report.waiting[w.job_id] = admission.retry_after_s
             elif admission.decision == "defer":
                 job = w.item.job
                 report.deferred[w.job_id] = (
@@ -307,8 +320,19 @@ class BatchExecutor:
             for w in batched
             if w.admission is not None
         ]
+        waits = {
+            w.job_id: w.admission.waiting_for or ""
+            for w in work
+            if w.job_id in report.waiting and w.admission is not None
+        }
         completion = Completion(
-            usages, hits, results, report.deferred, list(report.retry), batched=rows
+            usages,
+            hits,
+            results,
+            report.deferred,
+            list(report.retry),
+            waiting=waits,
+            batched=rows,
         )
         try:
             written = self.context.group_commit.complete(completion)
@@ -318,6 +342,7 @@ class BatchExecutor:
             for w in work:  # nothing of this step was written: every job comes back
                 report.retry[w.job_id] = error
             report.deferred.clear()
+            report.waiting.clear()
             return report
         self.context.pending_answers.forget(
             [w.job_id for w in answered_work if w.job_id in paid and w.item.attempts > 1]
