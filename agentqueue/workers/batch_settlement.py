@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from agentqueue.budget.admission import admission_from_entry
-from agentqueue.budget.ledger_entries import read_entries
+from agentqueue.persistence.ledger_entries import read_entries
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.jobs import AgentJob, JobResult, JobStatus, utcnow
 from agentqueue.metrics.job_metrics import FinishedJob
