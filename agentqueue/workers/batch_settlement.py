@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from agentqueue.budget.admission import admission_from_entry
-from agentqueue.persistence.ledger_entries import read_entries
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.jobs import AgentJob, JobResult, JobStatus, utcnow
 from agentqueue.metrics.job_metrics import FinishedJob
 from agentqueue.persistence import batch_repository as repo
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob, JobRef
+from agentqueue.persistence.ledger_entries import read_entries
 from agentqueue.persistence.transactions import in_transaction
 from agentqueue.providers.base import ProviderError
 from agentqueue.providers.batch_base import BatchItem, BatchPoll, LineResult
