@@ -362,6 +362,8 @@ class LLMTestServer:
 
 
 if __name__ == "__main__":
-    from agentqueue.testing.server_cli import main
+    # The command line lives in server_cli (which imports this module): looked up by name so
+    # the two modules do not import each other.
+    import importlib
 
-    main()
+    importlib.import_module("agentqueue.testing.server_cli").main()
