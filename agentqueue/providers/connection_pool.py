@@ -7,12 +7,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import httpx
-
-if TYPE_CHECKING:
-    from agentqueue.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -35,16 +31,6 @@ class PoolConfig:
     def size(self) -> int:
         """The most TCP connections the endpoint's pool will ever hold open at once."""
         return min(self.max_connections, self.max_connections_per_host)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PoolConfig:
-        """The pool every provider endpoint uses, from `AGENTQUEUE_HTTP_*`."""
-        return cls(
-            max_connections=settings.http_max_connections,
-            max_connections_per_host=settings.http_max_connections_per_host,
-            keepalive_s=settings.http_keepalive_s,
-            timeout_s=settings.http_timeout_s,
-        )
 
     def limits(self, size: int) -> httpx.Limits:
         # Keep-alive for every connection: a pool that closes idle ones reopens them next burst.
