@@ -52,8 +52,8 @@ class EndpointPool:
     request (encode/httpcore#1110). The request then fails with EBADF after the provider served
     it, so a retry pays twice, and the pool opens a connection beyond its cap. A connection no
     other thread can reach cannot be closed under anyone. Idle connections are reused last-in
-    first-out, so a quiet period lets the surplus expire; a thread waits only when all
-    `config.size` are leased.
+    first-out (the warmest first); one the server dropped while idle is reopened by its client
+    on next use. A thread waits only when all `config.size` are leased.
     """
 
     def __init__(self, base_url: str, headers: Mapping[str, str], config: PoolConfig) -> None:
@@ -62,10 +62,10 @@ class EndpointPool:
         self._headers = dict(headers)
         self._available = threading.Condition()
         self._idle: list[httpx.Client] = []
-        self._opened: list[httpx.Client] = []
+        self._opened = 0
         self._closed = False
         # One TLS context for every connection: building one loads the CA bundle (milliseconds).
-        self._tls: ssl.SSLContext | None = None
+        self._tls: ssl.SSLContext = httpx.create_ssl_context()
 
     @contextmanager
     def client(self) -> Iterator[httpx.Client]:
@@ -81,11 +81,6 @@ class EndpointPool:
                     self._idle.append(client)
                     self._available.notify()
 
-    @property
-    def opened(self) -> int:
-        """How many connection slots have been handed out so far (never more than the size)."""
-        return len(self._opened)
-
     def _lease(self) -> httpx.Client:
         with self._available:
             while True:
@@ -93,15 +88,11 @@ class EndpointPool:
                     raise RuntimeError("the provider connection pool is closed")
                 if self._idle:
                     return self._idle.pop()
-                if len(self._opened) < self.config.size:
-                    client = self._new_client()
-                    self._opened.append(client)
-                    return client
+                if self._opened < self.config.size:
+                    self._opened += 1
+                    break
                 self._available.wait()
-
-    def _new_client(self) -> httpx.Client:
-        if self._tls is None:
-            self._tls = httpx.create_ssl_context()
+        # Built outside the lock: other threads keep leasing while this one is made.
         return httpx.Client(
             base_url=self._base_url,
             headers=self._headers,
