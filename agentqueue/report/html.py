@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
 
 from agentqueue.report import charts
 from agentqueue.report.data import SpendReport
@@ -79,3 +80,10 @@ def _totals(report: SpendReport) -> str:
         + "".join(f"<div class='total'>{escape(k)}<b>{escape(v)}</b></div>" for k, v in boxes)
         + "</div>"
     )
+
+
+def write_html(report: SpendReport, path: Path) -> Path:
+    """Write the page (creating its directory); returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report), encoding="utf-8")
+    return path

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from agentqueue.budget.budget_limits import set_budget
+from agentqueue.budget.savings import CACHE_LEVER_PREFIX
 from agentqueue.jobs import utcnow
 from agentqueue.metrics import names
 from agentqueue.persistence.job_table import JobRecord
@@ -99,7 +100,7 @@ def test_worker_metrics_match_the_ledger(pipeline: Pipeline) -> None:
     cache_saved = [
         (labels, value)
         for labels, value in samples[f"{names.SAVED_USD}_total"]
-        if labels["lever"].startswith(names.CACHE_LEVER_PREFIX)
+        if labels["lever"].startswith(CACHE_LEVER_PREFIX)
     ]
     assert as_money(total(cache_saved)) == str(avoided)
     budget = {"scope": "global", "period": "daily"}
