@@ -9,6 +9,9 @@ QUEUE_PREFIX: Final = "agentqueue."
 PRIORITIES: Final = ("critical", "high", "normal", "low")
 QUEUES: Final = tuple(f"{QUEUE_PREFIX}{p}" for p in PRIORITIES)
 
+# The provider tier released deferred jobs ask for (used only where the model has a price for it).
+OFFPEAK_TIER: Final = "flex"
+
 # Celery task names, explicit so renaming a module never orphans queued messages.
 TASK_RUN_JOB: Final = "agentqueue.run_job"
 TASK_RUN_BATCH: Final = "agentqueue.run_batch"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from agentqueue.backoff import backoff_s
 from agentqueue.constants import TASK_RUN_JOB
 from agentqueue.errors import AgentQueueError
 from agentqueue.workers.app import app
@@ -13,6 +14,7 @@ from agentqueue.workers.context import current_context
 
 log = logging.getLogger(__name__)
 
+RETRY_BASE_S = 0.5
 MAX_RETRY_COUNTDOWN_S = 60.0
 
 
@@ -28,7 +30,8 @@ class JobFailed(AgentQueueError):
 
 def retry_countdown(retries: int, hint: float | None) -> float:
     """Exponential backoff, at least the provider's Retry-After, capped."""
-    return min(MAX_RETRY_COUNTDOWN_S, max(hint or 0.0, 0.5 * 2**retries))
+    delay = backoff_s(retries + 1, base_s=RETRY_BASE_S, max_s=MAX_RETRY_COUNTDOWN_S)
+    return min(MAX_RETRY_COUNTDOWN_S, max(hint or 0.0, delay))
 
 
 @app.task(
