@@ -36,6 +36,9 @@ class Admission:
     budget_action: str | None
     error: AgentQueueError | None
     already_settled: bool = False
+    # Reserved by an earlier attempt that never settled: that attempt may have called the
+    # provider (unless its answer was journaled).
+    carried_over: bool = False
 
 
 def admission_from_entry(entry: Entry) -> Admission:
@@ -54,6 +57,7 @@ def admission_from_entry(entry: Entry) -> Admission:
         budget_action=entry.budget_action,
         error=None,
         already_settled=finished,
+        carried_over=entry.state is EntryState.RESERVED,
     )
 
 

@@ -56,6 +56,7 @@ class Settlement:
     input_tokens: int
     output_tokens: int
     cached_input_tokens: int = 0
+    possible_repeat: bool = False  # see TokenUsage.possible_repeat
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,9 @@ class BudgetGate:
         if not settlements:
             return {}
         usages = [
-            TokenUsage(s.job_id, s.input_tokens, s.output_tokens, s.cached_input_tokens)
+            TokenUsage(
+                s.job_id, s.input_tokens, s.output_tokens, s.cached_input_tokens, s.possible_repeat
+            )
             for s in settlements
         ]
         return self.ledger.settle_many(usages, now=datetime.now(UTC))
@@ -298,7 +301,9 @@ class BudgetGate:
         now = datetime.now(UTC)
         day = current_windows(now, self.timezone)[Period.DAILY].first_day.isoformat()
         usages = [
-            TokenUsage(s.job_id, s.input_tokens, s.output_tokens, s.cached_input_tokens)
+            TokenUsage(
+                s.job_id, s.input_tokens, s.output_tokens, s.cached_input_tokens, s.possible_repeat
+            )
             for completion in completions
             for s in completion.settlements
         ]

@@ -17,7 +17,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.errors import UnknownModelPrice
@@ -44,9 +44,12 @@ from agentqueue.budget.usage_rows import (
     lock_rows,
     write_back,
 )
+from agentqueue.persistence.job_table import JobRecord
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+JOBS: Table = JobRecord.__table__  # type: ignore[assignment]
+UNFINISHED = ("queued", "running", "deferred")
 SWEEP_BATCH = 500
 
 
@@ -83,6 +86,15 @@ class TokenUsage:
     input_tokens: int
     output_tokens: int
     cached_input_tokens: int = 0
+    # An earlier attempt may have paid for a call whose answer was lost: charge its
+    # reservation on top (the ledger marks the entry), never release it silently.
+    possible_repeat: bool = False
+
+
+POSSIBLE_REPEAT_REASON = (
+    "possibly_repeated: an earlier attempt died after its provider call may have been sent "
+    "and before the answer was kept; charged at that call's reservation"
+)
 
 
 @dataclass(slots=True)
@@ -257,6 +269,10 @@ class Ledger:
                 costs[usage.job_id] = entry.cost_usd
                 continue
             cost, standard_cost = self._actual_cost(entry, usage)
+            repeat = Decimal(0)
+            if usage.possible_repeat and entry.state is EntryState.RESERVED:
+                repeat = entry.reserved_usd
+                cost, standard_cost = cost + repeat, standard_cost + repeat
             for key in entry.usage_keys:
                 row = rows.get(key)
                 if row is None:
@@ -274,6 +290,8 @@ class Ledger:
                     "input_tokens": usage.input_tokens,
                     "output_tokens": usage.output_tokens,
                     "cached_input_tokens": usage.cached_input_tokens,
+                    "possible_repeat_usd": repeat,
+                    "charge_reason": POSSIBLE_REPEAT_REASON if repeat else None,
                     "settled_at": now,
                     "updated_at": now,
                 }
@@ -315,14 +333,25 @@ class Ledger:
         return in_transaction(self.factory, work)
 
     def sweep_stale(self, *, older_than: timedelta, now: datetime | None = None) -> int:
-        """Release reservations older than `older_than` (their workers died); returns how many."""
+        """Release reservations older than `older_than` whose job is over (or unknown): a
+        failed job whose release did not get through. A job still owed a run keeps its
+        reservation: its next attempt settles it, at worst as a possibly repeated call."""
         moment = now or datetime.now(UTC)
         cutoff = moment - older_than
         total = 0
+        unfinished = (
+            select(JOBS.c.id)
+            .where(JOBS.c.id == ENTRIES.c.job_id, JOBS.c.status.in_(UNFINISHED))
+            .exists()
+        )
         while True:
             statement = (
                 select(ENTRIES.c.job_id)
-                .where(ENTRIES.c.state == EntryState.RESERVED.value, ENTRIES.c.reserved_at < cutoff)
+                .where(
+                    ENTRIES.c.state == EntryState.RESERVED.value,
+                    ENTRIES.c.reserved_at < cutoff,
+                    ~unfinished,
+                )
                 .order_by(ENTRIES.c.reserved_at)
                 .limit(SWEEP_BATCH)
             )

@@ -28,8 +28,13 @@ class JobRecord(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     release_after: Mapped[datetime | None] = mapped_column(default=None)
     deadline: Mapped[datetime | None] = mapped_column(default=None)
+    # Who holds a running job and until when; a queued job's lease is how long its message may
+    # take to be claimed before the job is sent again (see scheduler/redelivery.py).
+    lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (
         Index("ix_jobs_status_release_after", "status", "release_after"),
         Index("ix_jobs_tenant_submitted_at", "tenant", "submitted_at"),
+        Index("ix_jobs_status_lease_expires_at", "status", "lease_expires_at"),
     )

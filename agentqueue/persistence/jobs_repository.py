@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
+    ColumnElement,
     Table,
     and_,
     bindparam,
@@ -24,7 +25,6 @@ from agentqueue.jobs import AgentJob, JobResult, JobStatus
 from agentqueue.persistence.job_table import JobRecord
 
 jobs: Table = JobRecord.__table__  # type: ignore[assignment]
-CLAIMABLE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 CANCELLABLE = (JobStatus.QUEUED.value, JobStatus.DEFERRED.value)
 
 
@@ -99,14 +99,42 @@ def delete_jobs(session: Session, ids: Sequence[str]) -> None:
     session.execute(delete(jobs).where(jobs.c.id.in_(list(ids))))
 
 
-def claim(session: Session, ids: Sequence[str], *, now: datetime) -> list[ClaimedJob]:
-    """Mark queued (or redelivered running) jobs as running; final ones are left alone."""
+def claim(
+    session: Session,
+    ids: Sequence[str],
+    *,
+    now: datetime,
+    owner: str = "",
+    lease_until: datetime | None = None,
+    own: Sequence[str] = (),
+) -> list[ClaimedJob]:
+    """Mark queued jobs (or running ones whose lease ran out) as running under `owner`'s lease
+    until `lease_until`. A job under a live lease, or final, is left alone: only one worker
+    holds a job at a time (the UPDATE rechecks its condition on the locked row). `own` names
+    jobs `owner` may take back under its own live lease: ones it no longer runs (a retry
+    whose requeue could not be written)."""
     if not ids:
         return []
+    condition = claimable(now)
+    if owner and own:
+        condition = or_(
+            condition,
+            and_(
+                jobs.c.status == JobStatus.RUNNING.value,
+                jobs.c.lease_owner == owner,
+                jobs.c.id.in_(list(own)),
+            ),
+        )
     statement = (
         update(jobs)
-        .where(jobs.c.id.in_(list(ids)), jobs.c.status.in_(CLAIMABLE))
-        .values(status=JobStatus.RUNNING.value, attempts=jobs.c.attempts + 1, started_at=now)
+        .where(jobs.c.id.in_(list(ids)), condition)
+        .values(
+            status=JobStatus.RUNNING.value,
+            attempts=jobs.c.attempts + 1,
+            started_at=now,
+            lease_owner=owner or None,
+            lease_expires_at=lease_until,
+        )
         .returning(jobs.c.payload, jobs.c.attempts, jobs.c.submitted_at)
     )
     claimed = []
@@ -122,12 +150,23 @@ def claim(session: Session, ids: Sequence[str], *, now: datetime) -> list[Claime
     return claimed
 
 
-def requeue(session: Session, ids: Sequence[str]) -> None:
-    """Put running jobs back to queued (a retry is on its way)."""
+def claimable(now: datetime) -> ColumnElement[bool]:
+    """Queued, or running under a lease that ran out (its worker is gone)."""
+    return or_(
+        jobs.c.status == JobStatus.QUEUED.value,
+        and_(
+            jobs.c.status == JobStatus.RUNNING.value,
+            or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
+        ),
+    )
+
+
+def requeue(session: Session, ids: Sequence[str], *, message_due: datetime | None = None) -> None:
+    """Put running jobs back to queued (a retry is on its way, due by `message_due`)."""
     session.execute(
         update(jobs)
         .where(jobs.c.id.in_(list(ids)), jobs.c.status == JobStatus.RUNNING.value)
-        .values(status=JobStatus.QUEUED.value)
+        .values(status=JobStatus.QUEUED.value, lease_owner=None, lease_expires_at=message_due)
     )
 
 
@@ -309,28 +348,3 @@ def defer_running(session: Session, release_after: dict[str, datetime]) -> set[s
         if row is not None:
             moved.add(row.id)
     return moved
-
-
-def stale_unfinished(
-    session: Session, *, before: datetime, limit: int
-) -> list[tuple[JobRef, bool]]:
-    """Jobs whose message may be gone, each with whether it is `running`: running since
-    before `before` (its worker died), or queued since before `before` and never started."""
-    stale = or_(
-        and_(jobs.c.status == JobStatus.RUNNING.value, jobs.c.started_at < before),
-        and_(
-            jobs.c.status == JobStatus.QUEUED.value,
-            jobs.c.submitted_at < before,
-            jobs.c.started_at.is_(None),
-        ),
-    )
-    rows = session.execute(
-        select(jobs.c.id, jobs.c.agent_type, jobs.c.model, jobs.c.priority, jobs.c.status)
-        .where(stale)
-        .order_by(jobs.c.submitted_at)
-        .limit(limit)
-    ).all()
-    return [
-        (JobRef(r.id, r.agent_type, r.model, r.priority), r.status == JobStatus.RUNNING.value)
-        for r in rows
-    ]

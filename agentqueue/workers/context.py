@@ -22,7 +22,9 @@ from agentqueue.results import ResultStore
 from agentqueue.scheduler.windows import OffPeakSchedule
 from agentqueue.settings import Settings, get_settings
 from agentqueue.workers.aggregator import BatchAggregator, FlushRecord
+from agentqueue.workers.answer_journal import AnswerJournal
 from agentqueue.workers.group_commit import GroupCommit
+from agentqueue.workers.lease_keeper import LeaseKeeper
 from agentqueue.workers.pending_answers import PendingAnswers
 
 if TYPE_CHECKING:
@@ -54,15 +56,16 @@ class WorkerContext:
     gate: BudgetGate
     cache: TieredCache
     offpeak: OffPeakSchedule
-    pending_answers: PendingAnswers
+    journal: AnswerJournal
     calls: ThreadPoolExecutor = field(repr=False)
+    leases: LeaseKeeper = field(repr=False)
     aggregator: BatchAggregator[ExecutionReport] = field(init=False, repr=False)
     group_commit: GroupCommit = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         from agentqueue.workers.executor import BatchExecutor
 
-        self.group_commit = GroupCommit(self.sessions, self.gate)
+        self.group_commit = GroupCommit(self.sessions, self.gate, self.leases)
         self.aggregator = BatchAggregator(
             lambda ids: BatchExecutor(self).run(ids),
             size=self.settings.batch_size,
@@ -93,7 +96,10 @@ class WorkerContext:
             gate=BudgetGate(sessions, settings, alert_sink=alert_sink),
             cache=cache,
             offpeak=OffPeakSchedule.from_settings(settings),
-            pending_answers=PendingAnswers(client, ttl_s=settings.effective_visibility_timeout_s),
+            journal=AnswerJournal(
+                sessions, PendingAnswers(client, ttl_s=settings.effective_visibility_timeout_s)
+            ),
+            leases=LeaseKeeper(sessions, lease_s=settings.job_lease_s),
             calls=ThreadPoolExecutor(
                 max_workers=max(settings.worker_concurrency, job_threads or 0),
                 thread_name_prefix="aq-call",
@@ -105,6 +111,7 @@ class WorkerContext:
         return [self.cache.l1.shrink]
 
     def close(self) -> None:
+        self.leases.stop()
         self.cache.close()
         self.calls.shutdown(wait=True)
         self.provider.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -40,6 +40,8 @@ from agentqueue.workers.provider_calls import CallOutcome, PlannedCall, call_all
 log = logging.getLogger(__name__)
 
 OFFPEAK_TIER = "flex"
+# The longest countdown a task retry waits (tasks/run_job.py caps its backoff at this).
+MAX_RETRY_DELAY_S = 60
 
 
 class DatabaseUnavailable(AgentQueueError):
@@ -67,6 +69,8 @@ class _Work:
     service_tier: str = "standard"
     tokens_saved: int = 0
     result: JobResult | None = None
+    # An earlier attempt may have paid for this job's call without keeping the answer.
+    possible_repeat: bool = False
 
     @property
     def job_id(self) -> str:
@@ -97,16 +101,26 @@ class BatchExecutor:
             self._republish_final(report.skipped)
         if not claimed:
             return report
+        try:
+            return self._run_claimed(
+                [_Work(item) for item in claimed], service_tier, released, report
+            )
+        finally:  # final, requeued or lost: this process holds none of them any more
+            self.context.leases.drop(claimed_ids)
 
-        work = [_Work(item) for item in claimed]
+    def _run_claimed(
+        self, work: list[_Work], service_tier: str, released: bool, report: ExecutionReport
+    ) -> ExecutionReport:
         try:
             self._admit(work, service_tier, released, report)
         except LedgerUnavailable as error:
             return self._retry_all(work, error, report)
         runnable = [w for w in work if w.result is None and w.job_id not in report.deferred]
         self._recover_paid(runnable)
-        self._look_up([w for w in runnable if w.entry is None])
-        self._call([w for w in runnable if w.entry is None], report)
+        self._mark_possible_repeats(runnable)
+        pending = [w for w in runnable if w.entry is None and w.result is None]
+        self._look_up(pending)
+        self._call([w for w in pending if w.entry is None], report)
         return self._complete(work, report)
 
     # Steps ---------------------------------------------------------------------------------
@@ -195,14 +209,38 @@ class BatchExecutor:
         return wanted
 
     def _recover_paid(self, runnable: list[_Work]) -> None:
-        """Answers paid for on an earlier attempt, when only the ledger write failed."""
+        """Answers paid for on an earlier attempt that died or could not settle: journaled."""
         retried = [w.job_id for w in runnable if w.item.attempts > 1]
         if not retried:
             return
-        kept = self.context.pending_answers.take(retried)
+        kept = self.context.journal.take(retried)
         for w in runnable:
             if w.job_id in kept:
                 w.entry = kept[w.job_id]
+
+    def _mark_possible_repeats(self, runnable: list[_Work]) -> None:
+        """An earlier attempt reserved, kept no answer and never settled: its call may have
+        been made and paid. The money is charged either way; the provider is called again
+        only where the job accepts a repeat."""
+        for w in runnable:
+            if w.entry is not None or w.admission is None or not w.admission.carried_over:
+                continue
+            w.possible_repeat = True
+            job = w.item.job
+            log.warning("job %s: an earlier attempt's provider call may have been paid", job.id)
+            if not self.settings.repeat_allowed(job.agent_type, job.repeatable):
+                w.result = ended(
+                    w.item,
+                    w.admission,
+                    AgentQueueError(
+                        "an earlier attempt may have called the provider and died before "
+                        "keeping the answer; this job does not allow a repeated call, so it "
+                        "was charged at its reservation and not run again",
+                        code="call_outcome_unknown",
+                    ),
+                    provider=self.provider_name,
+                    status=JobStatus.FAILED,
+                )
 
     def _look_up(self, runnable: list[_Work]) -> None:
         for w in runnable:
@@ -247,6 +285,8 @@ class BatchExecutor:
             try:
                 self.context.gate.release_many(failed)
             except LedgerUnavailable:
+                # Left reserved, a job still to run counts as possibly repeated later: the
+                # money errs on the side of being charged.
                 log.warning(
                     "could not release %d reservation(s) now; the sweeper will", len(failed)
                 )
@@ -260,10 +300,15 @@ class BatchExecutor:
             return
         error = outcome.error
         assert error is not None
-        if error.retryable and w.item.attempts <= self.settings.job_max_retries:
-            report.retry[w.job_id] = error  # the reservation stays for the next attempt
+        retry = error.retryable and w.item.attempts <= self.settings.job_max_retries
+        if retry:
+            report.retry[w.job_id] = error
+        if not w.possible_repeat:
+            # This call answered with an error (nothing to pay): the next attempt reserves
+            # afresh, and a reservation it finds left over means a call of unknown outcome.
+            failed.append(w.job_id)
+        if retry:
             return
-        failed.append(w.job_id)
         w.result = ended(
             w.item, w.admission, error, provider=self.provider_name, status=JobStatus.FAILED
         )
@@ -271,16 +316,26 @@ class BatchExecutor:
     def _complete(self, work: list[_Work], report: ExecutionReport) -> ExecutionReport:
         answered_work = [w for w in work if w.entry is not None and w.result is None]
         paid = [w for w in answered_work if w.cache_tier is None]
-        hits = [w for w in answered_work if w.cache_tier is not None]
+        hits = [w for w in answered_work if w.cache_tier is not None and not w.possible_repeat]
         settlements = [
             Settlement(
                 w.job_id,
                 w.entry.usage.input_tokens,
                 w.entry.usage.output_tokens,
                 w.entry.usage.cached_input_tokens,
+                w.possible_repeat,
             )
             for w in paid
             if w.entry is not None
+        ]
+        # Possibly paid before, not paid now (a cache answer, a failure, no repeat allowed):
+        # the earlier call is charged at its reservation.
+        settlements += [
+            Settlement(w.job_id, 0, 0, 0, possible_repeat=True)
+            for w in work
+            if w.possible_repeat
+            and w.job_id not in report.retry
+            and not (w.entry is not None and w.cache_tier is None)
         ]
         charges = [
             CacheHitCharge(
@@ -294,6 +349,8 @@ class BatchExecutor:
             for w in hits
             if w.entry is not None
         ]
+
+        journaled = [w.job_id for w in paid]
 
         def record(session: Session, costs: dict[str, Decimal]) -> set[str]:
             for w in answered_work:
@@ -313,21 +370,20 @@ class BatchExecutor:
             if report.deferred:
                 jobs_repository.defer_running(session, report.deferred)
             if report.retry:
-                jobs_repository.requeue(session, list(report.retry))
+                jobs_repository.requeue(session, list(report.retry), message_due=self._retry_due())
+            if journaled:
+                self.context.journal.forget_in(session, journaled)
             return written
 
         try:
             written = self.context.group_commit.complete(Completion(settlements, charges, record))
         except LedgerUnavailable as error:
-            # The provider was paid: keep its answers so the retry settles, not re-calls.
-            self.context.pending_answers.keep(
-                {w.job_id: w.entry for w in paid if w.entry is not None}
-            )
+            # The provider was paid: its answers are journaled, so the retry settles them.
             for w in work:  # nothing of this step was written: every job comes back
                 report.retry[w.job_id] = error
             report.deferred.clear()
             return report
-        self.context.pending_answers.forget([w.job_id for w in paid if w.item.attempts > 1])
+        self.context.journal.fallback.forget([w.job_id for w in paid if w.item.attempts > 1])
         final = [w.result for w in work if w.result is not None and w.job_id in written]
         self.context.results.publish(final)
         # Fresh answers were written to the cache tiers by their single-flight tickets.
@@ -342,10 +398,17 @@ class BatchExecutor:
             report.retry[w.job_id] = error
         try:
             with self.context.sessions.begin() as session:
-                jobs_repository.requeue(session, [w.job_id for w in work])
+                jobs_repository.requeue(
+                    session, [w.job_id for w in work], message_due=self._retry_due()
+                )
         except (OperationalError, DBAPIError):
-            pass  # the claim stays 'running'; the retry claims it again all the same
+            pass  # the claim stays 'running'; its lease runs out and the retry claims it
         return report
+
+    def _retry_due(self) -> datetime:
+        """When a retry message should have been claimed by, at the latest: past its
+        longest backoff plus a lease (after that, the sweepers send the job again)."""
+        return utcnow() + timedelta(seconds=self.settings.job_lease_s + MAX_RETRY_DELAY_S)
 
     def _republish_final(self, job_ids: Sequence[str]) -> None:
         """A redelivered message for a finished job: make sure its waiter can see the result."""

@@ -18,6 +18,7 @@ from agentqueue.jobs import utcnow
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
 from agentqueue.workers.coalescer import Coalescer
+from agentqueue.workers.lease_keeper import LeaseKeeper
 
 # Enough to merge every batch a busy worker has in flight at one step, few enough that a
 # transaction stays well inside SQLite's limit on statement parameters even for packed
@@ -28,8 +29,11 @@ GROUPS_PER_TRANSACTION = 8
 class GroupCommit:
     """Claim, admit and complete groups of jobs, several groups per transaction under load."""
 
-    def __init__(self, sessions: sessionmaker[Session], gate: BudgetGate) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], gate: BudgetGate, leases: LeaseKeeper | None = None
+    ) -> None:
         self._sessions = sessions
+        self._leases = leases
         most = GROUPS_PER_TRANSACTION
         self._claims: Coalescer[Sequence[str], list[ClaimedJob]] = Coalescer(
             self.claim_groups, max_requests=most
@@ -61,8 +65,20 @@ class GroupCommit:
         """Claim several groups' ids in one transaction; a job asked for twice goes to the
         first group that asked (the others see it as not claimable)."""
         wanted = list(dict.fromkeys(job_id for ids in requests for job_id in ids))
+        now = utcnow()
+        leases = self._leases
+        held = set(leases.held()) if leases else set()
         with self._sessions.begin() as session:
-            claimed = jobs_repository.claim(session, wanted, now=utcnow())
+            claimed = jobs_repository.claim(
+                session,
+                wanted,
+                now=now,
+                owner=leases.owner if leases else "",
+                lease_until=leases.lease_until(now) if leases else None,
+                own=[job_id for job_id in wanted if job_id not in held],
+            )
+        if leases is not None:  # renewed from now on, until the executor drops them
+            leases.hold(item.job.id for item in claimed)
         by_id = {item.job.id: item for item in claimed}
         shares = []
         for ids in requests:

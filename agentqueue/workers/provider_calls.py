@@ -78,4 +78,7 @@ def _complete(context: WorkerContext, call: PlannedCall) -> CallOutcome:
         return CallOutcome(
             error=ProviderError(f"provider failed: {type(error).__name__}", retryable=False)
         )
-    return CallOutcome(entry=CacheEntry.from_response(response, provider=context.provider.name))
+    entry = CacheEntry.from_response(response, provider=context.provider.name)
+    # Paid for: written down before anything else can fail, so no retry pays for it again.
+    context.journal.record(call.job.id, entry)
+    return CallOutcome(entry=entry)
