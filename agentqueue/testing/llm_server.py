@@ -114,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error_reply(400, "invalid_request_error", str(exc))
             return
         owner.counters.arrived(
-            Arrival(time.monotonic(), path, model, fault.spec if fault else None)
+            Arrival(time.monotonic(), path, model, fault.spec if fault else None, last_text)
         )
         answered = False
         try:
