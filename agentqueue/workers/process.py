@@ -109,7 +109,11 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"worker exited with code {self.process.returncode}")
-            replies = celery_app.control.ping(destination=[node], timeout=0.5)  # type: ignore[attr-defined]
+            try:
+                replies = celery_app.control.ping(destination=[node], timeout=0.5)  # type: ignore[attr-defined]
+            except Exception:  # the broker restarted under a pooled connection: ask again
+                time.sleep(0.2)
+                continue
             if replies:
                 return
         raise TimeoutError(f"worker {node} did not answer a ping within {timeout} s")
