@@ -68,6 +68,9 @@ def read_job_file(path: Path) -> list[dict[str, Any]]:
 @click.option("--temperature", type=float)
 @click.option("--max-tokens", type=int)
 @click.option("--seed", type=int)
+@click.option(
+    "--fallback", "fallbacks", multiple=True, help="Model to fall back to (repeatable, in order)."
+)
 @click.option("--id", "job_id", help="Idempotency key for a single job.")
 @click.option("--wait", "-w", is_flag=True, help="Wait for final results (with a progress bar).")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait with --wait.")
@@ -83,6 +86,7 @@ def submit(
     temperature: float | None,
     max_tokens: int | None,
     seed: int | None,
+    fallbacks: tuple[str, ...],
     job_id: str | None,
     wait: bool,
     timeout: float | None,
@@ -112,6 +116,8 @@ def submit(
             "tenant": tenant,
             "params": params,
         }
+        if fallbacks:
+            job["fallbacks"] = list(fallbacks)
         if job_id:
             job["id"] = job_id
         jobs = [job]
