@@ -300,13 +300,20 @@ class JobRef:
 
 
 def claim_due_deferred(
-    session: Session, *, due_by: datetime | None, limit: int, only_with_deadline: bool = False
+    session: Session,
+    *,
+    due_by: datetime | None,
+    limit: int,
+    only_with_deadline: bool = False,
+    message_due: datetime | None = None,
 ) -> list[JobRef]:
     """Move deferred jobs to queued, highest priority and oldest first, atomically.
 
     `due_by=None` takes every deferred job (the off-peak window is open); otherwise only
-    those whose `release_after` has come. Two callers at once never get the same job:
-    PostgreSQL skips rows another transaction has locked; SQLite serialises writers.
+    those whose `release_after` has come. `message_due`: by when their messages should have
+    been claimed (after that the sweepers send them again). Two callers at once never get
+    the same job: PostgreSQL skips rows another transaction has locked; SQLite serialises
+    writers.
     """
     rank = case(PRIORITY_RANK, value=jobs.c.priority, else_=9)
     due = (
@@ -326,7 +333,7 @@ def claim_due_deferred(
     rows = session.execute(
         update(jobs)
         .where(jobs.c.id.in_(ids), jobs.c.status == JobStatus.DEFERRED.value)
-        .values(status=JobStatus.QUEUED.value)
+        .values(status=JobStatus.QUEUED.value, lease_owner=None, lease_expires_at=message_due)
         .returning(jobs.c.id, jobs.c.agent_type, jobs.c.model, jobs.c.priority)
     ).all()
     order = {job_id: position for position, job_id in enumerate(ids)}
@@ -342,7 +349,12 @@ def defer_running(session: Session, release_after: dict[str, datetime]) -> set[s
         row = session.execute(
             update(jobs)
             .where(jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING.value)
-            .values(status=JobStatus.DEFERRED.value, release_after=when)
+            .values(
+                status=JobStatus.DEFERRED.value,
+                release_after=when,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
             .returning(jobs.c.id)
         ).first()
         if row is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 
 from agentqueue.constants import (
@@ -57,6 +58,7 @@ def release_deferred() -> int:
         limit=settings.release_rate_per_minute,
         window_open=context.offpeak.is_off_peak(now),
         deadline_only=pressure,
+        message_due=now + timedelta(seconds=settings.job_lease_s),
     )
     return len(released)
 
