@@ -386,14 +386,15 @@ class BatchExecutor:
             return report
         self.context.journal.fallback.forget([w.job_id for w in paid if w.item.attempts > 1])
         final = [w.result for w in work if w.result is not None and w.job_id in written]
-        self.context.results.publish(final)
-        # Fresh answers were written to the cache tiers by their single-flight tickets.
         finished = {result.job_id for result in final}
+        # Counted before the results go out: whoever waited for them then scrapes them counted.
         self.context.metrics.group_finished(
             [FinishedJob(w.item.job, w.result) for w in work if w.result and w.job_id in finished],
             [w.item.job for w in work if w.job_id in report.deferred],
             size=len(work),
         )
+        self.context.results.publish(final)
+        # Fresh answers were written to the cache tiers by their single-flight tickets.
         return report
 
     # Recovery ------------------------------------------------------------------------------
