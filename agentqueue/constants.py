@@ -9,6 +9,9 @@ QUEUE_PREFIX: Final = "agentqueue."
 PRIORITIES: Final = ("critical", "high", "normal", "low")
 QUEUES: Final = tuple(f"{QUEUE_PREFIX}{p}" for p in PRIORITIES)
 
+# The provider tier released deferred jobs ask for (used only where the model has a price for it).
+OFFPEAK_TIER: Final = "flex"
+
 # Celery task names, explicit so renaming a module never orphans queued messages.
 TASK_RUN_JOB: Final = "agentqueue.run_job"
 TASK_RUN_BATCH: Final = "agentqueue.run_batch"
@@ -21,6 +24,11 @@ TASK_REDELIVER_STALE_JOBS: Final = "agentqueue.redeliver_stale_jobs"
 # Redis keys (application data, not Celery's own).
 KEY_PREFIX: Final = "agentqueue:"
 RESULT_KEY_PREFIX: Final = f"{KEY_PREFIX}result:"
+# A token pushed when a job's result is published, so waiting clients wake at once (BLPOP).
+RESULT_READY_PREFIX: Final = f"{KEY_PREFIX}result-ready:"
+RESULT_READY_TTL_S: Final = 300
+# Keys one blocking wait watches at most; a longer wait list is watched in turns.
+RESULT_READY_WATCH_MAX: Final = 256
 CACHE_KEY_PREFIX: Final = f"{KEY_PREFIX}cache:"
 CACHE_TAG_PREFIX: Final = f"{KEY_PREFIX}cachetag:"
 CACHE_INVALIDATION_CHANNEL: Final = f"{KEY_PREFIX}cache-invalidate"
@@ -28,9 +36,21 @@ CACHE_STATS_KEY_PREFIX: Final = f"{KEY_PREFIX}cachestats:"
 SINGLE_FLIGHT_PREFIX: Final = f"{KEY_PREFIX}inflight:"
 ALERT_KEY_PREFIX: Final = f"{KEY_PREFIX}alert:"
 
+# A task retry waits at most this long (its backoff is capped here); a requeued job's message
+# is due within this plus a lease before the sweepers send it again.
+MAX_RETRY_COUNTDOWN_S: Final = 60.0
+
 # Limits.
 MAX_JOB_ID_LENGTH: Final = 128
 MAX_METADATA_BYTES: Final = 4096
+# A job is a shallow document (messages, params, metadata); anything deeper is refused before
+# JSON encoding or validation could exhaust the recursion limit.
+MAX_JOB_DEPTH: Final = 32
+# Integers beyond this cannot be a token count, seed or metadata value anyone means.
+MAX_JOB_INT: Final = 2**64
+# Deadlines outside these UTC years are refused (dates near year 1 or 9999 overflow on the
+# way to and from SQL).
+DEADLINE_YEARS: Final = (1970, 9000)
 MAX_FALLBACKS: Final = 5
 
 # Budget utilisation (max over scopes, a decimal fraction such as "0.97") that beat publishes

@@ -19,3 +19,11 @@ class AgentQueueError(Exception):
 
     def as_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
+
+
+class DatabaseUnavailable(AgentQueueError):
+    """The SQL database (jobs and ledger) cannot be reached or stays locked: retry later and
+    spend nothing meanwhile, never run unbudgeted. The message never carries the driver's
+    text, which may hold the URL."""
+
+    code = "database_unavailable"

@@ -10,7 +10,7 @@ concurrent workers and redelivered copies of a job never charge it twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -33,7 +33,6 @@ from agentqueue.budget.ledger_entries import (
 )
 from agentqueue.budget.ledger_guard import join_ledger_writers
 from agentqueue.budget.pricing import PriceBook, to_money
-from agentqueue.budget.transactions import in_transaction
 from agentqueue.budget.usage_rows import (
     LiveUsage,
     UsageKey,
@@ -45,11 +44,17 @@ from agentqueue.budget.usage_rows import (
     write_back,
 )
 from agentqueue.persistence.job_table import JobRecord
+from agentqueue.persistence.transactions import in_transaction
+from agentqueue.usage import TokenUsage
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 JOBS: Table = JobRecord.__table__  # type: ignore[assignment]
 UNFINISHED = ("queued", "running", "deferred")
+POSSIBLE_REPEAT_REASON = (
+    "possibly_repeated: an earlier attempt died after its provider call may have been sent "
+    "and before the answer was kept; charged at that call's reservation"
+)
 SWEEP_BATCH = 500
 
 
@@ -76,25 +81,6 @@ class Reservation:
     max_output_tokens: int
     model_reason: str | None = None
     budget_action: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TokenUsage:
-    """Provider-reported tokens of one job; `input_tokens` includes the cached ones."""
-
-    job_id: str
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int = 0
-    # An earlier attempt may have paid for a call whose answer was lost: charge its
-    # reservation on top (the ledger marks the entry), never release it silently.
-    possible_repeat: bool = False
-
-
-POSSIBLE_REPEAT_REASON = (
-    "possibly_repeated: an earlier attempt died after its provider call may have been sent "
-    "and before the answer was kept; charged at that call's reservation"
-)
 
 
 @dataclass(slots=True)
@@ -241,36 +227,38 @@ class Ledger:
             return entry.reserved_usd, entry.reserved_usd
         return to_money(priced.cost(*tokens)), to_money(standard.cost(*tokens))
 
-    def settle_many(self, usages: Sequence[TokenUsage], *, now: datetime) -> dict[str, Decimal]:
-        """Charge each job its actual cost and drop its reservation; returns job id -> cost.
+    def settle_in(
+        self,
+        session: Session,
+        *,
+        usages: Mapping[str, TokenUsage],
+        now: datetime,
+        possible_repeats: Collection[str] = (),
+    ) -> dict[str, Decimal]:
+        """Charge each job (job id -> reported usage) its actual cost and drop its
+        reservation, inside the caller's transaction (so the caller can add its own writes,
+        such as the jobs' final records, atomically); returns job id -> cost.
 
         A settled job returns its recorded cost again; a released one (swept while it was
         still running) is charged now, since the provider did the work. Unknown ids are
-        skipped with a warning.
+        skipped with a warning. A job in `possible_repeats` had an earlier attempt whose call
+        may have been paid without its answer being kept: that call is charged at its
+        reservation on top, and the entry says so (never released silently).
         """
-        return in_transaction(self.factory, partial(self.settle_in, usages=usages, now=now))
-
-    def settle_in(
-        self, session: Session, *, usages: Sequence[TokenUsage], now: datetime
-    ) -> dict[str, Decimal]:
-        """`settle_many` inside the caller's transaction (so the caller can add its own
-        writes, such as the jobs' final records, atomically)."""
-        entries, rows = lock_entries(session, [u.job_id for u in usages])
+        entries, rows = lock_entries(session, list(usages))
         costs: dict[str, Decimal] = {}
         changes: list[dict[str, Any]] = []
-        for usage in usages:
-            entry = entries.get(usage.job_id)
+        for job_id, usage in usages.items():
+            entry = entries.get(job_id)
             if entry is None:
-                log.warning("settlement for job %s without a reservation", usage.job_id)
-                continue
-            if usage.job_id in costs:
+                log.warning("settlement for job %s without a reservation", job_id)
                 continue
             if entry.state in (EntryState.SETTLED, EntryState.CACHE_HIT):
-                costs[usage.job_id] = entry.cost_usd
+                costs[job_id] = entry.cost_usd
                 continue
             cost, standard_cost = self._actual_cost(entry, usage)
             repeat = Decimal(0)
-            if usage.possible_repeat and entry.state is EntryState.RESERVED:
+            if job_id in possible_repeats and entry.state is EntryState.RESERVED:
                 repeat = entry.reserved_usd
                 cost, standard_cost = cost + repeat, standard_cost + repeat
             for key in entry.usage_keys:
@@ -280,10 +268,10 @@ class Ledger:
                 if entry.state is EntryState.RESERVED:
                     row.unreserve(entry.reserved_usd)
                 row.spend(cost)
-            costs[usage.job_id] = cost
+            costs[job_id] = cost
             changes.append(
                 {
-                    "k_job_id": usage.job_id,
+                    "k_job_id": job_id,
                     "state": EntryState.SETTLED.value,
                     "cost_usd": cost,
                     "standard_cost_usd": standard_cost,

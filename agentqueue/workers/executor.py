@@ -8,45 +8,38 @@ Redis and the cache tiers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session
 
-from agentqueue.budget.gate import (
-    Admission,
-    AdmissionGroup,
-    CacheHitCharge,
-    Completion,
-    LedgerUnavailable,
-    Settlement,
-)
+from agentqueue.budget.gate import Admission, AdmissionGroup, CacheHit
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.keys import is_cacheable
 from agentqueue.cache.request import CacheRequest
-from agentqueue.errors import AgentQueueError
-from agentqueue.jobs import JobResult, JobStatus, utcnow
+from agentqueue.errors import AgentQueueError, DatabaseUnavailable
+from agentqueue.jobs import ErrorInfo, JobResult, JobStatus, utcnow
 from agentqueue.metrics.job_metrics import FinishedJob
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
 from agentqueue.scheduler.deferral_policy import release_time_for
+from agentqueue.usage import TokenUsage
 from agentqueue.workers.context import WorkerContext
 from agentqueue.workers.context_window import fit_to_context
+from agentqueue.workers.group_commit import Completion
 from agentqueue.workers.job_results import answered, ended
 from agentqueue.workers.provider_calls import CallOutcome, PlannedCall, call_all
 
 log = logging.getLogger(__name__)
 
-OFFPEAK_TIER = "flex"
-# The longest countdown a task retry waits (tasks/run_job.py caps its backoff at this).
-MAX_RETRY_DELAY_S = 60
-
-
-class DatabaseUnavailable(AgentQueueError):
-    code = "database_unavailable"
+CALL_OUTCOME_UNKNOWN = AgentQueueError(
+    "an earlier attempt may have called the provider and died before keeping the answer; "
+    "this job does not allow a repeated call, so it was charged at its reservation and not "
+    "run again",
+    code="call_outcome_unknown",
+)
 
 
 @dataclass
@@ -56,6 +49,8 @@ class ExecutionReport:
     retry: dict[str, AgentQueueError] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     deferred: dict[str, datetime] = field(default_factory=dict)
+    # Jobs whose final record (written) says `failed`: their task ends in FAILURE.
+    failed: dict[str, ErrorInfo] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,10 +97,9 @@ class BatchExecutor:
             self._republish_final(report.skipped)
         if not claimed:
             return report
+        work = [_Work(item) for item in claimed]
         try:
-            return self._run_claimed(
-                [_Work(item) for item in claimed], service_tier, released, report
-            )
+            return self._run_claimed(work, service_tier, released, report)
         finally:  # final, requeued or lost: this process holds none of them any more
             self.context.leases.drop(claimed_ids)
 
@@ -114,7 +108,7 @@ class BatchExecutor:
     ) -> ExecutionReport:
         try:
             self._admit(work, service_tier, released, report)
-        except LedgerUnavailable as error:
+        except DatabaseUnavailable as error:
             return self._retry_all(work, error, report)
         runnable = [w for w in work if w.result is None and w.job_id not in report.deferred]
         self._recover_paid(runnable)
@@ -204,8 +198,9 @@ class BatchExecutor:
 
     def _tier(self, admission: Admission) -> str:
         """The cheaper tier only where the model really has one; otherwise standard."""
-        wanted = admission.service_tier
-        if wanted != "standard" and not self.context.gate.offers_tier(admission.model, wanted):
+        reservation = admission.reservation
+        wanted = reservation.service_tier
+        if wanted != "standard" and not self.context.gate.offers_tier(reservation.model, wanted):
             return "standard"
         return wanted
 
@@ -233,12 +228,7 @@ class BatchExecutor:
                 w.result = ended(
                     w.item,
                     w.admission,
-                    AgentQueueError(
-                        "an earlier attempt may have called the provider and died before "
-                        "keeping the answer; this job does not allow a repeated call, so it "
-                        "was charged at its reservation and not run again",
-                        code="call_outcome_unknown",
-                    ),
+                    CALL_OUTCOME_UNKNOWN,
                     provider=self.provider_name,
                     status=JobStatus.FAILED,
                 )
@@ -251,7 +241,7 @@ class BatchExecutor:
             w.cache = CacheRequest.for_job(
                 w.item.job,
                 provider=self.provider_name,
-                model=w.admission.model,
+                model=w.admission.reservation.model,
                 settings=self.settings,
             )
         readable = [w for w in runnable if w.cache is not None and w.cache.readable]
@@ -267,8 +257,8 @@ class BatchExecutor:
         calls = [
             PlannedCall(
                 w.item.job,
-                w.admission.model,
-                w.admission.max_output_tokens,
+                w.admission.reservation.model,
+                w.admission.reservation.max_output_tokens,
                 w.service_tier,
                 w.cache,
             )
@@ -285,7 +275,7 @@ class BatchExecutor:
         if failed:
             try:
                 self.context.gate.release_many(failed)
-            except LedgerUnavailable:
+            except DatabaseUnavailable:
                 # Left reserved, a job still to run counts as possibly repeated later: the
                 # money errs on the side of being charged.
                 log.warning(
@@ -316,44 +306,20 @@ class BatchExecutor:
 
     def _complete(self, work: list[_Work], report: ExecutionReport) -> ExecutionReport:
         answered_work = [w for w in work if w.entry is not None and w.result is None]
-        paid = [w for w in answered_work if w.cache_tier is None]
-        hits = [w for w in answered_work if w.cache_tier is not None and not w.possible_repeat]
-        settlements = [
-            Settlement(
-                w.job_id,
-                w.entry.usage.input_tokens,
-                w.entry.usage.output_tokens,
-                w.entry.usage.cached_input_tokens,
-                w.possible_repeat,
-            )
-            for w in paid
-            if w.entry is not None
-        ]
-        # Possibly paid before, not paid now (a cache answer, a failure, no repeat allowed):
-        # the earlier call is charged at its reservation.
-        settlements += [
-            Settlement(w.job_id, 0, 0, 0, possible_repeat=True)
-            for w in work
-            if w.possible_repeat
-            and w.job_id not in report.retry
-            and not (w.entry is not None and w.cache_tier is None)
-        ]
-        charges = [
-            CacheHitCharge(
-                w.job_id,
-                w.item.job.tenant,
-                w.item.job.agent_type,
-                w.admission.model if w.admission else w.item.job.model,
-                w.entry.usage.input_tokens,
-                w.entry.usage.output_tokens,
-            )
-            for w in hits
-            if w.entry is not None
-        ]
+        paid: dict[str, CacheEntry] = {}
+        hits: list[CacheHit] = []
+        for w in answered_work:
+            assert w.entry is not None and w.admission is not None
+            if w.cache_tier is None:
+                paid[w.job_id] = w.entry
+                continue
+            if w.possible_repeat:
+                continue  # charged below as a possibly repeated call, not as a cache hit
+            job = w.item.job
+            model = w.admission.reservation.model
+            hits.append(CacheHit(w.job_id, job.tenant, job.agent_type, model, w.entry.usage))
 
-        journaled = [w.job_id for w in paid]
-
-        def record(session: Session, costs: dict[str, Decimal]) -> set[str]:
+        def results(costs: Mapping[str, Decimal]) -> list[JobResult]:
             for w in answered_work:
                 assert w.entry is not None and w.admission is not None
                 w.result = answered(
@@ -366,26 +332,38 @@ class BatchExecutor:
                     cache_tier=w.cache_tier,
                     tokens_saved=w.tokens_saved,
                 )
-            final = [w.result for w in work if w.result is not None]
-            written = jobs_repository.finish(session, final)
-            if report.deferred:
-                jobs_repository.defer_running(session, report.deferred)
-            if report.retry:
-                jobs_repository.requeue(session, list(report.retry), message_due=self._retry_due())
-            if journaled:
-                self.context.journal.forget_in(session, journaled)
-            return written
+            return [w.result for w in work if w.result is not None]
 
+        usages = {job_id: entry.usage for job_id, entry in paid.items()}
+        # Possibly paid before and not paid now (a cache answer, a failure, no repeat
+        # allowed): the earlier call is charged at its reservation, with no usage of its own.
+        repeats = [w.job_id for w in work if w.possible_repeat and w.job_id not in report.retry]
+        for job_id in repeats:
+            usages.setdefault(job_id, TokenUsage())
+        completion = Completion(
+            usages,
+            hits,
+            results,
+            report.deferred,
+            list(report.retry),
+            possible_repeats=repeats,
+            journaled=list(paid),
+        )
         try:
-            written = self.context.group_commit.complete(Completion(settlements, charges, record))
-        except LedgerUnavailable as error:
+            written = self.context.group_commit.complete(completion)
+        except DatabaseUnavailable as error:
             # The provider was paid: its answers are journaled, so the retry settles them.
             for w in work:  # nothing of this step was written: every job comes back
                 report.retry[w.job_id] = error
             report.deferred.clear()
             return report
-        self.context.journal.fallback.forget([w.job_id for w in paid if w.item.attempts > 1])
+        self.context.journal.fallback.forget(
+            [w.job_id for w in answered_work if w.job_id in paid and w.item.attempts > 1]
+        )
         final = [w.result for w in work if w.result is not None and w.job_id in written]
+        report.failed.update(
+            {r.job_id: r.error for r in final if r.status == JobStatus.FAILED and r.error}
+        )
         finished = {result.job_id for result in final}
         # Counted before the results go out: whoever waited for them then scrapes them counted.
         self.context.metrics.group_finished(
@@ -407,16 +385,13 @@ class BatchExecutor:
         try:
             with self.context.sessions.begin() as session:
                 jobs_repository.requeue(
-                    session, [w.job_id for w in work], message_due=self._retry_due()
+                    session,
+                    [w.job_id for w in work],
+                    message_due=self.context.group_commit.retry_due(utcnow()),
                 )
         except (OperationalError, DBAPIError):
-            pass  # the claim stays 'running'; its lease runs out and the retry claims it
+            pass  # the claim stays 'running' under this worker, which may claim it again
         return report
-
-    def _retry_due(self) -> datetime:
-        """When a retry message should have been claimed by, at the latest: past its
-        longest backoff plus a lease (after that, the sweepers send the job again)."""
-        return utcnow() + timedelta(seconds=self.settings.job_lease_s + MAX_RETRY_DELAY_S)
 
     def _republish_final(self, job_ids: Sequence[str]) -> None:
         """A redelivered message for a finished job: make sure its waiter can see the result."""
