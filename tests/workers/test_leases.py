@@ -164,7 +164,7 @@ def test_the_same_message_twice_while_its_job_runs_calls_the_provider_once(
 def _leave_crashed(pipeline: Pipeline, jobs: list[dict[str, object]]) -> list[str]:
     """Jobs as a worker SIGKILLed mid-call leaves them: claimed (lease expired long ago),
     reserved in the ledger, their message gone."""
-    from agentqueue.budget.gate import BudgetGate
+    from agentqueue.budget.gate import AdmissionGroup, BudgetGate
     from agentqueue.jobs import AgentJob
 
     handles = pipeline.queue.submit_many(jobs, packed=False)
@@ -173,7 +173,8 @@ def _leave_crashed(pipeline: Pipeline, jobs: list[dict[str, object]]) -> list[st
     gate = BudgetGate(pipeline.queue.sessions, pipeline.settings)
     with pipeline.queue.sessions() as session:
         payloads = session.scalars(select(JobRecord.payload).where(JobRecord.id.in_(ids))).all()
-    admissions = gate.admit_many([AgentJob.model_validate_json(p) for p in payloads])
+    group = AdmissionGroup([AgentJob.model_validate_json(p) for p in payloads], datetime.now(UTC))
+    [admissions] = gate.admit_groups([group])
     assert {a.decision for a in admissions} == {"run"}
     past = datetime.now(UTC) - timedelta(minutes=5)
     with pipeline.queue.sessions.begin() as session:
@@ -199,8 +200,9 @@ def test_a_call_of_unknown_outcome_is_charged_and_only_repeatable_jobs_call_agai
     the journaled one settles from its answer without a call; the repeatable one calls again
     and is charged that call plus the lost call's reservation, marked possibly repeated; the
     other fails with `call_outcome_unknown`, charged its reservation, without a call."""
-    from agentqueue.cache.entry import CachedUsage, CacheEntry
+    from agentqueue.cache.entry import CacheEntry
     from agentqueue.persistence import answers_repository
+    from agentqueue.usage import TokenUsage
 
     journaled, repeatable, forbidden = _leave_crashed(
         pipeline,
@@ -214,7 +216,7 @@ def test_a_call_of_unknown_outcome_is_charged_and_only_repeatable_jobs_call_agai
         output="the journaled answer",
         model="gpt-4o-mini",
         provider="openai",
-        usage=CachedUsage(12, 5, 0),
+        usage=TokenUsage(12, 5, 0),
         finish_reason="stop",
         created_at=datetime.now(UTC),
     )
