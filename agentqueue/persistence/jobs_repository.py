@@ -14,6 +14,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    func,
     or_,
     select,
     update,
@@ -34,6 +35,7 @@ class ClaimedJob:
     attempts: int
     submitted_at: datetime
     started_at: datetime
+    waiting_since: datetime | None = None  # set while the job waits for budget room
 
 
 def _row_for(
@@ -135,7 +137,7 @@ def claim(
             lease_owner=owner or None,
             lease_expires_at=lease_until,
         )
-        .returning(jobs.c.payload, jobs.c.attempts, jobs.c.submitted_at)
+        .returning(jobs.c.payload, jobs.c.attempts, jobs.c.submitted_at, jobs.c.waiting_since)
     )
     claimed = []
     for row in session.execute(statement):
@@ -145,6 +147,7 @@ def claim(
                 attempts=row.attempts,
                 submitted_at=row.submitted_at,
                 started_at=now,
+                waiting_since=row.waiting_since,
             )
         )
     return claimed
@@ -162,12 +165,66 @@ def claimable(now: datetime) -> ColumnElement[bool]:
 
 
 def requeue(session: Session, ids: Sequence[str], *, message_due: datetime | None = None) -> None:
-    """Put running jobs back to queued (a retry is on its way, due by `message_due`)."""
+    """Put running jobs back to queued (a retry is on its way, due by `message_due`); any
+    budget wait is over."""
     session.execute(
         update(jobs)
         .where(jobs.c.id.in_(list(ids)), jobs.c.status == JobStatus.RUNNING.value)
-        .values(status=JobStatus.QUEUED.value, lease_owner=None, lease_expires_at=message_due)
+        .values(
+            status=JobStatus.QUEUED.value,
+            lease_owner=None,
+            lease_expires_at=message_due,
+            waiting_since=None,
+            waiting_for=None,
+        )
     )
+
+
+def wait_for_budget(
+    session: Session,
+    waits: Mapping[str, str],
+    *,
+    now: datetime,
+    message_due: datetime | None = None,
+) -> None:
+    """Put running jobs back to queued to wait for budget room on `waits[id]` (a
+    "<period>:<scope>" label); the wait keeps its first start, and is not an attempt. Their
+    messages (retries) are due by `message_due`."""
+    if not waits:
+        return
+    session.connection().execute(
+        _WAIT,
+        [
+            {"b_id": job_id, "b_for": label, "b_now": now, "b_due": message_due}
+            for job_id, label in waits.items()
+        ],
+    )
+
+
+_WAIT = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("b_id"), jobs.c.status == JobStatus.RUNNING.value)
+    .values(
+        status=JobStatus.QUEUED.value,
+        attempts=jobs.c.attempts - 1,
+        waiting_since=func.coalesce(
+            jobs.c.waiting_since, bindparam("b_now", type_=jobs.c.waiting_since.type)
+        ),
+        waiting_for=bindparam("b_for"),
+        lease_owner=None,
+        lease_expires_at=bindparam("b_due", type_=jobs.c.lease_expires_at.type),
+    )
+)
+
+
+def budget_waiters(session: Session, *, since: datetime) -> list[tuple[str, str]]:
+    """(priority, "<period>:<scope>") of the jobs waiting for budget room since `since`."""
+    rows = session.execute(
+        select(jobs.c.priority, jobs.c.waiting_for)
+        .where(jobs.c.waiting_since >= since, jobs.c.status == JobStatus.QUEUED.value)
+        .distinct()
+    )
+    return [(row.priority, row.waiting_for) for row in rows if row.waiting_for]
 
 
 def finish(session: Session, results: Sequence[JobResult]) -> set[str]:
@@ -341,6 +398,8 @@ def defer_running(session: Session, release_after: dict[str, datetime]) -> set[s
                 release_after=when,
                 lease_owner=None,
                 lease_expires_at=None,
+                waiting_since=None,
+                waiting_for=None,
             )
             .returning(jobs.c.id)
         ).first()

@@ -38,7 +38,8 @@ GROUPS_PER_TRANSACTION = 8
 class Completion:
     """One group's finished work: the usage of its paid jobs (job id -> usage), its cache
     hits, its final records (built once the costs are known: job id -> cost; it may be
-    called again if the transaction is rerun), and the jobs to defer or put back in the queue.
+    called again if the transaction is rerun), and the jobs to defer, to put back in the
+    queue, or to put back to wait for budget room (job id -> "<period>:<scope>").
     """
 
     usages: Mapping[str, TokenUsage]
@@ -51,6 +52,7 @@ class Completion:
     possible_repeats: Collection[str] = ()
     # Jobs whose journaled answer this step settles: the journal rows go with it.
     journaled: Sequence[str] = ()
+    waiting: Mapping[str, str] = field(default_factory=dict)
 
 
 class GroupCommit:
@@ -119,7 +121,7 @@ class GroupCommit:
         return shares
 
     def complete_groups(self, completions: Sequence[Completion]) -> list[set[str]]:
-        """Settle, record cache hits and write the final records, deferrals and requeues of
+        """Settle, record cache hits and write the final records, deferrals, requeues and waits of
         several groups in ONE transaction, so a job is never charged without its record or
         recorded without its charge; per group, the ids that got their final record.
 
@@ -132,6 +134,7 @@ class GroupCommit:
         requeued = [job_id for c in completions for job_id in c.requeued]
         repeats = {job_id for c in completions for job_id in c.possible_repeats}
         journaled = [job_id for c in completions for job_id in c.journaled]
+        waiting = {job_id: label for c in completions for job_id, label in c.waiting.items()}
 
         def work(session: Session) -> list[set[str]]:
             now = utcnow()
@@ -145,6 +148,10 @@ class GroupCommit:
                 jobs_repository.requeue(session, requeued, message_due=self.retry_due(now))
             if journaled:
                 answers_repository.forget(session, journaled)
+            if waiting:
+                jobs_repository.wait_for_budget(
+                    session, waiting, now=now, message_due=self.retry_due(now)
+                )
             return [{r.job_id for r in rs} & written for rs in results]
 
         return in_transaction(self._sessions, work)

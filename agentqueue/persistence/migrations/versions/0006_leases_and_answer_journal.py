@@ -1,7 +1,7 @@
 """job leases, the provider answer journal, possibly repeated charges
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 
 A claim now records which worker holds the job and until when (`lease_owner`,
 `lease_expires_at`), so a dead worker's jobs are sent again in seconds. Provider answers are
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
