@@ -13,8 +13,8 @@ from sqlalchemy import Table, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from agentqueue.jobs import JobStatus
+from agentqueue.messaging import JobRef
 from agentqueue.persistence.job_table import JobRecord
-from agentqueue.persistence.jobs_repository import JobRef
 
 jobs: Table = JobRecord.__table__  # type: ignore[assignment]
 RENEW_CHUNK = 500

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.constants import PRIORITIES
+from agentqueue.messaging import JobRef
 from agentqueue.persistence import leases
-from agentqueue.persistence.jobs_repository import JobRef
 
 log = logging.getLogger(__name__)
 

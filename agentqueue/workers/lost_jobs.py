@@ -5,10 +5,9 @@ from __future__ import annotations
 from celery import Celery
 
 from agentqueue.jobs import utcnow
-from agentqueue.persistence.jobs_repository import JobRef
+from agentqueue.messaging import Dispatcher, JobRef, queue_for
 from agentqueue.scheduler.redelivery import redeliver_lost
 from agentqueue.workers.context import WorkerContext
-from agentqueue.workers.dispatch import Dispatcher, queue_for
 
 
 def send_lost_jobs(context: WorkerContext, celery_app: Celery) -> list[JobRef]:
