@@ -46,6 +46,9 @@ BATCH_LIMITS: Final = {
     "anthropic": (100_000, 256 * 1024 * 1024),
     "simulated": (100_000, 256 * 1024 * 1024),
 }
+# A task retry waits at most this long (its backoff is capped here); a requeued job's message
+# is due within this plus a lease before the sweepers send it again.
+MAX_RETRY_COUNTDOWN_S: Final = 60.0
 
 # Limits.
 MAX_JOB_ID_LENGTH: Final = 128

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -225,13 +225,25 @@ class BudgetGate:
     # Settlement, inside the caller's transaction.
 
     def settle_in(
-        self, session: Session, usages: Mapping[str, TokenUsage], *, now: datetime | None = None
+        self,
+        session: Session,
+        usages: Mapping[str, TokenUsage],
+        *,
+        now: datetime | None = None,
+        possible_repeats: Collection[str] = (),
     ) -> dict[str, Decimal]:
         """Charge the provider-reported usage of each job (job id -> usage); job id -> actual
-        cost. Idempotent: a settled job returns its recorded cost and is not charged again."""
+        cost. Idempotent: a settled job returns its recorded cost and is not charged again.
+        Jobs in `possible_repeats` are also charged an earlier call of unknown outcome at its
+        reservation (see `Ledger.settle_in`)."""
         if not usages:
             return {}
-        return self.ledger.settle_in(session, usages=usages, now=now or datetime.now(UTC))
+        return self.ledger.settle_in(
+            session,
+            usages=usages,
+            now=now or datetime.now(UTC),
+            possible_repeats=possible_repeats,
+        )
 
     def record_cache_hits_in(
         self, session: Session, hits: Sequence[CacheHit], *, now: datetime | None = None
