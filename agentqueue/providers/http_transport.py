@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,10 @@ logger = logging.getLogger(__name__)
 # server errors (Anthropic's 529 "overloaded" included). Any other 4xx will fail the same way again.
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
 _DETAIL_LIMIT = 300
+
+
+# Told (model, HTTP status, reply headers) after every reply: shared rate limits learn from it.
+ResponseObserver = Callable[[str, int, Mapping[str, str]], None]
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,9 @@ class HttpTransport:
         self._url_variable = url_variable
         self.base_url = self._redact(base_url)
         self._connections = EndpointPool(base_url, headers, self.pool)
+        # Set with `observer` by a shared rate limiter: a 429 then goes back to it at once
+        # (to wait its turn with every other worker) instead of being retried here.
+        self.observer: ResponseObserver | None = None
 
     def post_json(self, path: str, body: Mapping[str, Any], *, request_id: str = "") -> JsonReply:
         """POST `body` to `path` under the base URL; the parsed JSON object of the 2xx reply."""
@@ -121,12 +128,17 @@ class HttpTransport:
                 code="provider_bad_config",
             )
         status = response.status_code
+        if self.observer is not None:
+            self.observer(str(body.get("model") or ""), status, response.headers)
         if 200 <= status < 300:
             return JsonReply(self._parse_json(response, path), 1)
         detail = self._error_detail(response)
         if status in _RETRYABLE_STATUSES or status >= 500:
             retry_after_s = parse_retry_after(response.headers.get("retry-after"))
-            if retry_after_s is not None and retry_after_s > self.backoff.max_retry_after_s:
+            shared_limit = status == 429 and self.observer is not None
+            if shared_limit or (
+                retry_after_s is not None and retry_after_s > self.backoff.max_retry_after_s
+            ):
                 raise ProviderError(
                     f"{self.provider} asked to wait {retry_after_s:.0f} s (HTTP {status}: "
                     f"{detail}); run the job again later.",

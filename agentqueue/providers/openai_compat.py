@@ -16,7 +16,7 @@ from agentqueue.providers.base import (
     ProviderUsage,
 )
 from agentqueue.providers.connection_pool import PoolConfig
-from agentqueue.providers.http_transport import HttpTransport, JsonReply
+from agentqueue.providers.http_transport import HttpTransport, JsonReply, ResponseObserver
 from agentqueue.providers.redaction import secret_text
 from agentqueue.providers.simulated import count_tokens
 from agentqueue.settings import Settings
@@ -136,6 +136,10 @@ class OpenAICompatibleProvider:
                 "attempts": reply.attempts,
             },
         )
+
+    def observe_responses(self, observer: ResponseObserver) -> None:
+        """Tell `observer` (model, status, headers) of every reply, for shared rate limits."""
+        self._transport.observer = observer
 
     def close(self) -> None:
         self._transport.close()

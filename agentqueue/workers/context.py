@@ -18,10 +18,12 @@ from agentqueue.budget.gate import BudgetGate
 from agentqueue.cache.tiered import TieredCache
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.providers import Provider, build_provider
+from agentqueue.ratelimit.served_models import ServedModels
 from agentqueue.results import ResultStore
 from agentqueue.scheduler.windows import OffPeakSchedule
 from agentqueue.settings import Settings, get_settings
 from agentqueue.workers.aggregator import BatchAggregator, FlushRecord
+from agentqueue.workers.call_guard import CallGuard
 from agentqueue.workers.group_commit import GroupCommit
 from agentqueue.workers.pending_answers import PendingAnswers
 
@@ -56,6 +58,8 @@ class WorkerContext:
     offpeak: OffPeakSchedule
     pending_answers: PendingAnswers
     calls: ThreadPoolExecutor = field(repr=False)
+    guard: CallGuard = field(repr=False)
+    served: ServedModels = field(repr=False)
     aggregator: BatchAggregator[ExecutionReport] = field(init=False, repr=False)
     group_commit: GroupCommit = field(init=False, repr=False)
 
@@ -84,13 +88,18 @@ class WorkerContext:
         sessions = get_sessionmaker(settings.resolved_database_url)
         cache = TieredCache.from_settings(settings, sessions)
         cache.start_listener(wait_s=0)
+        provider = build_provider(settings)
+        gate = BudgetGate(sessions, settings, alert_sink=alert_sink)
+        served = ServedModels.from_settings(settings)
+        served.refresh_if_due()  # read at start, then every few minutes when asked
+        gate.planner.serves = served.serves
         return cls(
             settings=settings,
             sessions=sessions,
             redis=client,
             results=ResultStore(client, ttl_s=settings.result_ttl_s),
-            provider=build_provider(settings),
-            gate=BudgetGate(sessions, settings, alert_sink=alert_sink),
+            provider=provider,
+            gate=gate,
             cache=cache,
             offpeak=OffPeakSchedule.from_settings(settings),
             pending_answers=PendingAnswers(client, ttl_s=settings.effective_visibility_timeout_s),
@@ -98,6 +107,8 @@ class WorkerContext:
                 max_workers=max(settings.worker_concurrency, job_threads or 0),
                 thread_name_prefix="aq-call",
             ),
+            guard=CallGuard.build(settings, client, provider),
+            served=served,
         )
 
     def memory_releasers(self) -> list[Callable[[float], object]]:
