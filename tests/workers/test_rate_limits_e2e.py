@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agentqueue.jobs import JobStatus
+from agentqueue.jobs import JobResult, JobStatus
+from agentqueue.ratelimit.limits_file import load_rate_limits
+from agentqueue.ratelimit.model_stats import collect_model_stats
 from agentqueue.testing.llm_server import LLMTestServer
 from agentqueue.testing.server_counters import Arrival
 from tests.support.pipeline import Pipeline, simple_job
@@ -45,14 +48,26 @@ def _window_counts(arrivals: list[Arrival]) -> list[int]:
     return counts
 
 
-def _run(pipeline: Pipeline, server: LLMTestServer, env: dict[str, str]) -> None:
+def _run(
+    pipeline: Pipeline, server: LLMTestServer, env: dict[str, str], limits: Path | None = None
+) -> list[dict[str, Any]]:
+    """Run the jobs; `agentqueue stats`' model rows as they were halfway through."""
     for index in range(3):
         pipeline.start_worker(env=openai_env(server, **env), concurrency=16, name=f"rl{index}")
     handles = pipeline.queue.submit_many([simple_job(i) for i in range(JOBS)])
-    results = pipeline.queue.wait([h.id for h in handles], timeout=180)
+    halfway: list[dict[str, Any]] = []
+    done: list[JobResult] = []
+
+    def sample(result: JobResult) -> None:
+        done.append(result)
+        if len(done) == JOBS // 2:
+            halfway.extend(collect_model_stats(pipeline.queue.redis, load_rate_limits(limits)))
+
+    results = pipeline.queue.wait([h.id for h in handles], timeout=180, on_result=sample)
     failed = [r for r in results.values() if r.status is not JobStatus.SUCCEEDED]
     assert not failed, failed[0]
     assert {r.model for r in results.values()} == {MODEL}
+    return halfway
 
 
 def test_three_workers_hold_a_configured_limit_without_429s(
@@ -64,10 +79,11 @@ def test_three_workers_hold_a_configured_limit_without_429s(
     limits = tmp_path / "limits.json"
     limits.write_text(json.dumps({"limits": [{"provider": "openai", "model": MODEL, "rpm": RPM}]}))
 
-    _run(
+    halfway = _run(
         pipeline,
         limited_server,
         {"AGENTQUEUE_RATE_LIMITS_FILE": str(limits), "AGENTQUEUE_RATE_LIMIT_BURST_S": "0.2"},
+        limits,
     )
 
     arrivals = limited_server.arrivals
@@ -77,6 +93,12 @@ def test_three_workers_hold_a_configured_limit_without_429s(
     expected = RPM / 60 * WINDOW_S
     assert len(counts) >= 2, counts
     assert all(abs(c - expected) <= 0.05 * expected for c in counts), counts
+    # Halfway through, stats showed the limit, a minute's use near it and jobs waiting.
+    (row,) = halfway
+    assert (row["model"], row["rpm_limit"]) == (MODEL, RPM)
+    assert row["limit_source"].startswith("settings")  # the server's headers agree with it
+    assert 0.8 * JOBS / 2 <= row["requests_last_minute"] <= JOBS
+    assert row["waiting"] > 0 and row["breaker"] == "closed"
 
 
 def test_limits_learned_from_headers_stop_the_429s(
@@ -86,7 +108,7 @@ def test_limits_learned_from_headers_stop_the_429s(
     the first replies' x-ratelimit-* headers and 429s teach the shared limiter the limit: no
     job fails, and after the first 5 s (the issue's "first minute", scaled to this 30-second
     run) under 5% of requests get 429."""
-    _run(pipeline, limited_server, {"AGENTQUEUE_RATE_LIMIT_BURST_S": "0.2"})
+    halfway = _run(pipeline, limited_server, {"AGENTQUEUE_RATE_LIMIT_BURST_S": "0.2"})
 
     arrivals = sorted(limited_server.arrivals, key=lambda a: a.at)
     settled = [a for a in arrivals if a.at >= arrivals[0].at + 5.0]
@@ -95,3 +117,5 @@ def test_limits_learned_from_headers_stop_the_429s(
     assert len(refused) < 0.05 * len(settled), (len(refused), len(settled))
     # The learning was needed: before it, the burst of the three workers was refused.
     assert any(a.fault == "rate_limited" for a in arrivals)
+    (row,) = halfway
+    assert (row["rpm_limit"], row["limit_source"]) == (RPM, "headers")
