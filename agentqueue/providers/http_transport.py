@@ -108,6 +108,21 @@ class HttpTransport:
             retry_after_s=failure.retry_after_s,
         )
 
+    def get_json(self, path: str) -> dict[str, Any] | None:
+        """One GET over the pool (e.g. the model listing); None on any failure, never raises."""
+        try:
+            with self._connections.client() as client:
+                response = client.get(path)
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        try:
+            parsed = response.json()
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+
     def _attempt(self, path: str, body: Mapping[str, Any]) -> JsonReply | _Failure:
         """One HTTP exchange: a reply, a retryable failure, or a raised non-retryable error."""
         # Errors are raised after the `except` block, so no httpx exception (whose request holds
@@ -198,3 +213,12 @@ class HttpTransport:
 
     def __repr__(self) -> str:
         return f"HttpTransport({self.provider!r}, {self.base_url!r}, pool_size={self.pool.size})"
+
+
+def model_ids(listing: dict[str, Any] | None) -> list[str] | None:
+    """The ids of an OpenAI or Anthropic model listing (`{"data": [{"id": ...}]}`)."""
+    data = listing.get("data") if listing is not None else None
+    if not isinstance(data, list):
+        return None
+    ids = [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
+    return ids

@@ -16,7 +16,12 @@ from agentqueue.providers.base import (
     ProviderUsage,
 )
 from agentqueue.providers.connection_pool import PoolConfig
-from agentqueue.providers.http_transport import HttpTransport, JsonReply, ResponseObserver
+from agentqueue.providers.http_transport import (
+    HttpTransport,
+    JsonReply,
+    ResponseObserver,
+    model_ids,
+)
 from agentqueue.providers.redaction import secret_text
 from agentqueue.providers.simulated import count_tokens
 from agentqueue.settings import Settings
@@ -136,6 +141,10 @@ class OpenAICompatibleProvider:
                 "attempts": reply.attempts,
             },
         )
+
+    def list_models(self) -> list[str] | None:
+        """Ids of the models the endpoint serves, or None when it lists none (or fails)."""
+        return model_ids(self._transport.get_json("/models"))
 
     def observe_responses(self, observer: ResponseObserver) -> None:
         """Tell `observer` (model, status, headers) of every reply, for shared rate limits."""

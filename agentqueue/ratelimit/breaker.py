@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,6 +22,8 @@ from agentqueue.constants import BREAKER_PREFIX
 log = logging.getLogger(__name__)
 
 BreakerState = Literal["closed", "open", "half_open"]
+
+LOCAL_TRUST_S = 0.25
 
 # KEYS: breaker hash. ARGV: cooling_ms. Returns {verdict, wait_ms}: 0 call, 1 probe, 2 wait.
 _ADMIT = """
@@ -103,6 +106,9 @@ class CircuitBreaker:
         self.window_ms = window_s * 1000
         self.cooling_ms = cooling_s * 1000
         self._admit = client.register_script(_ADMIT)
+        # Per process: when each endpoint was last seen closed. A closed circuit is trusted
+        # for `LOCAL_TRUST_S`, so a healthy endpoint costs no extra round trip per call.
+        self._closed_at: dict[str, float] = {}
         self._fail = client.register_script(_FAIL)
         self._succeed = client.register_script(_SUCCEED)
 
@@ -111,11 +117,14 @@ class CircuitBreaker:
         return f"{BREAKER_PREFIX}{endpoint}"
 
     def admit(self, endpoint: str) -> BreakerVerdict:
+        if time.monotonic() - self._closed_at.get(endpoint, -LOCAL_TRUST_S) < LOCAL_TRUST_S:
+            return BreakerVerdict("call")
         try:
             verdict, wait_ms = self._admit(keys=[self.key(endpoint)], args=[self.cooling_ms])
         except redis.RedisError:
             return BreakerVerdict("call")
         if int(verdict) == 0:
+            self._closed_at[endpoint] = time.monotonic()
             return BreakerVerdict("call")
         if int(verdict) == 1:
             log.info("circuit of %s half-open: probing with one request", endpoint)
@@ -125,6 +134,7 @@ class CircuitBreaker:
     def failed(self, endpoint: str, *, call_started_ms: float) -> bool:
         """Count an outage failure; True if another call to the endpoint succeeded after this
         one started (then the failure is this request's own, not the endpoint's)."""
+        self._closed_at.pop(endpoint, None)
         try:
             opened, healthy = self._fail(
                 keys=[self.key(endpoint)],
@@ -138,7 +148,11 @@ class CircuitBreaker:
             )
         return bool(int(healthy))
 
-    def succeeded(self, endpoint: str) -> None:
+    def succeeded(self, endpoint: str, *, pipe: redis.client.Pipeline | None = None) -> None:
+        """A call worked: close the circuit, note the time. With `pipe`, only queued there."""
+        if pipe is not None:
+            self._succeed(keys=[self.key(endpoint)], client=pipe)
+            return
         with contextlib.suppress(redis.RedisError):
             self._succeed(keys=[self.key(endpoint)])
 

@@ -242,17 +242,22 @@ class SharedRateLimiter:
         except redis.RedisError:
             pass  # the waiter goes stale and is purged by the next caller
 
-    def correct(self, permit: Permit, actual_tokens: int) -> None:
-        """Give back (or take more of) the tokens a call took, once its real usage is known."""
+    def correct(
+        self, permit: Permit, actual_tokens: int, *, pipe: redis.client.Pipeline | None = None
+    ) -> None:
+        """Give back (or take more of) the tokens a call took, once its real usage is known.
+        With `pipe`, the correction is only queued there."""
         delta = actual_tokens - permit.tokens
         if not delta:
             return
+        keys = [permit.key.redis_key("tat:tok"), permit.key.redis_key("usage")]
+        args = [delta, permit.tpm, USAGE_BUCKET_S]
+        if pipe is not None:
+            self._correct(keys=keys, args=args, client=pipe)
+            return
         # On a Redis error the estimate stands: nothing is lost but a little accuracy.
         with contextlib.suppress(redis.RedisError):
-            self._correct(
-                keys=[permit.key.redis_key("tat:tok"), permit.key.redis_key("usage")],
-                args=[delta, permit.tpm, USAGE_BUCKET_S],
-            )
+            self._correct(keys=keys, args=args)
 
     def observe(self, key: LimitKey, status: int, headers: Mapping[str, str]) -> None:
         """Learn limits from a reply's headers, and pause everyone a 429 asks to wait."""

@@ -8,6 +8,7 @@ one. An outage that outlasts the retries of one call, or a rate-limit wait past
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ import redis
 
 from agentqueue.providers import Provider, ProviderError, ProviderRequest, ProviderResponse
 from agentqueue.ratelimit.breaker import CircuitBreaker
-from agentqueue.ratelimit.limiter import LimitKey, SharedRateLimiter
+from agentqueue.ratelimit.limiter import LimitKey, Permit, SharedRateLimiter
 from agentqueue.ratelimit.limits_file import key_id, load_rate_limits
 from agentqueue.settings import Settings
 
@@ -133,10 +134,17 @@ class CallGuard:
                     request.model, endpoint, error, can_fall_back, outage_deadline, started_ms
                 )
                 continue
-            self.breaker.succeeded(endpoint)
-            used = response.usage.input_tokens + response.usage.output_tokens
-            self.limiter.correct(permit, used)
+            self._succeeded(endpoint, permit, response)
             return response
+
+    def _succeeded(self, endpoint: str, permit: Permit, response: ProviderResponse) -> None:
+        """Close the breaker and correct the token count, in one round trip."""
+        used = response.usage.input_tokens + response.usage.output_tokens
+        pipe = self.limiter.redis.pipeline(transaction=False)
+        self.breaker.succeeded(endpoint, pipe=pipe)
+        self.limiter.correct(permit, used, pipe=pipe)
+        with contextlib.suppress(redis.RedisError):  # bookkeeping only: the answer stands
+            pipe.execute()
 
     def _rate_limited(self, model: str, wait_bound: float, can_fall_back: bool) -> None:
         message = f"{model} rate limit would need a wait over {wait_bound:g} s"

@@ -90,7 +90,7 @@ class WorkerContext:
         cache.start_listener(wait_s=0)
         provider = build_provider(settings)
         gate = BudgetGate(sessions, settings, alert_sink=alert_sink)
-        served = ServedModels.from_settings(settings)
+        served = ServedModels.from_settings(settings, getattr(provider, "list_models", None))
         served.refresh_if_due()  # read at start, then every few minutes when asked
         gate.planner.serves = served.serves
         return cls(
