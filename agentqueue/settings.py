@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     cache_tier_retry_s: float = Field(default=5.0, ge=0, le=3600)
     cache_stats_flush_s: float = Field(default=5.0, gt=0, le=3600)
 
+    # Prometheus metrics served by each worker: 0 (default) serves none; tests set a free port.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_address: str = "127.0.0.1"
+
     # Time.
     timezone: str = "UTC"
 

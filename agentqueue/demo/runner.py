@@ -13,6 +13,7 @@ from rich.table import Table
 
 from agentqueue.client import AgentQueue
 from agentqueue.demo.embedded_redis import EmbeddedRedis, redis_answers
+from agentqueue.demo.report_file import write_demo_report
 from agentqueue.demo.workload import sample_jobs
 from agentqueue.jobs import JobResult, JobStatus, utcnow
 from agentqueue.persistence.migrate import upgrade
@@ -72,6 +73,7 @@ def run_demo(
         if embedded is not None:
             embedded.stop()
     print_summary(console, [results[i] for i in ids], elapsed)
+    write_demo_report(console, settings)
     return 0 if len(results) == len(ids) else 1
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agentqueue.budget.alerts import AlertSink
 from agentqueue.budget.gate import BudgetGate
 from agentqueue.cache.tiered import TieredCache
+from agentqueue.metrics.job_metrics import JobMetrics
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.providers import Provider, build_provider
 from agentqueue.ratelimit.served_models import ServedModels
@@ -60,6 +61,7 @@ class WorkerContext:
     calls: ThreadPoolExecutor = field(repr=False)
     guard: CallGuard = field(repr=False)
     served: ServedModels = field(repr=False)
+    metrics: JobMetrics = field(default_factory=lambda: JobMetrics(enabled=False), repr=False)
     aggregator: BatchAggregator[ExecutionReport] = field(init=False, repr=False)
     group_commit: GroupCommit = field(init=False, repr=False)
 
@@ -109,6 +111,12 @@ class WorkerContext:
             ),
             guard=CallGuard.build(settings, client, provider),
             served=served,
+            metrics=JobMetrics(
+                enabled=settings.metrics_port > 0,
+                sessions=sessions,
+                prices=gate.prices,
+                planner=gate.planner,
+            ),
         )
 
     def memory_releasers(self) -> list[Callable[[float], object]]:

@@ -29,6 +29,7 @@ from agentqueue.cache.keys import is_cacheable
 from agentqueue.cache.request import CacheRequest
 from agentqueue.errors import AgentQueueError
 from agentqueue.jobs import JobResult, JobStatus, utcnow
+from agentqueue.metrics.job_metrics import FinishedJob
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
 from agentqueue.scheduler.deferral_policy import release_time_for
@@ -379,6 +380,12 @@ class BatchExecutor:
         final = [w.result for w in work if w.result is not None and w.job_id in written]
         self.context.results.publish(final)
         # Fresh answers were written to the cache tiers by their single-flight tickets.
+        finished = {result.job_id for result in final}
+        self.context.metrics.group_finished(
+            [FinishedJob(w.item.job, w.result) for w in work if w.result and w.job_id in finished],
+            [w.item.job for w in work if w.job_id in report.deferred],
+            size=len(work),
+        )
         return report
 
     # Recovery ------------------------------------------------------------------------------
