@@ -150,10 +150,15 @@ class HttpTransport:
         detail = self._error_detail(response)
         if status in _RETRYABLE_STATUSES or status >= 500:
             retry_after_s = parse_retry_after(response.headers.get("retry-after"))
-            shared_limit = status == 429 and self.observer is not None
-            if shared_limit or (
-                retry_after_s is not None and retry_after_s > self.backoff.max_retry_after_s
-            ):
+            if status == 429 and self.observer is not None:
+                raise ProviderError(
+                    f"{self.provider} rate limited the request (HTTP 429: {detail}); it waits "
+                    "its turn at the shared rate limit.",
+                    retryable=True,
+                    code="provider_rate_limited",
+                    retry_after_s=retry_after_s,
+                )
+            if retry_after_s is not None and retry_after_s > self.backoff.max_retry_after_s:
                 raise ProviderError(
                     f"{self.provider} asked to wait {retry_after_s:.0f} s (HTTP {status}: "
                     f"{detail}); run the job again later.",

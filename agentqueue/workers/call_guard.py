@@ -61,6 +61,9 @@ class CallGuard:
         self.breaker = breaker
         self.settings = settings
         observe = getattr(provider, "observe_responses", None)
+        # Providers that report limits (the HTTP ones) always go through the shared state;
+        # the simulated one only where a limit is configured for it.
+        self.reports_limits = observe is not None
         if observe is not None:
             observe(self._observed)
 
@@ -96,6 +99,8 @@ class CallGuard:
     ) -> ProviderResponse:
         """The provider's answer; raises `ProviderError` (`FallbackNeeded` when it may help)."""
         key = self.key_for(request.model)
+        if not self.reports_limits and not self.limiter.configured(key).known:
+            return self.provider.complete(request)
         endpoint = key.name
         settings = self.settings
         started = time.monotonic()

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -145,3 +146,44 @@ def test_a_gateway_serving_two_models_gets_auto_jobs_only_for_those(
         assert {a.model for a in gateway.arrivals} <= set(served)
         # Cheap jobs would pick a cheaper catalog model if the gateway served one.
         assert len({r.model for r in results.values()}) == 2
+
+
+def test_jobs_past_the_rate_limit_wait_bound_fall_back_but_a_4xx_never_does(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """Given the primary limited to 60 RPM (settings and server) and a 0.5 s wait bound, when
+    six jobs with a fallback arrive at once, then the first is served by the primary and the
+    rest move to the fallback saying they were rate limited, with no 429 at the server; and a
+    job the server refuses with 400 fails at once without trying its fallback."""
+    bad_request = "status=400,contains=BADREQ"
+    limits = tmp_path / "limits.json"
+    limits.write_text(json.dumps({"limits": [{"provider": "openai", "model": PRIMARY, "rpm": 60}]}))
+    with LLMTestServer(
+        api_key=API_KEY, limits={PRIMARY: (60, None)}, faults=[bad_request]
+    ) as server:
+        pipeline.start_worker(
+            env=openai_env(
+                server,
+                AGENTQUEUE_RATE_LIMITS_FILE=str(limits),
+                AGENTQUEUE_FALLBACK_AFTER_WAIT_S="0.5",
+                AGENTQUEUE_RATE_LIMIT_BURST_S="0.1",
+            ),
+            concurrency=16,
+        )
+        jobs = [simple_job(i, fallbacks=[FALLBACK]) for i in range(6)]
+        bad = simple_job(99, model="gpt-4.1-mini", fallbacks=[FALLBACK])
+        bad["messages"] = [{"role": "user", "content": "please BADREQ"}]
+        handles = pipeline.queue.submit_many([*jobs, bad], packed=False)
+        results = pipeline.queue.wait([h.id for h in handles], timeout=60)
+        arrivals = server.arrivals
+
+    ran = [results[h.id] for h in handles[:6]]
+    assert all(r.status is JobStatus.SUCCEEDED for r in ran), ran
+    moved = [r for r in ran if r.model == FALLBACK]
+    assert len(moved) >= 4
+    assert all(r.model_reason and f"{PRIMARY} rate limited" in r.model_reason for r in moved)
+    assert not [a for a in arrivals if a.fault == "rate_limited"]
+    refused = results[handles[6].id]
+    assert refused.status is JobStatus.FAILED and refused.error is not None
+    assert refused.error.code == "provider_bad_request" and refused.model == "gpt-4.1-mini"
+    assert [a.model for a in arrivals if a.fault == bad_request] == ["gpt-4.1-mini"]
