@@ -90,6 +90,7 @@ def test_three_workers_hold_a_configured_limit_without_429s(
     refused = [a for a in arrivals if a.fault == "rate_limited"]
     assert len(refused) <= 0.01 * len(arrivals), (len(refused), len(arrivals))
     counts = _window_counts(arrivals)
+    print(f"configured limit: {len(arrivals)} requests, {len(refused)} got 429, per 10 s: {counts}")
     expected = RPM / 60 * WINDOW_S
     assert len(counts) >= 2, counts
     assert all(abs(c - expected) <= 0.05 * expected for c in counts), counts
@@ -113,6 +114,11 @@ def test_limits_learned_from_headers_stop_the_429s(
     arrivals = sorted(limited_server.arrivals, key=lambda a: a.at)
     settled = [a for a in arrivals if a.at >= arrivals[0].at + 5.0]
     refused = [a for a in settled if a.fault == "rate_limited"]
+    total_refused = sum(a.fault == "rate_limited" for a in arrivals)
+    print(
+        f"learned limit: {len(arrivals)} requests, {total_refused} got 429; after 5 s "
+        f"{len(refused)} of {len(settled)}; per 10 s: {_window_counts(arrivals)}"
+    )
     assert len(settled) >= 400
     assert len(refused) < 0.05 * len(settled), (len(refused), len(settled))
     # The learning was needed: before it, the burst of the three workers was refused.
