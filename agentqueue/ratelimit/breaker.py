@@ -156,6 +156,19 @@ class CircuitBreaker:
         with contextlib.suppress(redis.RedisError):
             self._succeed(keys=[self.key(endpoint)])
 
+    def confirms_outage(self, endpoint: str, *, since_ms: float) -> bool | None:
+        """True if the circuit is open (the endpoint is down), False if a call succeeded
+        after `since_ms` (it is not), None while neither is known. Redis trouble: False."""
+        try:
+            fields = self.redis.hmget(self.key(endpoint), "open_until", "ok")
+        except redis.RedisError:
+            return False
+        if fields[0] is not None:
+            return True
+        if fields[1] is not None and float(fields[1]) > since_ms:
+            return False
+        return None
+
     def state(self, endpoint: str, now_ms: float) -> tuple[BreakerState, int]:
         """The state for `agentqueue stats`, and how often the circuit has opened."""
         fields = self.redis.hgetall(self.key(endpoint))

@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 # A job waiting on an open circuit looks again at least this often, so it goes soon after a
 # probe closes the circuit rather than at the end of the probe's allowance.
 BREAKER_RECHECK_S = 1.0
+# A call that failed for good, on a job without fallback, waits this long for the circuit to
+# confirm an outage (open) or deny it (another call succeeds); unconfirmed, the job fails as
+# before: a lone request the server keeps refusing must not hold a thread for minutes.
+OUTAGE_CONFIRM_S = 3.0
+CONFIRM_POLL_S = 0.2
 
 
 class FallbackNeeded(ProviderError):
@@ -175,9 +180,10 @@ class CallGuard:
     ) -> None:
         """Re-raise what ends the call; return to try again (an outage, for a job that waits).
 
-        A retryable error (a transient failure the job's own retry handles) and a failure
-        while other calls to the endpoint succeeded (this request's own problem) end the call
-        as before; only an endpoint that is really down makes a job without fallback wait."""
+        A retryable error (a transient failure the job's own retry handles), a failure while
+        other calls to the endpoint succeeded (this request's own problem) and one the circuit
+        does not confirm within `OUTAGE_CONFIRM_S` end the call as before; only an endpoint
+        whose circuit opened makes a job without fallback wait."""
         if is_rate_limit(error):
             if can_fall_back:
                 raise FallbackNeeded(error.message, code=error.code, reason=f"{model} rate limited")
@@ -194,7 +200,7 @@ class CallGuard:
             raise FallbackNeeded(
                 error.message, code="provider_unavailable", reason=f"{model} unavailable"
             )
-        if healthy:
+        if healthy or not self._outage_confirmed(endpoint, started_ms):
             raise error
         if time.monotonic() >= outage_deadline:
             raise ProviderError(
@@ -203,6 +209,16 @@ class CallGuard:
                 retryable=True,
                 code="provider_unavailable",
             )
+
+    def _outage_confirmed(self, endpoint: str, started_ms: float) -> bool:
+        deadline = time.monotonic() + OUTAGE_CONFIRM_S
+        while True:
+            verdict = self.breaker.confirms_outage(endpoint, since_ms=started_ms)
+            if verdict is not None:
+                return verdict
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(CONFIRM_POLL_S)
 
     def _wait_out(self, model: str, wait_s: float, deadline: float) -> None:
         remaining = deadline - time.monotonic()
