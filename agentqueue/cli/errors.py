@@ -6,7 +6,7 @@ import click
 import redis
 from sqlalchemy.exc import DBAPIError
 
-from agentqueue.errors import AgentQueueError
+from agentqueue.errors import AgentQueueError, DatabaseUnavailable
 from agentqueue.settings import SettingsError
 
 
@@ -39,11 +39,11 @@ def run_cli(group: click.Group) -> int:
             )
             return 2
         # The driver's text can carry the connection string; name the setting instead.
-        click.echo(
-            f"error: database_unavailable: the database cannot be reached "
-            f"({type(exc.orig).__name__}); check AGENTQUEUE_DATABASE_URL and that it is up",
-            err=True,
+        outage = DatabaseUnavailable(
+            f"the database cannot be reached ({type(exc.orig).__name__}); "
+            "check AGENTQUEUE_DATABASE_URL and that it is up"
         )
+        click.echo(f"error: {outage.code}: {outage.message}", err=True)
         return 2
     except redis.RedisError as exc:
         click.echo(

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from agentqueue.budget.gate import AdmissionGroup, LedgerUnavailable
+from agentqueue.budget.gate import AdmissionGroup
 from agentqueue.constants import FALLBACK_COUNTS_KEY, MAX_FALLBACKS
+from agentqueue.errors import DatabaseUnavailable
 from agentqueue.jobs import utcnow
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def fall_back(
             return
         try:
             context.gate.release_many([w.job_id for w in moving])
-        except LedgerUnavailable as error:
+        except DatabaseUnavailable as error:
             for w in moving:  # the reservations stand; the retry runs the primary again
                 w.fallback = None
                 report.retry[w.job_id] = error
@@ -46,7 +47,7 @@ def fall_back(
         group = AdmissionGroup([w.item.job for w in moving], now, service_tier, defer_allowed=False)
         try:
             admissions = context.group_commit.admit(group)
-        except LedgerUnavailable as error:
+        except DatabaseUnavailable as error:
             for w in moving:
                 report.retry[w.job_id] = error
             return
@@ -59,7 +60,7 @@ def fall_back(
 
 def _move(executor: BatchExecutor, w: _Work) -> None:
     assert w.fallback is not None and w.admission is not None
-    old = w.admission.model
+    old = w.admission.reservation.model
     following = executor.fallback_models(w)
     new = following[0]
     w.tried.append(old)
