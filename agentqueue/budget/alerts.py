@@ -10,23 +10,21 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.policy import BudgetAction, BudgetLadder
 from agentqueue.budget.state import BudgetState, format_usd
 from agentqueue.errors import DatabaseUnavailable
-from agentqueue.persistence.ledger_tables import BudgetAlertRecord
+from agentqueue.persistence.alert_records import insert_new_alerts
 from agentqueue.persistence.transactions import in_transaction
 
 log = logging.getLogger(__name__)
 # httpx's INFO line of every request names the full webhook URL (tokens in its query too).
 logging.getLogger("httpx").setLevel(logging.WARNING)
-ALERTS: Table = BudgetAlertRecord.__table__  # type: ignore[assignment]
 BASIS_POINTS = Decimal(10_000)
 
 AlertKey = tuple[str, str, datetime, int]  # (scope, period, window_start, threshold_bp)
+_KEY_COLUMNS = ("scope", "period", "window_start", "threshold_bp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +50,12 @@ class BudgetAlert:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-safe, for the Celery event and the webhook."""
+        """JSON-safe, for the webhook: `fields()` plus its type."""
+        return {"type": "budget_alert", **self.fields()}
+
+    def fields(self) -> dict[str, Any]:
+        """JSON-safe fields, for the Celery event (whose type is given apart)."""
         return {
-            "type": "budget_alert",
             "scope": self.scope,
             "period": self.period,
             "window": self.window_label,
@@ -92,8 +93,9 @@ class BudgetAlerts:
         self._recorded: set[AlertKey] = set()  # crossings this process knows are already sent
 
     def check(self, states: Iterable[BudgetState], *, refused: bool = False) -> list[BudgetAlert]:
-        """Alert on thresholds the budgets have newly reached; `refused` means a job was refused
-        for these budgets, which counts as reaching the refuse threshold. Returns what was sent."""
+        """Alert once on each threshold the budgets have newly reached, lowest first;
+        `refused` means a job was refused for these budgets, which counts as reaching the
+        refuse threshold. Returns what was sent, in the order it was sent."""
         sent = []
         for state in states:
             utilisation = state.utilisation
@@ -115,8 +117,9 @@ class BudgetAlerts:
                 log.exception("budget alert for %s not recorded", state.scope)
                 continue
             self._recorded.update(fresh)
-            if inserted:
-                threshold, action = max((keys[key] for key in inserted), key=lambda pair: pair[0])
+            # Every threshold this step crossed, lowest first: a jump from 40% to 99% is
+            # four crossings (50, 80, 90, 95), and each is announced on its own.
+            for threshold, action in sorted(keys[key] for key in inserted):
                 alert = self._alert(state, threshold, utilisation, action)
                 self._emit(alert)
                 sent.append(alert)
@@ -135,34 +138,18 @@ class BudgetAlerts:
         """Insert one row per crossing; the unique key turns a second insert into a no-op."""
         now = datetime.now(UTC)
 
-        def work(session: Session) -> list[AlertKey]:
-            insert = (
-                postgresql.insert
-                if session.get_bind().dialect.name == "postgresql"
-                else (sqlite.insert)
-            )
-            inserted = []
-            for key in sorted(fresh):
-                scope, period, window_start, threshold_bp = key
-                statement = (
-                    insert(ALERTS)
-                    .values(
-                        scope=scope,
-                        period=period,
-                        window_start=window_start,
-                        threshold_bp=threshold_bp,
-                        utilisation=utilisation,
-                        action=actions[key][1].value,
-                        created_at=now,
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(ALERTS.c.id)  # rowcount is unreliable for INSERT on some drivers
-                )
-                if session.execute(statement).first() is not None:
-                    inserted.append(key)
-            return inserted
-
-        return in_transaction(self.factory, work)
+        keys = sorted(fresh)
+        rows = [
+            {
+                **dict(zip(_KEY_COLUMNS, key, strict=True)),
+                "utilisation": utilisation,
+                "action": actions[key][1].value,
+                "created_at": now,
+            }
+            for key in keys
+        ]
+        added = in_transaction(self.factory, lambda session: insert_new_alerts(session, rows))
+        return [keys[i] for i in added]
 
     @staticmethod
     def _alert(

@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from agentqueue.cli.progress import wait_with_progress
 from agentqueue.cli.render import print_results_table
 from agentqueue.jobs import JobValidationError
+from agentqueue.progress import wait_with_progress
 from agentqueue.settings import get_settings
 
 

@@ -11,12 +11,11 @@ import click
 import redis
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
 
 from agentqueue.constants import QUEUES
+from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.engine import get_sessionmaker
-from agentqueue.persistence.job_table import JobRecord
-from agentqueue.persistence.ledger_tables import LedgerEntryRecord
+from agentqueue.persistence.ledger_reports import ledger_totals
 from agentqueue.persistence.migrate import ensure_embedded_schema
 from agentqueue.ratelimit.limits_file import load_rate_limits
 from agentqueue.ratelimit.model_stats import collect_model_stats
@@ -30,24 +29,8 @@ def collect_stats() -> dict[str, Any]:
     ensure_embedded_schema(settings.resolved_database_url, auto_migrate=settings.auto_migrate)
     sessions = get_sessionmaker(settings.resolved_database_url)
     with sessions() as session:
-        by_status = dict(
-            session.execute(select(JobRecord.status, func.count()).group_by(JobRecord.status))
-            .tuples()
-            .all()
-        )
-        money = session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(LedgerEntryRecord.cost_usd), 0),
-                func.coalesce(func.sum(LedgerEntryRecord.avoided_usd), 0),
-                func.coalesce(
-                    func.sum(
-                        LedgerEntryRecord.standard_cost_usd - LedgerEntryRecord.cost_usd
-                    ).filter(LedgerEntryRecord.state == "settled"),
-                    0,
-                ),
-            )
-        ).one()
+        by_status = jobs_repository.count_by_status(session)
+        money = ledger_totals(session)
     client = redis.Redis.from_url(settings.redis_url)
     depths = {queue: int(client.llen(queue)) for queue in QUEUES}
     models = collect_model_stats(client, load_rate_limits(settings.rate_limits_file))

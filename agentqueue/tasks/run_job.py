@@ -10,7 +10,7 @@ from agentqueue.constants import TASK_RUN_JOB
 from agentqueue.errors import AgentQueueError
 from agentqueue.workers.app import app
 from agentqueue.workers.arrivals import is_urgent
-from agentqueue.workers.context import current_context
+from agentqueue.workers.runtime import current_aggregator
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,14 @@ def run_job(self: Any, job_id: object, agent_type: object = "", model: object = 
     if not all(isinstance(v, str) for v in (job_id, agent_type, model)) or not job_id:
         log.error("run_job got malformed arguments; message dropped")
         return
-    report = current_context().aggregator.submit(
+    report = current_aggregator().submit(
         (str(agent_type), str(model)),
         str(job_id),
         urgent=is_urgent(self.request.delivery_info),
     )
+    wait = report.waiting.get(str(job_id))
+    if wait is not None:  # budget room held by reservations: ask again shortly (job is queued)
+        raise self.retry(countdown=wait)
     error = report.retry.get(str(job_id))
     if error is not None:
         hint = getattr(error, "retry_after_s", None)

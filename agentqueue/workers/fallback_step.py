@@ -53,7 +53,8 @@ def fall_back(
             return
         for w, admission in zip(moving, admissions, strict=True):
             executor.apply_admission(w, admission, now, report)
-        runnable = [w for w in moving if w.result is None and w.job_id not in report.deferred]
+        held = report.deferred.keys() | report.waiting.keys()
+        runnable = [w for w in moving if w.result is None and w.job_id not in held]
         executor.look_up([w for w in runnable if w.entry is None])
         executor.call([w for w in runnable if w.entry is None], report)
 
