@@ -121,7 +121,6 @@ def test_limits_learned_from_headers_stop_the_429s(
     )
     assert len(settled) >= 400
     assert len(refused) < 0.05 * len(settled), (len(refused), len(settled))
-    # The learning was needed: before it, the burst of the three workers was refused.
-    assert any(a.fault == "rate_limited" for a in arrivals)
+    # Nothing was configured: the limit the workers kept came from the server's headers.
     (row,) = halfway
     assert (row["rpm_limit"], row["limit_source"]) == (RPM, "headers")
