@@ -100,12 +100,20 @@ class CallGuard:
             self.limiter.observe(self.key_for(model), status, headers)
 
     def complete(
-        self, request: ProviderRequest, *, priority: str, tokens: int, can_fall_back: bool
+        self,
+        request: ProviderRequest,
+        *,
+        priority: str,
+        tokens: int,
+        can_fall_back: bool,
+        provider: Provider | None = None,
     ) -> ProviderResponse:
-        """The provider's answer; raises `ProviderError` (`FallbackNeeded` when it may help)."""
+        """The provider's answer; raises `ProviderError` (`FallbackNeeded` when it may help).
+        `provider`: the worker context's current provider (default: the one built with)."""
+        provider = provider or self.provider
         key = self.key_for(request.model)
         if not self.reports_limits and not self.limiter.configured(key).known:
-            return self.provider.complete(request)
+            return provider.complete(request)
         endpoint = key.name
         settings = self.settings
         started = time.monotonic()
@@ -136,7 +144,7 @@ class CallGuard:
             assert permit is not None
             started_ms = time.time() * 1000
             try:
-                response = self.provider.complete(request)
+                response = provider.complete(request)
             except ProviderError as error:
                 if is_rate_limit(error) and time.monotonic() < rate_deadline:
                     continue  # the 429 taught the limiter; wait there with everyone else

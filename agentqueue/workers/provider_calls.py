@@ -89,6 +89,7 @@ def _call_provider(context: WorkerContext, call: PlannedCall) -> CallOutcome:
             priority=call.job.priority.value,
             tokens=call.input_tokens + call.max_tokens,
             can_fall_back=call.can_fall_back,
+            provider=context.provider,
         )
     except ProviderError as error:
         return CallOutcome(error=error)
