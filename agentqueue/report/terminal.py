@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from agentqueue.report.charts import _lever
+from agentqueue.report.charts import lever_label
 from agentqueue.report.data import CACHE_TIERS, DIMENSIONS, PERCENTILES, ZERO, SpendReport
 from agentqueue.report.format import seconds, share, usd
 
@@ -21,7 +21,7 @@ def print_report(report: SpendReport, console: Console) -> None:
         console.print(_spend_table(report, dimension))
     savings = Table("lever", "saved", title="money saved by lever")
     for lever, amount in sorted(report.savings.items(), key=lambda kv: -kv[1]):
-        savings.add_row(_lever(lever), usd(amount))
+        savings.add_row(lever_label(lever), usd(amount))
     console.print(savings)
     console.print(_cache_table(report))
     console.print(_budget_table(report))
