@@ -259,6 +259,7 @@ class BatchExecutor:
 
     def call(self, runnable: list[_Work], report: ExecutionReport) -> None:
         self._call(runnable, report)
+
     def _mark_possible_repeats(self, runnable: list[_Work]) -> None:
         """An earlier attempt reserved, kept no answer and never settled: its call may have
         been made and paid. The money is charged either way; the provider is called again
