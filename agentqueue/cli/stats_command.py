@@ -1,4 +1,5 @@
-"""`agentqueue stats`: jobs by status, queue depths, cache tiers and money, in one view."""
+"""`agentqueue stats`: jobs by status, queue depths, cache tiers, money and per-model provider
+limits (limit, current use, jobs waiting, fallbacks taken, breaker state), in one view."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.persistence.ledger_reports import ledger_totals
 from agentqueue.persistence.migrate import ensure_embedded_schema
+from agentqueue.ratelimit.limits_file import load_rate_limits
+from agentqueue.ratelimit.model_stats import collect_model_stats
 from agentqueue.settings import get_settings
 
 
@@ -30,6 +33,7 @@ def collect_stats() -> dict[str, Any]:
         money = ledger_totals(session)
     client = redis.Redis.from_url(settings.redis_url)
     depths = {queue: int(client.llen(queue)) for queue in QUEUES}
+    models = collect_model_stats(client, load_rate_limits(settings.rate_limits_file))
     cache = TieredCache.from_settings(settings, sessions)
     try:
         cache_stats = cache.stats()
@@ -45,6 +49,7 @@ def collect_stats() -> dict[str, Any]:
             "saved_by_tier_usd": str(Decimal(money[3])),
         },
         "cache": cache_stats,
+        "models": models,
     }
 
 
@@ -72,8 +77,27 @@ def stats(as_json: bool) -> None:
             str(counters.get("misses", 0)),
             str(counters.get("errors", 0)),
         )
+    models = Table(
+        "model",
+        "limit rpm/tpm",
+        "last minute req/tok",
+        "waiting",
+        "fallbacks",
+        "breaker",
+        title="models",
+    )
+    for row in data["models"]:
+        limit = f"{row['rpm_limit'] or '-'}/{row['tpm_limit'] or '-'} ({row['limit_source']})"
+        models.add_row(
+            f"{row['provider']}:{row['model']}",
+            limit,
+            f"{row['requests_last_minute']}/{row['tokens_last_minute']}",
+            str(row["waiting"]),
+            str(row["fallbacks_taken"]),
+            row["breaker"],
+        )
     ledger = data["ledger"]
-    console.print(jobs, queues, cache)
+    console.print(jobs, queues, cache, models)
     console.print(
         f"spent ${ledger['spent_usd']}, avoided by cache ${ledger['avoided_by_cache_usd']}, "
         f"saved by cheaper tiers ${ledger['saved_by_tier_usd']} "
