@@ -21,6 +21,7 @@ from pydantic import (
 
 from agentqueue.constants import MAX_JOB_ID_LENGTH, MAX_METADATA_BYTES
 from agentqueue.errors import AgentQueueError
+from agentqueue.money import exact_usd
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 JobId = Annotated[
@@ -279,6 +280,15 @@ class JobResult(BaseModel):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @field_validator("cost_usd")
+    @classmethod
+    def _plain_decimal_cost(cls, value: str) -> str:
+        # A ledger Decimal's str() can be "0E-10"; results carry the exact amount, plainly.
+        try:
+            return exact_usd(Decimal(value))
+        except ArithmeticError:
+            raise ValueError(f"cost_usd {value!r} is not a decimal amount") from None
 
 
 def utcnow() -> datetime:

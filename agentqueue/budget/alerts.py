@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.errors import LedgerUnavailable
 from agentqueue.budget.policy import BudgetAction, BudgetLadder
-from agentqueue.budget.state import BudgetState, format_usd
+from agentqueue.budget.state import BudgetState
 from agentqueue.budget.transactions import in_transaction
+from agentqueue.money import format_usd
 from agentqueue.persistence.ledger_tables import BudgetAlertRecord
 
 log = logging.getLogger(__name__)

@@ -49,7 +49,7 @@ class BudgetExceeded(AgentQueueError):
         used_usd: Decimal,
         needed_usd: Decimal,
     ) -> None:
-        from agentqueue.budget.state import format_usd
+        from agentqueue.money import format_usd
 
         super().__init__(
             f"the {period} budget of {scope} ({format_usd(limit_usd)} for {window_label}) "

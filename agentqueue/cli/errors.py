@@ -15,6 +15,21 @@ def _schema_missing(error: DBAPIError) -> bool:
     return "no such table" in text or getattr(error.orig, "sqlstate", None) == "42P01"
 
 
+# The ledger's outage error speaks to a worker ("the job will be retried"); a command that
+# met it has nothing to retry, so it gets the same line as any other database outage.
+_DATABASE_OUTAGE_CODES = frozenset({"ledger_unavailable", "database_unavailable"})
+
+
+def _database_unavailable(cause: BaseException | None) -> str:
+    driver_error = getattr(cause, "orig", None) or cause
+    # The driver's text can carry the connection string; name the setting instead.
+    reason = f" ({type(driver_error).__name__})" if driver_error is not None else ""
+    return (
+        f"error: database_unavailable: the database cannot be reached{reason}; "
+        "check AGENTQUEUE_DATABASE_URL and that it is up"
+    )
+
+
 def run_cli(group: click.Group) -> int:
     try:
         group.main(standalone_mode=False)
@@ -28,7 +43,10 @@ def run_cli(group: click.Group) -> int:
         click.echo(f"error: {exc.code}: {exc}", err=True)
         return 2
     except AgentQueueError as exc:
-        click.echo(f"error: {exc.code}: {exc.message}", err=True)
+        if exc.code in _DATABASE_OUTAGE_CODES:
+            click.echo(_database_unavailable(exc.__cause__), err=True)
+        else:
+            click.echo(f"error: {exc.code}: {exc.message}", err=True)
         return 2
     except DBAPIError as exc:
         if _schema_missing(exc):
@@ -38,12 +56,7 @@ def run_cli(group: click.Group) -> int:
                 err=True,
             )
             return 2
-        # The driver's text can carry the connection string; name the setting instead.
-        click.echo(
-            f"error: database_unavailable: the database cannot be reached "
-            f"({type(exc.orig).__name__}); check AGENTQUEUE_DATABASE_URL and that it is up",
-            err=True,
-        )
+        click.echo(_database_unavailable(exc), err=True)
         return 2
     except redis.RedisError as exc:
         click.echo(
