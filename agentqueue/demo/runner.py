@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import time
 import uuid
-from collections import defaultdict
-from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
+from agentqueue.cli.tables import emit
 from agentqueue.client import AgentQueue
 from agentqueue.demo.embedded_redis import EmbeddedRedis, redis_answers
+from agentqueue.demo.summary import Batching, OffPeak, read_ledger, summary
 from agentqueue.demo.workload import sample_jobs
 from agentqueue.jobs import JobResult, JobStatus, utcnow
+from agentqueue.persistence.jobs_repository import JobRef
 from agentqueue.persistence.migrate import upgrade
 from agentqueue.scheduler.release import release_deferred
+from agentqueue.scheduler.windows import OffPeakSchedule
 from agentqueue.settings import get_settings, load_settings
-from agentqueue.workers.dispatch import Dispatcher
+from agentqueue.workers.dispatch import Dispatcher, pack
 from agentqueue.workers.process import WorkerProcess
 
 
@@ -58,6 +63,8 @@ def run_demo(
             worker.wait_ready(queue.celery, timeout=60)
             console.print(f"[dim]worker {worker.node_name} is up[/dim]")
             workload = sample_jobs(jobs, run_tag=f" ({uuid.uuid4().hex[:6]})")
+            offpeak = OffPeakSchedule.from_settings(settings)
+            inside_window = offpeak.is_off_peak(utcnow())
             started = time.monotonic()
             ids = [h.id for h in queue.submit_many(workload)]
             current = queue.statuses(ids)
@@ -67,12 +74,71 @@ def run_demo(
             if deferred:
                 results.update(_run_deferred(console, queue, deferred, current, timeout))
             elapsed = time.monotonic() - started
+            ledger = read_ledger(queue.sessions, ids)
     finally:
         worker.stop()
         if embedded is not None:
             embedded.stop()
-    print_summary(console, [results[i] for i in ids], elapsed)
+    final = [results[i] for i in ids]
+    emit(
+        *summary(
+            final,
+            elapsed,
+            batching=_batching(
+                dict(zip(ids, workload, strict=True)),
+                [now_ids, deferred],
+                queue.settings.packed_batch_size,
+            ),
+            offpeak=OffPeak(
+                inside_window=inside_window,
+                windows=f"{settings.offpeak_windows} {settings.timezone}",
+                low_jobs=sum(job.get("priority") == "low" for job in workload),
+                deferred=len(deferred),
+            ),
+            ledger=ledger,
+        )
+    )
+    command = agentqueue_command()
+    needs_no_redis = " (it reads only the database; the demo's private Redis has stopped)"
+    console.print(
+        f"[dim]the ledger keeps these figures: `{command} budget history` shows them per day "
+        f"and model{needs_no_redis if embedded is not None else ''}[/dim]",
+        soft_wrap=True,
+    )
     return 0 if len(results) == len(ids) else 1
+
+
+def _batching(jobs: dict[str, dict[str, Any]], sends: list[list[str]], size: int) -> Batching:
+    """The packed batch tasks that the client's submit and the release sent: the same `pack`."""
+    tasks = [
+        chunk
+        for sent in sends
+        for chunk in pack(
+            [
+                JobRef(i, job["agent_type"], job["model"], job.get("priority", "normal"))
+                for i, job in ((i, jobs[i]) for i in sent)
+            ],
+            size,
+        )
+    ]
+    return Batching(
+        jobs=sum(len(chunk) for chunk in tasks),
+        tasks=len(tasks),
+        largest=max((len(chunk) for chunk in tasks), default=0),
+    )
+
+
+def agentqueue_command() -> str:
+    """How to run `agentqueue` from here: the bare name if PATH finds this one, else its path
+    (`.venv/bin/agentqueue` after `make demo`)."""
+    script = Path(sys.prefix) / "bin" / "agentqueue"
+    if not script.exists():
+        return f"{Path(sys.executable).name} -m agentqueue.cli"
+    found = shutil.which("agentqueue")
+    if found and Path(found).resolve() == script.resolve():
+        return "agentqueue"
+    relative = os.path.relpath(script)
+    return str(script) if relative.startswith("..") else relative
 
 
 def _run_deferred(
@@ -105,41 +171,3 @@ def _run_deferred(
         window_open=True,
     )
     return wait_with_progress(queue, deferred, timeout=timeout, label="off-peak jobs")
-
-
-def print_summary(console: Console, results: list[JobResult], elapsed: float) -> None:
-    groups: dict[tuple[str, str], list[JobResult]] = defaultdict(list)
-    for result in results:
-        groups[(result.agent_type or "?", result.model or "?")].append(result)
-    table = Table(
-        "agent type",
-        "model",
-        "jobs",
-        "ok",
-        "tokens in/out",
-        "cached",
-        "cost $",
-        title="agentqueue demo",
-    )
-    total_cost = Decimal(0)
-    for (agent_type, model), group in sorted(groups.items()):
-        cost = sum((r.cost for r in group), Decimal(0))
-        total_cost += cost
-        table.add_row(
-            agent_type,
-            model,
-            str(len(group)),
-            str(sum(r.status.value == "succeeded" for r in group)),
-            f"{sum(r.usage.input_tokens for r in group)}/"
-            f"{sum(r.usage.output_tokens for r in group)}",
-            str(sum(r.cache_tier is not None for r in group)),
-            f"{cost:.6f}",
-        )
-    console.print(table)
-    rate = len(results) / elapsed if elapsed else 0.0
-    flex = sum(r.service_tier == "flex" for r in results)
-    console.print(
-        f"{len(results)} jobs in {elapsed:.2f} s ({rate:.0f} jobs/s), "
-        f"total cost ${total_cost:.6f}; {flex} ran on the flex tier"
-    )
-    console.print("[dim]see `agentqueue stats` and `agentqueue budget show` for the ledger[/dim]")
