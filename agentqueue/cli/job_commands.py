@@ -15,6 +15,8 @@ from agentqueue.cli.tables import emit, wide_option
 from agentqueue.jobs import JobValidationError
 from agentqueue.settings import get_settings
 
+STATUS_WIDTH = 100  # off a terminal: a readable panel, not one line per paragraph of output
+
 
 def read_job_file(path: Path) -> list[dict[str, Any]]:
     """A JSON object, a JSON array of objects, or JSON Lines (one object per line)."""
@@ -192,7 +194,7 @@ def status(job_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(result.model_dump_json(exclude_none=True))
         return
-    emit(status_panel(result))
+    emit(status_panel(result), max_width=STATUS_WIDTH)
 
 
 @click.command()

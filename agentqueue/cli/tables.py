@@ -30,22 +30,32 @@ def wide_option(command: F) -> F:
 
 
 def new_table(*headers: str, title: str | None = None, numeric: tuple[str, ...] = ()) -> Table:
-    """A table whose cells fold rather than end in an ellipsis; `numeric` headers align right."""
+    """A table whose cells fold rather than end in an ellipsis; `numeric` headers align right
+    and never fold (a folded "$0.0029" would read as "$0.00")."""
     table = Table(
         box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=title, title_justify="left"
     )
     for header in headers:
-        table.add_column(header, overflow="fold", justify="right" if header in numeric else "left")
+        number = header in numeric
+        table.add_column(
+            header, overflow="fold", justify="right" if number else "left", no_wrap=number
+        )
     return table
 
 
-def emit(*renderables: RenderableType | str, wide: bool = False) -> None:
-    """Print to stdout, in the terminal's width unless `wide` or stdout is not a terminal."""
+def emit(
+    *renderables: RenderableType | str, wide: bool = False, max_width: int | None = None
+) -> None:
+    """Print to stdout, in the terminal's width unless `wide` or stdout is not a terminal;
+    `max_width` caps the natural width off a terminal (a panel of long text need not be one
+    line per paragraph)."""
     # No markup: cells hold ids, models, messages and bars like "[###--]", never rich markup.
     console = Console(highlight=False, markup=False)
     if wide or not console.is_terminal:
         measurer = Console(width=_MEASURE_WIDTH, highlight=False, markup=False)
         needed = max(measurer.measure(item).maximum for item in renderables) if renderables else 0
+        if max_width is not None and not wide:
+            needed = min(needed, max_width)
         console = Console(width=max(needed, MIN_WIDTH), highlight=False, markup=False)
     with console.capture() as captured:
         for item in renderables:
