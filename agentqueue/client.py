@@ -13,6 +13,10 @@ from celery import Celery
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from agentqueue.budget.catalog import load_catalog
+from agentqueue.budget.model_names import KnownModels
+from agentqueue.budget.price_overrides import load_price_overrides
+from agentqueue.budget.pricing import PriceBook
 from agentqueue.errors import AgentQueueError
 from agentqueue.jobs import (
     AgentJob,
@@ -91,6 +95,7 @@ class AgentQueue:
         self.results = ResultStore(self.redis, ttl_s=settings.result_ttl_s)
         self.dispatcher = Dispatcher(self.celery, packed_batch_size=settings.packed_batch_size)
         self.offpeak = OffPeakSchedule.from_settings(settings)
+        self._models: KnownModels | None = None
 
     @classmethod
     def from_env(cls) -> AgentQueue:
@@ -111,7 +116,9 @@ class AgentQueue:
         """Validate, record and enqueue one job. The same id twice runs once.
 
         Raises:
-            JobValidationError: the job is malformed (nothing is recorded or enqueued).
+            JobValidationError: the job is malformed, or names a model that is neither priced
+                nor in the catalog (`unknown_model`, with a did-you-mean suggestion); nothing
+                is recorded or enqueued.
             BrokerUnavailable: Redis refused the message (nothing is left recorded).
         """
         return self.submit_many([job])[0]
@@ -127,6 +134,9 @@ class AgentQueue:
         anything is recorded.
         """
         parsed = [parse_job(job, max_bytes=self.settings.max_job_bytes) for job in jobs]
+        known = self._known_models()
+        for job in parsed:
+            known.check(job.named_models)
         ids = [job.id for job in parsed]
         if len(set(ids)) != len(ids):
             raise JobValidationError(
@@ -144,6 +154,15 @@ class AgentQueue:
         fresh = [job for job in parsed if job.id in inserted and job.id not in hold]
         self._publish(fresh, packed=len(parsed) > 1 if packed is None else packed)
         return [JobHandle(self, job_id) for job_id in ids]
+
+    def _known_models(self) -> KnownModels:
+        """Built on first submit: loading prices and the catalog is not free."""
+        if self._models is None:
+            self._models = KnownModels(
+                load_catalog(self.settings.catalog_file),
+                PriceBook(load_price_overrides(self.settings.prices_file)),
+            )
+        return self._models
 
     def _deferrals(self, jobs: Sequence[AgentJob], now: datetime) -> dict[str, datetime]:
         hold: dict[str, datetime] = {}

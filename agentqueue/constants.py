@@ -31,6 +31,7 @@ ALERT_KEY_PREFIX: Final = f"{KEY_PREFIX}alert:"
 # Limits.
 MAX_JOB_ID_LENGTH: Final = 128
 MAX_METADATA_BYTES: Final = 4096
+MAX_FALLBACKS: Final = 5
 
 # Budget utilisation (max over scopes, a decimal fraction such as "0.97") that beat publishes
 # for worker autoscalers; a missing key means no budget pressure is known.

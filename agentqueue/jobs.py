@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from agentqueue.constants import MAX_JOB_ID_LENGTH, MAX_METADATA_BYTES
+from agentqueue.constants import MAX_FALLBACKS, MAX_JOB_ID_LENGTH, MAX_METADATA_BYTES
 from agentqueue.errors import AgentQueueError
 from agentqueue.money import exact_usd
 
@@ -120,6 +120,8 @@ class AgentJob(_Strict):
     agent_type: Slug
     model: ModelName
     requirements: Requirements | None = None
+    # Models to try, in order, when the chosen one is down or rate limited past the wait bound.
+    fallbacks: list[ModelName] = Field(default_factory=list, max_length=MAX_FALLBACKS)
     messages: list[Message] = Field(min_length=1, max_length=10_000)
     params: Params = Field(default_factory=Params)
     priority: Priority = Priority.NORMAL
@@ -156,12 +158,20 @@ class AgentJob(_Strict):
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)
 
+    @property
+    def named_models(self) -> list[tuple[str, str]]:
+        """Every model the job names, with the field naming it (for checks at submit)."""
+        named = [("model", self.model)]
+        named += [(f"fallbacks.{i}", m) for i, m in enumerate(self.fallbacks)]
+        return named
+
 
 _LOCATION_CODES = {
     "id": "invalid_job_id",
     "agent_type": "invalid_agent_type",
     "model": "invalid_model",
     "requirements": "invalid_requirements",
+    "fallbacks": "invalid_fallbacks",
     "messages": "invalid_messages",
     "params": "invalid_params",
     "priority": "invalid_priority",

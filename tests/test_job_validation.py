@@ -58,6 +58,8 @@ MALFORMED: list[tuple[str, Any, str]] = [
     ("metadata too big", _with(metadata={"k": "v" * 5000}), "invalid_metadata"),
     ("metadata nested", _with(metadata={"k": {"deep": 1}}), "invalid_metadata"),
     ("unknown top-level field", _with(colour="blue"), "unknown_field"),
+    ("fallback with spaces", _with(fallbacks=["gpt 4"]), "invalid_fallbacks"),
+    ("too many fallbacks", _with(fallbacks=["gpt-4o"] * 6), "invalid_fallbacks"),
     (
         "negative max cost",
         _with(model="auto", requirements={"max_cost_usd": "-1"}),
@@ -111,3 +113,30 @@ def test_reusing_an_id_for_different_work_is_refused(pipeline: Pipeline) -> None
     with pytest.raises(JobValidationError) as raised:
         pipeline.queue.submit(simple_job(2, id="order-7"))
     assert raised.value.code == "job_id_conflict"
+
+
+def test_a_typoed_model_is_refused_at_submit_with_a_suggestion(pipeline: Pipeline) -> None:
+    """Given no worker at all, when a job names `gpt4o-mini` (neither priced nor catalogued)
+    or a fallback `claude-haiku45`, then submit refuses it with `unknown_model`, suggests the
+    real name, and records or enqueues nothing; a priced non-catalog model is accepted."""
+    client = redis.Redis.from_url(pipeline.settings.redis_url)
+    with pytest.raises(JobValidationError) as typo:
+        pipeline.queue.submit(simple_job(1, model="gpt4o-mini"))
+    with pytest.raises(JobValidationError) as bad_fallback:
+        pipeline.queue.submit_many(
+            [simple_job(2), simple_job(3, fallbacks=["gpt-4o", "claude-haiku45"])]
+        )
+    with pytest.raises(JobValidationError) as nonsense:
+        pipeline.queue.submit(simple_job(4, model="zzqx-unheard-of"))
+
+    assert typo.value.code == "unknown_model" and typo.value.field == "model"
+    assert "did you mean 'gpt-4o-mini'?" in typo.value.message
+    assert bad_fallback.value.code == "unknown_model"
+    assert bad_fallback.value.field == "fallbacks.1"
+    assert "did you mean 'claude-haiku-4-5'?" in bad_fallback.value.message
+    assert nonsense.value.code == "unknown_model" and "did you mean" not in nonsense.value.message
+    with pipeline.queue.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(JobRecord)) == 0
+    assert not [k for k in client.keys("agentqueue*") if client.type(k) == b"list"]
+    # Priced by genai-prices though not in the catalog: a valid choice for a fixed model.
+    assert pipeline.queue.submit(simple_job(5, model="gpt-4o-mini-2024-07-18")).id

@@ -104,6 +104,9 @@ def _requirements(
 @click.option("--temperature", type=float)
 @click.option("--max-tokens", type=int)
 @click.option("--seed", type=int)
+@click.option(
+    "--fallback", "fallbacks", multiple=True, help="Model to fall back to (repeatable, in order)."
+)
 @click.option("--id", "job_id", help="Idempotency key for a single job.")
 @click.option("--wait", "-w", is_flag=True, help="Wait for final results (with a progress bar).")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait with --wait.")
@@ -122,6 +125,7 @@ def submit(
     temperature: float | None,
     max_tokens: int | None,
     seed: int | None,
+    fallbacks: tuple[str, ...],
     job_id: str | None,
     wait: bool,
     timeout: float | None,
@@ -156,6 +160,8 @@ def submit(
             requirements = {**(requirements or {}), "min_quality": min_quality}
         if requirements is not None:
             job["requirements"] = requirements
+        if fallbacks:
+            job["fallbacks"] = list(fallbacks)
         if job_id:
             job["id"] = job_id
         jobs = [job]

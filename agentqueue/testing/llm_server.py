@@ -6,7 +6,10 @@ Subprocess: `python -m agentqueue.testing.llm_server --port 8400 --latency-ms 20
 One thread per connection with HTTP/1.1 keep-alive, so hundreds of slow requests overlap instead
 of queueing. It counts TCP connections accepted and requests served, records when each request
 arrived (all also at `GET /_stats`), and injects faults by rule (`--fault`, `POST /_faults`, the
-`x-test-fault` header); see `FaultRule`.
+`x-test-fault` header); see `FaultRule`. It can serve a fixed list of models (`--models`,
+`GET /v1/models`; others get 404), limit requests and tokens per minute per model (`--limit`,
+`POST /_limits`; 429 with `x-ratelimit-*` headers, see `ServerRateLimits`) and script outages
+(`--outage`, `POST /_outage`: a model answers 503 for a while).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from agentqueue.testing.faults import FAULT_HEADER, FaultBook, FaultRule
 from agentqueue.testing.latency import LatencyModel
 from agentqueue.testing.llm_replies import ReplyMaker, text_of
 from agentqueue.testing.server_counters import Arrival, ServerCounters
+from agentqueue.testing.server_policy import Refusal, ServerPolicy
 
 _IDLE_CONNECTION_TIMEOUT_S = 120
 
@@ -69,6 +73,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, self.server.owner.stats())
         elif self.path.rstrip("/") == "/health":
             self._send_json(200, {"ok": True})
+        elif self.path.split("?", 1)[0].rstrip("/") == "/v1/models":
+            listing = self.server.owner.policy.models.listing()
+            if listing is None:
+                self._send_error_reply(404, "not_found_error", "this server lists no models")
+            else:
+                self._send_json(200, listing)
         else:
             self._send_json(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -83,6 +93,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(400, {"error": {"message": str(exc)}})
                 return
             self._send_json(200, {"spec": rule.spec})
+        elif path in ("/_limits", "/_outage", "/_models"):
+            try:
+                owner.policy.configure(path, json.loads(raw))
+            except (ValueError, KeyError, TypeError) as exc:
+                self._send_json(400, {"error": {"message": str(exc)}})
+                return
+            self._send_json(200, {"ok": True})
         elif path == "/_reset":
             owner.reset()
             self._send_json(200, {"ok": True})
@@ -113,19 +130,29 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             self._send_error_reply(400, "invalid_request_error", str(exc))
             return
-        owner.counters.arrived(
-            Arrival(time.monotonic(), path, model, fault.spec if fault else None)
-        )
+        refusal = None if fault is not None else owner.policy.refusal(model, body)
+        label = fault.spec if fault else (refusal.label if refusal else None)
+        owner.counters.arrived(Arrival(time.monotonic(), path, model, label))
         answered = False
         try:
-            answered = self._answer(body, fault, anthropic=anthropic)
+            answered = self._answer(body, fault, refusal, anthropic=anthropic)
         finally:
             owner.counters.finished(answered)
 
-    def _answer(self, body: dict[str, Any], fault: FaultRule | None, *, anthropic: bool) -> bool:
+    def _answer(
+        self,
+        body: dict[str, Any],
+        fault: FaultRule | None,
+        refusal: Refusal | None,
+        *,
+        anthropic: bool,
+    ) -> bool:
         """Reply (or, for a disconnect fault, don't); True if a reply was sent."""
         owner = self.server.owner
         if not self._authorised(anthropic=anthropic):
+            return True
+        if refusal is not None and refusal.status:
+            self._send_error_reply(refusal.status, refusal.kind, refusal.message, refusal.headers)
             return True
         if fault is not None:
             if fault.delay_s and owner.stopping.wait(fault.delay_s):
@@ -143,7 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
         if owner.stopping.wait(owner.latency.sample_s(owner.random)):
             return False
         reply = owner.replies.anthropic(body) if anthropic else owner.replies.openai(body)
-        self._send_json(200, reply)
+        self._send_json(200, reply, refusal.headers if refusal else None)
         return True
 
     def _authorised(self, *, anthropic: bool) -> bool:
@@ -208,7 +235,11 @@ class LLMTestServer:
         api_key: str | None = None,
         cache_min_tokens: int = 1024,
         seed: int | None = 0,
+        models: list[str] | None = None,
+        limits: dict[str, tuple[int | None, int | None]] | None = None,
+        limit_burst_s: float = 1.0,
     ) -> None:
+        """`models`: the only models served (and listed); `limits`: model -> (RPM, TPM)."""
         self.latency = LatencyModel(latency_ms, latency_jitter_ms, latency_percentiles)
         self.faults = FaultBook()
         for rule in faults or []:
@@ -217,6 +248,7 @@ class LLMTestServer:
         self.replies = ReplyMaker(cache_min_tokens)
         self.random = random.Random(seed)
         self.counters = ServerCounters()
+        self.policy = ServerPolicy(models, limits, limit_burst_s)
         self.stopping = threading.Event()
         self._httpd = _HTTPServer((host, port), self)
         self.host = host
@@ -257,9 +289,17 @@ class LLMTestServer:
     def add_fault(self, rule: FaultRule | str) -> FaultRule:
         return self.faults.add(rule)
 
+    def add_outage(self, model: str | None, seconds: float, **options: Any) -> None:
+        """`model` (None: all) answers 503 (or `status=`) for `seconds` from now."""
+        self.policy.outages.add(model, seconds, **options)
+
+    def set_limit(self, model: str, *, rpm: int | None = None, tpm: int | None = None) -> None:
+        self.policy.limits.set(model, rpm=rpm, tpm=tpm)
+
     def reset(self) -> None:
-        """Forget fault rules and zero the counters (open connections stay open)."""
+        """Forget fault rules and outages and zero the counters (limits and models stay)."""
         self.faults.clear()
+        self.policy.outages.clear()
         c = self.counters
         with c.lock:
             c.started_at = time.monotonic()
@@ -287,6 +327,7 @@ class LLMTestServer:
                     for a in c.arrivals
                 ],
                 "faults": self.faults.describe(),
+                **self.policy.describe(),
             }
 
     def start(self) -> LLMTestServer:
@@ -332,6 +373,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--cache-min-tokens", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--models", default=None, help="comma-separated: the only models served")
+    parser.add_argument(
+        "--limit", action="append", default=[], help="MODEL:RPM[:TPM], e.g. gpt-4o-mini:1200"
+    )
+    parser.add_argument("--limit-burst-s", type=float, default=1.0)
+    parser.add_argument("--outage", action="append", default=[], help="MODEL:SECONDS[:START_IN]")
     args = parser.parse_args(argv)
     server = LLMTestServer(
         host=args.host,
@@ -343,7 +390,13 @@ def main(argv: list[str] | None = None) -> None:
         api_key=args.api_key,
         cache_min_tokens=args.cache_min_tokens,
         seed=args.seed,
+        models=args.models.split(",") if args.models else None,
+        limits=dict(_parse_limit(spec) for spec in args.limit),
+        limit_burst_s=args.limit_burst_s,
     )
+    for spec in args.outage:
+        model, seconds, *start = spec.split(":")
+        server.add_outage(model, float(seconds), start_in_s=float(start[0]) if start else 0.0)
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())
@@ -351,6 +404,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"agentqueue LLM test server listening on {server.url}", flush=True)
         while not done.wait(0.5):
             pass
+
+
+def _parse_limit(spec: str) -> tuple[str, tuple[int | None, int | None]]:
+    model, rpm, *tpm = spec.split(":")
+    return model, (int(rpm) if rpm else None, int(tpm[0]) if tpm and tpm[0] else None)
 
 
 if __name__ == "__main__":

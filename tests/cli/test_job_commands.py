@@ -104,6 +104,24 @@ def test_submit_without_wait_prints_ids_and_a_bad_line_submits_nothing(
     assert pipeline.queue.status("cli-1").status.value == "queued"
 
 
+CLI = [sys.executable, "-m", "agentqueue.cli"]
+
+
+def test_submit_of_a_typoed_model_is_refused_with_a_suggestion(pipeline: Pipeline) -> None:
+    """`agentqueue submit -m gpt4o-mini` exits 2 with `unknown_model` and the right name."""
+    refused = subprocess.run(
+        [*CLI, "submit", "-a", "bot", "-m", "gpt4o-mini", "-M", "hello"],
+        env=_cli_env(pipeline),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert refused.returncode == 2
+    assert "unknown_model" in refused.stderr and "did you mean 'gpt-4o-mini'?" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def test_stats_shows_jobs_queues_cache_and_money(pipeline: Pipeline) -> None:
     """Given finished jobs, `agentqueue stats --json` counts them and the money they cost."""
     pipeline.start_worker()
