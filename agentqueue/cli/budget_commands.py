@@ -73,8 +73,10 @@ def budget_set(scope: str, period: str, limit_usd: Decimal) -> None:
 
 
 @budget.command("remove")
-@click.option("--scope", required=True, callback=_scope)
-@click.option("--period", type=PERIOD_CHOICE, required=True)
+@click.option(
+    "--scope", required=True, callback=_scope, help="global, tenant:<id> or agent_type:<name>"
+)
+@click.option("--period", type=PERIOD_CHOICE, required=True, help="Window the limit applied to.")
 def budget_remove(scope: str, period: str) -> None:
     """Remove a limit: the scope becomes unlimited for that period."""
     removed = remove_budget(_sessions(get_settings()), scope, period)
@@ -120,7 +122,9 @@ def budget_show(as_json: bool, wide: bool) -> None:
 
 
 @budget.command("history")
-@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 3660))
+@click.option(
+    "--days", default=7, show_default=True, type=click.IntRange(1, 3660), help="Days back."
+)
 @click.option("--tenant", default=None, help="Only this tenant's jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (exact amounts) instead.")
 @wide_option

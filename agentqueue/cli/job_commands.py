@@ -99,11 +99,12 @@ def _requirements(
     type=click.Choice(["critical", "high", "normal", "low"]),
     default="normal",
     show_default=True,
+    help="Queue; `low` outside the off-peak window waits for it.",
 )
-@click.option("--tenant", "-t", default="default", show_default=True)
-@click.option("--temperature", type=float)
-@click.option("--max-tokens", type=int)
-@click.option("--seed", type=int)
+@click.option("--tenant", "-t", default="default", show_default=True, help="Tenant of the job.")
+@click.option("--temperature", type=float, help="Sampling temperature (0 makes it cacheable).")
+@click.option("--max-tokens", type=int, help="Output bound (AGENTQUEUE_DEFAULT_MAX_TOKENS).")
+@click.option("--seed", type=int, help="Sampling seed (makes the request cacheable).")
 @click.option(
     "--fallback", "fallbacks", multiple=True, help="Model to fall back to (repeatable, in order)."
 )
@@ -190,7 +191,7 @@ def submit(
 
 @click.command()
 @click.argument("job_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the JobResult as JSON (exact cost).")
 def status(job_id: str, as_json: bool) -> None:
     """Show the current record of a job (a panel; --json for the JobResult)."""
     from agentqueue.client import AgentQueue

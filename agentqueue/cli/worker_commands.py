@@ -69,10 +69,10 @@ def worker(
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--loglevel", "-l", default=None)
+@click.option("--loglevel", "-l", default=None, help="Log level (default AGENTQUEUE_LOG_LEVEL).")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def beat(loglevel: str | None, celery_args: tuple[str, ...]) -> None:
-    """Start Celery beat with agentqueue's schedule."""
+    """Start Celery beat with agentqueue's schedule. Extra arguments go to `celery beat`."""
     settings = get_settings()
     schedule = settings.data_dir / "celerybeat-schedule"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
