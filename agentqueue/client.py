@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import redis
 from celery import Celery
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.catalog import load_catalog
 from agentqueue.budget.model_names import KnownModels
 from agentqueue.budget.price_overrides import load_price_overrides
 from agentqueue.budget.pricing import PriceBook
-from agentqueue.errors import AgentQueueError
+from agentqueue.constants import MAX_JOB_ID_LENGTH
+from agentqueue.errors import AgentQueueError, DatabaseUnavailable
+from agentqueue.job_input import safe_field
 from agentqueue.jobs import (
     AgentJob,
     ErrorInfo,
@@ -50,6 +53,43 @@ class JobWaitTimeout(AgentQueueError, TimeoutError):
     code = "wait_timeout"
 
 
+class DatabaseError(AgentQueueError):
+    code = "database_error"
+
+
+_JOB_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_JOB_ID_LENGTH - 1}}}")
+_TENANT = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def checked_job_id(job_id: object) -> str:
+    """A job id as `status`/`cancel`/`wait` accept it (never NUL, surrogates or other junk)."""
+    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+        shown = safe_field(repr(job_id))[:80]
+        raise JobValidationError(
+            f"{shown} is not a job id (letters, digits and . _ : -, at most "
+            f"{MAX_JOB_ID_LENGTH} characters)",
+            code="invalid_job_id",
+            field="id",
+        )
+    return job_id
+
+
+@contextlib.contextmanager
+def database_errors() -> Iterator[None]:
+    """SQL driver errors as our coded errors (the driver's text can carry the URL)."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise DatabaseUnavailable(
+            f"the database cannot be reached ({type(exc.orig).__name__}); check "
+            "AGENTQUEUE_DATABASE_URL and that it is up; nothing was changed"
+        ) from None
+    except DBAPIError as exc:
+        raise DatabaseError(
+            f"the database refused the operation ({type(exc.orig).__name__}); nothing was changed"
+        ) from None
+
+
 JobInput = AgentJob | dict[str, Any] | str
 
 
@@ -79,10 +119,25 @@ class JobHandle:
 
 
 class AgentQueue:
-    """Client of an agentqueue deployment (the Redis broker and the SQL record)."""
+    """Client of an agentqueue deployment (the Redis broker and the SQL record).
 
-    def __init__(self, settings: Settings, *, celery_app: Celery | None = None) -> None:
+    With `tenant` (default: `AGENTQUEUE_TENANT`), the client submits, reads, waits for and
+    cancels only that tenant's jobs; another tenant's job id answers like an unknown id.
+    Without it, the client is an operator's and sees every job.
+    """
+
+    def __init__(
+        self, settings: Settings, *, celery_app: Celery | None = None, tenant: str | None = None
+    ) -> None:
         self.settings = settings
+        self.tenant = tenant if tenant is not None else settings.tenant
+        if self.tenant is not None and not _TENANT.fullmatch(self.tenant):
+            raise JobValidationError(
+                f"tenant {safe_field(repr(self.tenant))[:80]} is not a tenant name "
+                "(lowercase letters, digits, _ and -)",
+                code="invalid_tenant",
+                field="tenant",
+            )
         if celery_app is None:
             from agentqueue.workers.app_factory import create_app
 
@@ -98,8 +153,8 @@ class AgentQueue:
         self._models: KnownModels | None = None
 
     @classmethod
-    def from_env(cls) -> AgentQueue:
-        return cls(get_settings())
+    def from_env(cls, *, tenant: str | None = None) -> AgentQueue:
+        return cls(get_settings(), tenant=tenant)
 
     def close(self) -> None:
         self.redis.close()
@@ -133,7 +188,7 @@ class AgentQueue:
         as deferred and released by beat. A malformed job refuses the whole call before
         anything is recorded.
         """
-        parsed = [parse_job(job, max_bytes=self.settings.max_job_bytes) for job in jobs]
+        parsed = [self._own(parse_job(job, max_bytes=self.settings.max_job_bytes)) for job in jobs]
         known = self._known_models()
         for job in parsed:
             known.check(job.named_models)
@@ -144,7 +199,7 @@ class AgentQueue:
             )
         now = utcnow()
         hold = self._deferrals(parsed, now)
-        with self.sessions.begin() as session:
+        with database_errors(), self.sessions.begin() as session:
             inserted = jobs_repository.insert_new(
                 session, parsed, status=JobStatus.QUEUED, now=now, release_after=hold
             )
@@ -154,6 +209,22 @@ class AgentQueue:
         fresh = [job for job in parsed if job.id in inserted and job.id not in hold]
         self._publish(fresh, packed=len(parsed) > 1 if packed is None else packed)
         return [JobHandle(self, job_id) for job_id in ids]
+
+    def _own(self, job: AgentJob) -> AgentJob:
+        """A scoped client's job belongs to its tenant (filled in when the job names none)."""
+        if self.tenant is None or job.tenant == self.tenant:
+            return job
+        if "tenant" not in job.model_fields_set:
+            return job.model_copy(update={"tenant": self.tenant})
+        raise JobValidationError(
+            f"this client is scoped to tenant {self.tenant!r}; "
+            f"it cannot submit jobs for tenant {job.tenant!r}",
+            code="tenant_mismatch",
+            field="tenant",
+        )
+
+    def _visible(self, record: jobs_repository.JobRecord | None) -> bool:
+        return record is not None and (self.tenant is None or record.tenant == self.tenant)
 
     def _known_models(self) -> KnownModels:
         """Built on first submit: loading prices and the catalog is not free."""
@@ -200,7 +271,7 @@ class AgentQueue:
         except Exception as exc:
             # Which messages got out is unknown mid-batch; those that did will find no row
             # and be skipped, the rest must not linger as queued forever.
-            with self.sessions.begin() as session:
+            with database_errors(), self.sessions.begin() as session:
                 jobs_repository.delete_jobs(session, [job.id for job in jobs])
             raise BrokerUnavailable(
                 f"{len(jobs)} job(s) could not be enqueued ({type(exc).__name__}); "
@@ -215,19 +286,22 @@ class AgentQueue:
         Raises:
             JobNotFound: no job has this id.
         """
-        with self.sessions() as session:
+        job_id = checked_job_id(job_id)
+        with database_errors(), self.sessions() as session:
             record = jobs_repository.get_record(session, job_id)
-            if record is None:
+            if record is None or not self._visible(record):
                 raise JobNotFound(f"no job with id {job_id!r}")
             return jobs_repository.record_to_result(record)
 
     def statuses(self, job_ids: Sequence[str]) -> dict[str, JobResult]:
         """Current records of many jobs in one query per 500 ids (unknown ids are left out)."""
         found: dict[str, JobResult] = {}
-        with self.sessions() as session:
+        job_ids = [checked_job_id(job_id) for job_id in job_ids]
+        with database_errors(), self.sessions() as session:
             for start in range(0, len(job_ids), 500):
                 for record in jobs_repository.get_records(session, job_ids[start : start + 500]):
-                    found[record.id] = jobs_repository.record_to_result(record)
+                    if self._visible(record):
+                        found[record.id] = jobs_repository.record_to_result(record)
         return found
 
     def wait(
@@ -240,7 +314,14 @@ class AgentQueue:
     ) -> dict[str, JobResult]:
         """Wait until every job is final; results come from Redis, SQL is the fallback."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        pending = list(dict.fromkeys(job_ids))
+        pending = list(dict.fromkeys(checked_job_id(job_id) for job_id in job_ids))
+        if self.tenant is not None:
+            # Results in Redis carry no owner check: a scoped client first proves, in SQL,
+            # that every id is its own (an id of another tenant answers like an unknown one).
+            owned = self.statuses(pending)
+            for job_id in pending:
+                if job_id not in owned:
+                    raise JobNotFound(f"no job with id {job_id!r}")
         done: dict[str, JobResult] = {}
         pause = 0.002
         next_sql_check = time.monotonic() + sql_check_interval_s
@@ -283,10 +364,11 @@ class AgentQueue:
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not started; True if it was cancelled by this call."""
+        job_id = checked_job_id(job_id)
         now = utcnow()
-        with self.sessions.begin() as session:
+        with database_errors(), self.sessions.begin() as session:
             record = jobs_repository.get_record(session, job_id)
-            if record is None:
+            if record is None or not self._visible(record):
                 raise JobNotFound(f"no job with id {job_id!r}")
             current = jobs_repository.record_to_result(record)
             result = current.model_copy(

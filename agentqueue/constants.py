@@ -31,6 +31,14 @@ ALERT_KEY_PREFIX: Final = f"{KEY_PREFIX}alert:"
 # Limits.
 MAX_JOB_ID_LENGTH: Final = 128
 MAX_METADATA_BYTES: Final = 4096
+# A job is a shallow document (messages, params, metadata); anything deeper is refused before
+# JSON encoding or validation could exhaust the recursion limit.
+MAX_JOB_DEPTH: Final = 32
+# Integers beyond this cannot be a token count, seed or metadata value anyone means.
+MAX_JOB_INT: Final = 2**64
+# Deadlines outside these UTC years are refused (dates near year 1 or 9999 overflow on the
+# way to and from SQL).
+DEADLINE_YEARS: Final = (1970, 9000)
 MAX_FALLBACKS: Final = 5
 
 # Budget utilisation (max over scopes, a decimal fraction such as "0.97") that beat publishes

@@ -19,3 +19,9 @@ class AgentQueueError(Exception):
 
     def as_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
+
+
+class DatabaseUnavailable(AgentQueueError):
+    """The SQL database cannot be reached (never the driver's text: it may hold the URL)."""
+
+    code = "database_unavailable"

@@ -19,8 +19,14 @@ from pydantic import (
     model_validator,
 )
 
-from agentqueue.constants import MAX_FALLBACKS, MAX_JOB_ID_LENGTH, MAX_METADATA_BYTES
+from agentqueue.constants import (
+    DEADLINE_YEARS,
+    MAX_FALLBACKS,
+    MAX_JOB_ID_LENGTH,
+    MAX_METADATA_BYTES,
+)
 from agentqueue.errors import AgentQueueError
+from agentqueue.job_input import describe, first_key, safe_field, structure_problem
 from agentqueue.money import exact_usd
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -133,8 +139,17 @@ class AgentJob(_Strict):
     @field_validator("deadline")
     @classmethod
     def _aware_deadline(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return value
+        if value.tzinfo is None:
             raise ValueError("deadline must include a time zone, e.g. 2026-01-01T00:00:00Z")
+        first, last = DEADLINE_YEARS
+        try:
+            year = value.astimezone(UTC).year
+        except (OverflowError, ValueError):
+            year = 0
+        if not first <= year < last:
+            raise ValueError(f"deadline must be between the years {first} and {last} (UTC)")
         return value
 
     @field_validator("metadata")
@@ -201,6 +216,7 @@ def parse_job(data: Any, *, max_bytes: int) -> AgentJob:
         JobValidationError: with a stable code (`job_too_large`, `missing_field`, ...).
     """
     if isinstance(data, AgentJob):
+        _refuse_structure(data.model_dump())
         raw = data.to_json()
         if len(raw.encode()) > max_bytes:
             raise _too_large(len(raw.encode()), max_bytes)
@@ -212,13 +228,18 @@ def parse_job(data: Any, *, max_bytes: int) -> AgentJob:
             data = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise JobValidationError(
-                f"the job is not valid JSON ({exc}); send one JSON object per job",
+                f"the job is not valid JSON ({safe_field(str(exc))}); send one JSON object per job",
                 code="invalid_json",
+            ) from None
+        except RecursionError:
+            raise JobValidationError(
+                "the job is nested too deeply to be a job", code="invalid_json"
             ) from None
     if not isinstance(data, dict):
         raise JobValidationError(
             f"a job must be a JSON object, got {type(data).__name__}", code="not_an_object"
         )
+    _refuse_structure(data)
     size = len(json.dumps(data, default=str).encode())
     if size > max_bytes:
         raise _too_large(size, max_bytes)
@@ -234,8 +255,18 @@ def parse_job(data: Any, *, max_bytes: int) -> AgentJob:
         first = exc.errors()[0]
         code, field = _code_for(first)
         raise JobValidationError(
-            f"{field or 'job'}: {first['msg']}", code=code, field=field
+            safe_field(f"{field or 'job'}: {first['msg']}"), code=code, field=safe_field(field)
         ) from None
+
+
+def _refuse_structure(data: object) -> None:
+    problem = structure_problem(data)
+    if problem is not None:
+        raise JobValidationError(
+            describe(problem),
+            code=_LOCATION_CODES.get(first_key(problem[0]), "invalid_job"),
+            field=safe_field(problem[0]),
+        )
 
 
 def _too_large(size: int, limit: int) -> JobValidationError:

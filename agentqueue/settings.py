@@ -130,10 +130,29 @@ class Settings(BaseSettings):
     cache_tier_retry_s: float = Field(default=5.0, ge=0, le=3600)
     cache_stats_flush_s: float = Field(default=5.0, gt=0, le=3600)
 
+    # Prometheus metrics served by each worker: 0 (default) serves none; tests set a free port.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_address: str = "127.0.0.1"
+
     # Time.
     timezone: str = "UTC"
 
     log_level: str = "INFO"
+
+    # Clients (`AgentQueue.from_env()`, the CLI) scoped to one tenant's jobs; unset: operator.
+    tenant: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+    @field_validator("openai_base_url", "anthropic_base_url", "budget_webhook_url")
+    @classmethod
+    def _no_userinfo(cls, value: str | None) -> str | None:
+        # httpx would send `user:password@` as Basic auth (instead of the configured key) and
+        # every log line naming the URL would carry the password.
+        if value is not None and has_userinfo(value):
+            raise ValueError(
+                "must not contain a user name or password (`user:password@host`); "
+                "put the credential in the matching _API_KEY setting"
+            )
+        return value
 
     @field_validator("redis_url", "cache_redis_url")
     @classmethod
@@ -169,6 +188,16 @@ class Settings(BaseSettings):
     def redis_configured(self) -> bool:
         """True when the operator chose a Redis URL rather than relying on the default."""
         return f"{ENV_PREFIX}REDIS_URL" in os.environ or self.redis_url != DEFAULT_REDIS_URL
+
+
+def has_userinfo(url: str) -> bool:
+    """True if `url` carries `user@` or `user:password@` before its host."""
+    from urllib.parse import urlsplit
+
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:
+        return "@" in url
 
 
 def load_settings(**overrides: object) -> Settings:

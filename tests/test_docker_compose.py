@@ -46,3 +46,27 @@ def test_each_worker_serves_its_pool() -> None:
     assert services["worker"]["command"] == ["agentqueue", "worker", "--pool", "interactive"]
     assert services["worker-batch"]["command"] == ["agentqueue", "worker", "--pool", "batch"]
     assert services["beat"]["command"] == ["agentqueue", "beat"]
+
+
+def test_monitoring_profile_scrapes_workers_and_provisions_grafana() -> None:
+    """`--profile monitoring` adds the exporter, Prometheus and Grafana; nothing else changes."""
+    services = _services()
+    monitoring = {name for name, s in services.items() if "monitoring" in s.get("profiles", [])}
+    assert monitoring == {"metrics", "prometheus", "grafana"}
+    root = COMPOSE.parent
+    worker_port = services["worker"]["environment"]["AGENTQUEUE_METRICS_PORT"]
+    scrape = yaml.safe_load((root / "deploy/prometheus/prometheus.yml").read_text())
+    targets = {
+        t for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
+    }
+    assert {f"worker:{worker_port}", f"worker-batch:{worker_port}"} <= targets
+    exporter_port = services["metrics"]["command"][
+        services["metrics"]["command"].index("--port") + 1
+    ]
+    assert f"metrics:{exporter_port}" in targets
+    for name in ("prometheus", "grafana"):
+        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"])
+        for volume in services[name]["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (root / source).exists(), source

@@ -22,6 +22,8 @@ from agentqueue.money import format_usd
 from agentqueue.persistence.ledger_tables import BudgetAlertRecord
 
 log = logging.getLogger(__name__)
+# httpx's INFO line of every request names the full webhook URL (tokens in its query too).
+logging.getLogger("httpx").setLevel(logging.WARNING)
 ALERTS: Table = BudgetAlertRecord.__table__  # type: ignore[assignment]
 BASIS_POINTS = Decimal(10_000)
 

@@ -11,7 +11,9 @@ from agentqueue.cli.db_commands import db
 from agentqueue.cli.demo_command import demo
 from agentqueue.cli.errors import run_cli
 from agentqueue.cli.job_commands import cancel, status, submit
+from agentqueue.cli.metrics_command import metrics
 from agentqueue.cli.plan_commands import plan
+from agentqueue.cli.report_command import report
 from agentqueue.cli.stats_command import stats
 from agentqueue.cli.worker_commands import beat, flower, worker
 
@@ -24,6 +26,8 @@ def cli() -> None:
 
 for command in (worker, beat, flower, submit, status, cancel, demo, db, plan, budget, stats):
     cli.add_command(command)
+cli.add_command(metrics)
+cli.add_command(report)
 
 
 def main() -> None:

@@ -18,31 +18,48 @@ from agentqueue.settings import get_settings
 STATUS_WIDTH = 100  # off a terminal: a readable panel, not one line per paragraph of output
 
 
+def _why(exc: Exception) -> str:
+    """JSON's own position message; only the name of anything else (it may quote input)."""
+    return str(exc) if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+
+
 def read_job_file(path: Path) -> list[dict[str, Any]]:
     """A JSON object, a JSON array of objects, or JSON Lines (one object per line)."""
-    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    try:
+        raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+    except OSError as exc:
+        raise JobValidationError(
+            f"{path}: cannot be read ({exc.strerror or type(exc).__name__})", code="unreadable_file"
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JobValidationError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the job file as UTF-8",
+            code="invalid_encoding",
+        ) from None
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise JobValidationError(
-                f"{path}: not valid JSON ({exc})", code="invalid_json"
+                f"{path}: not valid JSON ({_why(exc)})", code="invalid_json"
             ) from None
-        return list(data)
+        return list(data) if isinstance(data, list) else [data]
     jobs = []
     lines = [line for line in text.splitlines() if line.strip()]
     if stripped.startswith("{") and len(lines) > 1:
         try:  # one pretty-printed object
             return [json.loads(text)]
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     for number, line in enumerate(lines, start=1):
         try:
             jobs.append(json.loads(line))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise JobValidationError(
-                f"{path} line {number}: not valid JSON ({exc}); nothing was submitted",
+                f"{path} line {number}: not valid JSON ({_why(exc)}); nothing was submitted",
                 code="invalid_json",
             ) from None
     return jobs
@@ -101,7 +118,7 @@ def _requirements(
     show_default=True,
     help="Queue; `low` outside the off-peak window waits for it.",
 )
-@click.option("--tenant", "-t", default="default", show_default=True, help="Tenant of the job.")
+@click.option("--tenant", "-t", help="Tenant of the job (default: AGENTQUEUE_TENANT or 'default').")
 @click.option("--temperature", type=float, help="Sampling temperature (0 makes it cacheable).")
 @click.option("--max-tokens", type=int, help="Output bound (AGENTQUEUE_DEFAULT_MAX_TOKENS).")
 @click.option("--seed", type=int, help="Sampling seed (makes the request cacheable).")
@@ -122,7 +139,7 @@ def submit(
     messages: tuple[str, ...],
     system: str | None,
     priority: str,
-    tenant: str,
+    tenant: str | None,
     temperature: float | None,
     max_tokens: int | None,
     seed: int | None,
@@ -154,9 +171,10 @@ def submit(
             "model": model,
             "messages": chat,
             "priority": priority,
-            "tenant": tenant,
             "params": params,
         }
+        if tenant:
+            job["tenant"] = tenant
         if min_quality is not None:
             requirements = {**(requirements or {}), "min_quality": min_quality}
         if requirements is not None:

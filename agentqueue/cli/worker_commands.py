@@ -46,8 +46,16 @@ def worker(
     hostname: str | None,
     celery_args: tuple[str, ...],
 ) -> None:
-    """Start a worker (resizable threads pool). Extra arguments go to `celery worker`."""
+    """Start a worker (resizable threads pool). Extra arguments go to `celery worker`.
+
+    With AGENTQUEUE_METRICS_PORT set, its processes count into PROMETHEUS_MULTIPROC_DIR (emptied
+    at start; a private directory when unset) and /metrics is served on that port.
+    """
     settings = get_settings()
+    if settings.metrics_port:
+        from agentqueue.metrics import multiproc
+
+        multiproc.prepare(wipe=True)
     argv = ["worker", "--loglevel", loglevel or settings.log_level, "--task-events"]
     if pool_name:
         from agentqueue.scheduler.pools import get_pool, load_pools

@@ -15,6 +15,7 @@ from rich.console import Console
 from agentqueue.cli.tables import emit
 from agentqueue.client import AgentQueue
 from agentqueue.demo.embedded_redis import EmbeddedRedis, redis_answers
+from agentqueue.demo.report_file import write_demo_report
 from agentqueue.demo.summary import Batching, OffPeak, read_ledger, summary
 from agentqueue.demo.workload import sample_jobs
 from agentqueue.jobs import JobResult, JobStatus, utcnow
@@ -98,11 +99,13 @@ def run_demo(
             ledger=ledger,
         )
     )
+    write_demo_report(console, settings)
     command = agentqueue_command()
-    needs_no_redis = " (it reads only the database; the demo's private Redis has stopped)"
+    needs_no_redis = " (they read only the database; the demo's private Redis has stopped)"
     console.print(
-        f"[dim]the ledger keeps these figures: `{command} budget history` shows them per day "
-        f"and model{needs_no_redis if embedded is not None else ''}[/dim]",
+        f"[dim]the ledger keeps these figures: `{command} report` prints them as tables and "
+        f"`{command} budget history` per day and model"
+        f"{needs_no_redis if embedded is not None else ''}[/dim]",
         soft_wrap=True,
     )
     return 0 if len(results) == len(ids) else 1

@@ -13,9 +13,13 @@ import httpx
 from agentqueue.providers.backoff import BackoffPolicy, parse_retry_after
 from agentqueue.providers.base import ProviderError
 from agentqueue.providers.connection_pool import EndpointPool, PoolConfig
-from agentqueue.providers.redaction import Redactor
+from agentqueue.providers.redaction import Redactor, url_secrets
+from agentqueue.settings import has_userinfo
 
 logger = logging.getLogger(__name__)
+# httpx logs every request at INFO with its full URL (query string included); a credential in
+# a base URL would be written once per job. Our own lines say what happened, redacted.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 # What the official OpenAI and Anthropic clients retry: timeouts, lock conflicts, rate limits and
 # server errors (Anthropic's 529 "overloaded" included). Any other 4xx will fail the same way again.
@@ -64,7 +68,12 @@ class HttpTransport:
         self.provider = provider
         self.pool = pool or PoolConfig()
         self.backoff = backoff or BackoffPolicy()
-        self._redact = Redactor(secrets)
+        if has_userinfo(base_url):
+            raise ValueError(
+                f"the {provider} base URL must not contain a user name or password; "
+                f"put the credential in {key_variable}"
+            )
+        self._redact = Redactor([*secrets, *url_secrets(base_url)])
         self._key_variable = key_variable
         self._url_variable = url_variable
         self.base_url = self._redact(base_url)

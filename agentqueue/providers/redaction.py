@@ -28,6 +28,19 @@ class Redactor:
         return f"Redactor({len(self._secrets)} secrets)"
 
 
+def url_secrets(url: str) -> list[str]:
+    """Parts of a URL that may be credentials: user name, password, query values."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        found = [parts.username, parts.password]
+        found += [value for _, value in parse_qsl(parts.query) if len(value) >= 4]
+    except ValueError:
+        return []
+    return [s for s in found if s]
+
+
 def secret_text(key: str | SecretStr | None) -> str | None:
     """The plain key, for the one place that needs it: the request header."""
     return key.get_secret_value() if isinstance(key, SecretStr) else key

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from agentqueue.budget.price_overrides import SERVICE_TIERS
 from agentqueue.constants import TASK_RUN_BATCH
 from agentqueue.tasks.run_job import retry_countdown
 from agentqueue.workers.app import app
@@ -38,6 +39,17 @@ def run_batch(
         or not isinstance(released, bool)
     ):
         log.error("run_batch got malformed arguments; message dropped")
+        return
+    if service_tier not in SERVICE_TIERS:
+        # Refused before the claim: the jobs stay as they were (never left `running`).
+        log.error(
+            "unknown_service_tier: run_batch message (delivery tag %s) asks for service tier "
+            "%.40r, not one of %s; message dropped, its %d job(s) left untouched",
+            (self.request.properties or {}).get("delivery_tag", "none"),
+            service_tier,
+            ", ".join(SERVICE_TIERS),
+            len(job_ids),
+        )
         return
     # A redelivered chunk skips the jobs that already have a final record (claim ignores them).
     report = BatchExecutor(current_context()).run(

@@ -6,12 +6,23 @@ import logging
 from typing import Any
 
 from agentqueue.constants import TASK_RUN_JOB
+from agentqueue.errors import AgentQueueError
 from agentqueue.workers.app import app
 from agentqueue.workers.context import current_context
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_COUNTDOWN_S = 60.0
+
+
+class JobFailed(AgentQueueError):
+    """Raised after a job's final `failed` record is written, so its task ends in FAILURE.
+
+    It is in the task's `throws`: Celery logs it as an expected error (no traceback), acks the
+    message (`task_acks_on_failure_or_timeout`) and never retries it.
+    """
+
+    code = "job_failed"
 
 
 def retry_countdown(retries: int, hint: float | None) -> float:
@@ -26,6 +37,7 @@ def retry_countdown(retries: int, hint: float | None) -> float:
     reject_on_worker_lost=True,
     ignore_result=True,
     max_retries=None,
+    throws=(JobFailed,),
 )
 def run_job(self: Any, job_id: object, agent_type: object = "", model: object = "") -> None:
     if not all(isinstance(v, str) for v in (job_id, agent_type, model)) or not job_id:
@@ -36,3 +48,6 @@ def run_job(self: Any, job_id: object, agent_type: object = "", model: object = 
     if error is not None:
         hint = getattr(error, "retry_after_s", None)
         raise self.retry(countdown=retry_countdown(self.request.retries, hint))
+    failure = report.failed.get(str(job_id))
+    if failure is not None:
+        raise JobFailed(f"job {job_id} failed: {failure.message}", code=failure.code)

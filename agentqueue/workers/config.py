@@ -22,6 +22,8 @@ def celery_broker_url(redis_url: str) -> str:
 
 RESIZABLE_THREADS_POOL = "agentqueue.workers.thread_pool:ResizableThreadPool"
 AUTOSCALER = "agentqueue.workers.autoscaler:AgentQueueAutoscaler"
+# Rejects (acks and logs) messages no worker can handle instead of dying on them.
+GUARDED_CONSUMER = "agentqueue.workers.message_guard:GuardedConsumer"
 
 
 def celery_pool(name: str) -> str:
@@ -57,6 +59,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
+        # A malformed or hostile message is acknowledged and logged, never restored: a message
+        # that kills the worker would come back and kill every worker after it.
+        "worker_consumer": GUARDED_CONSUMER,
         "worker_prefetch_multiplier": settings.worker_prefetch_multiplier,
         # Jobs wait on the network; threads give many in flight per process.
         "worker_pool": celery_pool(settings.worker_pool),

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agentqueue.budget.alerts import AlertSink
 from agentqueue.budget.gate import BudgetGate
 from agentqueue.cache.tiered import TieredCache
+from agentqueue.metrics.job_metrics import JobMetrics
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.providers import Provider, build_provider
 from agentqueue.results import ResultStore
@@ -56,6 +57,7 @@ class WorkerContext:
     offpeak: OffPeakSchedule
     pending_answers: PendingAnswers
     calls: ThreadPoolExecutor = field(repr=False)
+    metrics: JobMetrics = field(default_factory=lambda: JobMetrics(enabled=False), repr=False)
     aggregator: BatchAggregator[ExecutionReport] = field(init=False, repr=False)
     group_commit: GroupCommit = field(init=False, repr=False)
 
@@ -84,19 +86,26 @@ class WorkerContext:
         sessions = get_sessionmaker(settings.resolved_database_url)
         cache = TieredCache.from_settings(settings, sessions)
         cache.start_listener(wait_s=0)
+        gate = BudgetGate(sessions, settings, alert_sink=alert_sink)
         return cls(
             settings=settings,
             sessions=sessions,
             redis=client,
             results=ResultStore(client, ttl_s=settings.result_ttl_s),
             provider=build_provider(settings),
-            gate=BudgetGate(sessions, settings, alert_sink=alert_sink),
+            gate=gate,
             cache=cache,
             offpeak=OffPeakSchedule.from_settings(settings),
             pending_answers=PendingAnswers(client, ttl_s=settings.effective_visibility_timeout_s),
             calls=ThreadPoolExecutor(
                 max_workers=max(settings.worker_concurrency, job_threads or 0),
                 thread_name_prefix="aq-call",
+            ),
+            metrics=JobMetrics(
+                enabled=settings.metrics_port > 0,
+                sessions=sessions,
+                prices=gate.prices,
+                planner=gate.planner,
             ),
         )
 

@@ -27,8 +27,9 @@ from agentqueue.budget.gate import (
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.keys import is_cacheable
 from agentqueue.cache.request import CacheRequest
-from agentqueue.errors import AgentQueueError
-from agentqueue.jobs import JobResult, JobStatus, utcnow
+from agentqueue.errors import AgentQueueError, DatabaseUnavailable
+from agentqueue.jobs import ErrorInfo, JobResult, JobStatus, utcnow
+from agentqueue.metrics.job_metrics import FinishedJob
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
 from agentqueue.scheduler.deferral_policy import release_time_for
@@ -42,10 +43,6 @@ log = logging.getLogger(__name__)
 OFFPEAK_TIER = "flex"
 
 
-class DatabaseUnavailable(AgentQueueError):
-    code = "database_unavailable"
-
-
 @dataclass
 class ExecutionReport:
     """What happened to each job id handed to the executor."""
@@ -53,6 +50,8 @@ class ExecutionReport:
     retry: dict[str, AgentQueueError] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     deferred: dict[str, datetime] = field(default_factory=dict)
+    # Jobs whose final record (written) says `failed`: their task ends in FAILURE.
+    failed: dict[str, ErrorInfo] = field(default_factory=dict)
 
 
 @dataclass
@@ -330,7 +329,16 @@ class BatchExecutor:
         self.context.pending_answers.forget([w.job_id for w in paid if w.item.attempts > 1])
         final = [w.result for w in work if w.result is not None and w.job_id in written]
         self.context.results.publish(final)
+        report.failed.update(
+            {r.job_id: r.error for r in final if r.status == JobStatus.FAILED and r.error}
+        )
         # Fresh answers were written to the cache tiers by their single-flight tickets.
+        finished = {result.job_id for result in final}
+        self.context.metrics.group_finished(
+            [FinishedJob(w.item.job, w.result) for w in work if w.result and w.job_id in finished],
+            [w.item.job for w in work if w.job_id in report.deferred],
+            size=len(work),
+        )
         return report
 
     # Recovery ------------------------------------------------------------------------------

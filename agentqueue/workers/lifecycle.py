@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from celery import signals
 
+from agentqueue.metrics import multiproc
 from agentqueue.persistence.engine import dispose_all, is_sqlite
 from agentqueue.persistence.migrate import upgrade
 from agentqueue.settings import get_settings
@@ -22,6 +24,9 @@ def _migrate_on_start(sender: Any = None, **_: Any) -> None:
     limits = [getattr(sender, "concurrency", None), getattr(sender, "max_concurrency", None)]
     set_job_threads(max((int(n) for n in limits if n), default=None))
     settings = get_settings()
+    if settings.metrics_port:
+        # Before any metric exists: every process of this worker writes to one directory.
+        multiproc.prepare(wipe=False)
     if settings.auto_migrate:
         upgrade(settings.resolved_database_url)
         log.info(
@@ -49,6 +54,16 @@ def _warm_up(**_: Any) -> None:
         )
         guard.on_soft.extend(context.memory_releasers())
         guard.start()
+    if settings.metrics_port:
+        from agentqueue.metrics.server import build_registry, serve
+
+        registry = build_registry(settings, context.sessions, worker_counters=True)
+        serve(registry, settings.metrics_port, settings.metrics_address)
+
+
+@signals.worker_process_shutdown.connect
+def _forget_process_metrics(pid: int | None = None, **_: Any) -> None:
+    multiproc.mark_dead(pid or os.getpid())
 
 
 @signals.worker_shutdown.connect

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -69,6 +70,16 @@ def _call(context: WorkerContext, call: PlannedCall) -> CallOutcome:
 
 
 def _complete(context: WorkerContext, call: PlannedCall) -> CallOutcome:
+    started = time.perf_counter()
+    outcome = _call_provider(context, call)
+    error = outcome.error
+    context.metrics.provider_call(
+        call.model, time.perf_counter() - started, error.code if error is not None else None
+    )
+    return outcome
+
+
+def _call_provider(context: WorkerContext, call: PlannedCall) -> CallOutcome:
     try:
         response = context.provider.complete(request_for(call))
     except ProviderError as error:

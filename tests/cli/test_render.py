@@ -1,6 +1,6 @@
-"""The CLI reads well after a real run: money without exponents in every command, tables that
-fold to the terminal or print --wide without cutting ids, totals after `submit --wait`, a status
-panel without Python reprs, and `-m auto` from options."""
+"""The CLI reads well after a real run: money without exponents in every command (report too),
+tables that fold to the terminal or print --wide without cutting ids, totals after
+`submit --wait`, a status panel without Python reprs, and `-m auto` from options."""
 
 from __future__ import annotations
 
@@ -86,6 +86,7 @@ def test_money_reads_well_in_every_command(
         "budget show --json": run_cli("budget", "show", "--json").stdout,
         "budget history": run_cli("budget", "history").stdout,
         "budget history --json": run_cli("budget", "history", "--json").stdout,
+        "report": run_cli("report", "--since", "1d").stdout,
         **{f"status {i}": run_cli("status", i).stdout for i in ids},
     }
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from agentqueue.constants import TASK_RUN_JOB
+from agentqueue.jobs import JobStatus
 from tests.support.pipeline import Pipeline, simple_job
 from tests.support.services import free_port
 
@@ -75,3 +76,34 @@ def test_flower_lists_the_worker_and_jobs_by_task_name(pipeline: Pipeline, flowe
     for handle in handles:
         assert tasks[handle.id]["name"] == TASK_RUN_JOB
         assert tasks[handle.id]["state"] == "SUCCESS"
+
+
+def test_a_failed_job_ends_its_task_in_failure_in_flower(pipeline: Pipeline, flower: str) -> None:
+    """Given a provider that always fails and no retries left, when a job ends `failed`, then
+    its run_job task is FAILURE in Flower (after the final record), and it is not retried."""
+    pipeline.start_worker(
+        env={
+            "AGENTQUEUE_SIMULATED_FAILURE_RATE": "1",
+            "AGENTQUEUE_JOB_MAX_RETRIES": "0",
+            "AGENTQUEUE_PROVIDER_MAX_ATTEMPTS": "1",
+        }
+    )
+    handle = pipeline.queue.submit(simple_job(99))
+    result = handle.get(timeout=30)
+    assert result.status == JobStatus.FAILED
+
+    state = None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        tasks = httpx.get(f"{flower}/api/tasks", auth=AUTH, timeout=10).json()
+        state = tasks.get(handle.id, {}).get("state")
+        if state in ("FAILURE", "SUCCESS"):
+            break
+        time.sleep(0.5)
+    assert state == "FAILURE"
+    failed = httpx.get(f"{flower}/api/tasks?state=FAILURE", auth=AUTH, timeout=10).json()
+    assert handle.id in failed
+    # Recorded once, never retried: one attempt, and the final record still says failed.
+    final = pipeline.queue.status(handle.id)
+    assert final.status == JobStatus.FAILED and final.attempts == 1
+    assert "Traceback" not in pipeline.worker_log()
