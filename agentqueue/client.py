@@ -312,7 +312,16 @@ class AgentQueue:
         on_result: Callable[[JobResult], None] | None = None,
         sql_check_interval_s: float = 1.0,
     ) -> dict[str, JobResult]:
-        """Wait until every job is final; results come from Redis, SQL is the fallback."""
+        """Wait until every job is final; results come from Redis, SQL is the fallback.
+
+        The worker pushes a token when it publishes a result, so this returns within one Redis
+        round trip of the final record; SQL is read every `sql_check_interval_s` in case Redis
+        lost a result.
+
+        Raises:
+            JobWaitTimeout: some job is not final within `timeout` seconds.
+            JobNotFound: an id is unknown.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         pending = list(dict.fromkeys(checked_job_id(job_id) for job_id in job_ids))
         if self.tenant is not None:
@@ -323,7 +332,6 @@ class AgentQueue:
                 if job_id not in owned:
                     raise JobNotFound(f"no job with id {job_id!r}")
         done: dict[str, JobResult] = {}
-        pause = 0.002
         next_sql_check = time.monotonic() + sql_check_interval_s
         while pending:
             found: dict[str, JobResult] = {}
@@ -339,18 +347,19 @@ class AgentQueue:
                     done[job_id] = result
                     if on_result is not None:
                         on_result(result)
-            if found:
-                pending = [i for i in pending if i not in done]
-                pause = 0.002
+            pending = [i for i in pending if i not in done]
             if not pending:
                 break
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
                 raise JobWaitTimeout(
                     f"{len(pending)} job(s) not finished within {timeout} s "
                     f"(first: {pending[0]}); they keep running, wait again or check status"
                 )
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
+            block = next_sql_check - now
+            if deadline is not None:
+                block = min(block, deadline - now)
+            self.results.wait_ready(pending, block)
         return done
 
     def _final_from_sql(self, job_ids: Sequence[str]) -> dict[str, JobResult]:

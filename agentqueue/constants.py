@@ -9,6 +9,9 @@ QUEUE_PREFIX: Final = "agentqueue."
 PRIORITIES: Final = ("critical", "high", "normal", "low")
 QUEUES: Final = tuple(f"{QUEUE_PREFIX}{p}" for p in PRIORITIES)
 
+# The provider tier released deferred jobs ask for (used only where the model has a price for it).
+OFFPEAK_TIER: Final = "flex"
+
 # Celery task names, explicit so renaming a module never orphans queued messages.
 TASK_RUN_JOB: Final = "agentqueue.run_job"
 TASK_RUN_BATCH: Final = "agentqueue.run_batch"
@@ -21,6 +24,11 @@ TASK_REDELIVER_STALE_JOBS: Final = "agentqueue.redeliver_stale_jobs"
 # Redis keys (application data, not Celery's own).
 KEY_PREFIX: Final = "agentqueue:"
 RESULT_KEY_PREFIX: Final = f"{KEY_PREFIX}result:"
+# A token pushed when a job's result is published, so waiting clients wake at once (BLPOP).
+RESULT_READY_PREFIX: Final = f"{KEY_PREFIX}result-ready:"
+RESULT_READY_TTL_S: Final = 300
+# Keys one blocking wait watches at most; a longer wait list is watched in turns.
+RESULT_READY_WATCH_MAX: Final = 256
 CACHE_KEY_PREFIX: Final = f"{KEY_PREFIX}cache:"
 CACHE_TAG_PREFIX: Final = f"{KEY_PREFIX}cachetag:"
 CACHE_INVALIDATION_CHANNEL: Final = f"{KEY_PREFIX}cache-invalidate"

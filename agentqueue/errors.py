@@ -22,6 +22,8 @@ class AgentQueueError(Exception):
 
 
 class DatabaseUnavailable(AgentQueueError):
-    """The SQL database cannot be reached (never the driver's text: it may hold the URL)."""
+    """The SQL database (jobs and ledger) cannot be reached or stays locked: retry later and
+    spend nothing meanwhile, never run unbudgeted. The message never carries the driver's
+    text, which may hold the URL."""
 
     code = "database_unavailable"

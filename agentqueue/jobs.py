@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -28,6 +29,7 @@ from agentqueue.constants import (
 from agentqueue.errors import AgentQueueError
 from agentqueue.job_input import describe, first_key, safe_field, structure_problem
 from agentqueue.money import exact_usd
+from agentqueue.usage import TokenUsage
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 JobId = Annotated[
@@ -165,11 +167,6 @@ class AgentJob(_Strict):
             raise ValueError("model 'auto' needs requirements (min_quality, max_latency_ms, ...)")
         return self
 
-    @property
-    def model_key(self) -> tuple[str, str]:
-        """The batching key: jobs sharing it can be processed together."""
-        return (self.agent_type, self.model)
-
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)
 
@@ -277,11 +274,6 @@ def _too_large(size: int, limit: int) -> JobValidationError:
     )
 
 
-class Usage(BaseModel):
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-
 class ErrorInfo(BaseModel):
     code: str
     message: str
@@ -297,7 +289,7 @@ class JobResult(BaseModel):
     output: str | None = None
     model: str | None = None
     provider: str | None = None
-    usage: Usage = Field(default_factory=Usage)
+    usage: TokenUsage = Field(default_factory=TokenUsage)
     cost_usd: str = "0"
     cache_tier: str | None = None
     error: ErrorInfo | None = None
@@ -313,6 +305,11 @@ class JobResult(BaseModel):
     submitted_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    @field_serializer("usage")
+    def _usage_as_published(self, usage: TokenUsage) -> dict[str, int]:
+        # Results have always shown these two counts; the cached share stays in the ledger.
+        return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
 
     @property
     def cost(self) -> Decimal:

@@ -1,4 +1,8 @@
-"""Final results in Redis for fast waiting; SQL stays the system of record."""
+"""Final results in Redis for fast waiting; SQL stays the system of record.
+
+Publishing a result also pushes a token on the job's ready list, so a client blocked on
+that list (BLPOP) wakes within one Redis round trip instead of polling.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,21 @@ from collections.abc import Sequence
 
 import redis
 
-from agentqueue.constants import RESULT_KEY_PREFIX
+from agentqueue.constants import (
+    RESULT_KEY_PREFIX,
+    RESULT_READY_PREFIX,
+    RESULT_READY_TTL_S,
+    RESULT_READY_WATCH_MAX,
+)
 from agentqueue.jobs import JobResult
 
 
 def result_key(job_id: str) -> str:
     return f"{RESULT_KEY_PREFIX}{job_id}"
+
+
+def ready_key(job_id: str) -> str:
+    return f"{RESULT_READY_PREFIX}{job_id}"
 
 
 class ResultStore:
@@ -29,6 +42,9 @@ class ResultStore:
             pipe.set(
                 result_key(result.job_id), result.model_dump_json(exclude_none=True), ex=self.ttl_s
             )
+            ready = ready_key(result.job_id)
+            pipe.rpush(ready, 1)
+            pipe.expire(ready, min(self.ttl_s, RESULT_READY_TTL_S))
         pipe.execute()
 
     def fetch(self, job_ids: Sequence[str]) -> dict[str, JobResult]:
@@ -40,3 +56,21 @@ class ResultStore:
             for job_id, value in zip(job_ids, values, strict=True)
             if value is not None
         }
+
+    def wait_ready(self, job_ids: Sequence[str], timeout_s: float) -> bool:
+        """Block until one of `job_ids` is published or `timeout_s` passes; True if one was.
+
+        The token taken is put back, so every other client waiting for that job wakes too.
+        """
+        if not job_ids or timeout_s <= 0:
+            return False
+        keys = [ready_key(i) for i in job_ids[:RESULT_READY_WATCH_MAX]]
+        popped = self.client.blpop(keys, timeout=max(timeout_s, 0.001))
+        if popped is None:
+            return False
+        key = popped[0]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(key, 1)
+        pipe.expire(key, RESULT_READY_TTL_S)
+        pipe.execute()
+        return True

@@ -6,11 +6,11 @@
 - L3: the same call with an SQL-only policy, against a raw SELECT by primary key on a pooled
   DBAPI connection of the same engine.
 
-Redis 127.0.0.1:6379 database 15 (emptied), a temporary SQLite file, and PostgreSQL too with
-`--postgres`. Calls alternate cache/raw so both see the same machine noise.
+Redis 127.0.0.1:6379 database 15 (`--redis-db`; emptied), a temporary SQLite file, and
+PostgreSQL too with `--postgres`. Calls alternate cache/raw so both see the same machine noise.
 
     python bench/cache.py [--output-bytes 1500] [--large-output-bytes 16000] [--iterations 3000]
-                          [--postgres]
+                          [--postgres] [--redis-db 15]
 """
 
 from __future__ import annotations
@@ -28,13 +28,15 @@ from pathlib import Path
 import redis
 from harness import scratch_postgres
 
-from agentqueue.cache import CachedUsage, CacheEntry, CacheRequest, TieredCache
+from agentqueue.cache import CacheEntry, CacheRequest, TieredCache
 from agentqueue.cache.l2_redis import entry_key
 from agentqueue.jobs import AgentJob
 from agentqueue.persistence.engine import dispose_all, get_engine, get_sessionmaker
 from agentqueue.persistence.migrate import upgrade
 from agentqueue.settings import Settings, load_settings
+from agentqueue.usage import TokenUsage
 
+# Emptied by the run; `--redis-db` picks another database on a shared server.
 REDIS_URL = "redis://127.0.0.1:6379/15"
 GOALS = {"l1_median_us": 10.0, "l2_ratio": 1.3, "l3_ratio": 1.5}
 
@@ -84,7 +86,7 @@ def sample_entry(output_bytes: int) -> CacheEntry:
         words.append(rng.choice(vocabulary) + ("." if rng.random() < 0.07 else ""))
     text = " ".join(words)[:output_bytes]
     return CacheEntry(
-        output=text, model="gpt-4o-mini", provider="openai", usage=CachedUsage(812, 377)
+        output=text, model="gpt-4o-mini", provider="openai", usage=TokenUsage(812, 377)
     )
 
 
@@ -202,7 +204,10 @@ def main() -> None:
     parser.add_argument("--large-output-bytes", type=int, default=16_000)
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--postgres", action="store_true", help="also run on a scratch database")
+    parser.add_argument("--redis-db", type=int, default=15, help="Redis database (emptied)")
     args = parser.parse_args()
+    global REDIS_URL
+    REDIS_URL = f"redis://127.0.0.1:6379/{args.redis_db}"
     entry = sample_entry(args.output_bytes)
     large_entry = sample_entry(args.large_output_bytes)
     print(f"cache hit latency, {args.output_bytes}-byte output, {args.iterations} iterations")

@@ -4,8 +4,8 @@ For each backend, 1 and 4 worker processes (spawned) run the real `BudgetGate` a
 scratch database with global and tenant budgets configured (so every reservation checks and
 updates the locked usage rows), in two modes:
 
-- single:  admit_many([job]) then settle_many([one])   - one job per transaction pair
-- batched: admit_many(50 jobs) then settle_many(50)    - the batch executor's path
+- single:  admit one job, then settle it               - one job per transaction pair
+- batched: admit 50 jobs, then settle the 50          - the batch executor's path
 
 A scratch PostgreSQL database is created and dropped (AGENTQUEUE_TEST_POSTGRES_URL, default
 postgres@127.0.0.1:5432) and a temporary SQLite file is used. Default run: ~40 s.
@@ -94,10 +94,12 @@ def worker(
     results: Any,
 ) -> None:
     """Run each mode for `seconds` after all workers are ready; report completed jobs."""
-    from agentqueue.budget.gate import BudgetGate, Settlement
+    from agentqueue.budget.gate import AdmissionGroup, BudgetGate
     from agentqueue.jobs import AgentJob
     from agentqueue.persistence.engine import get_sessionmaker
+    from agentqueue.persistence.transactions import in_transaction
     from agentqueue.settings import load_settings
+    from agentqueue.usage import TokenUsage
 
     gate = BudgetGate(get_sessionmaker(url), load_settings(database_url=url))
     tenant = f"t{index % 2}"
@@ -117,7 +119,15 @@ def worker(
             for n in range(start, start + count)
         ]
 
-    gate.admit_many(jobs("warmup", 0, 1))  # engine, usage rows and price caches
+    def admit_and_settle(chunk: list[AgentJob]) -> None:
+        """Admit, then settle in a transaction of its own, as the worker's steps do."""
+        [admissions] = gate.admit_groups([AdmissionGroup(chunk, datetime.now(UTC))])
+        usages = {
+            a.job_id: TokenUsage(a.reservation.input_tokens_estimate, 100) for a in admissions
+        }
+        in_transaction(gate.sessions, lambda session: gate.settle_in(session, usages))
+
+    admit_and_settle(jobs("warmup", 0, 1))  # engine, usage rows and price caches
     for mode in MODES:
         size = 1 if mode == "single" else batch
         # Build jobs ahead of time so the clock measures the ledger, not pydantic.
@@ -128,10 +138,7 @@ def worker(
         deadline = started + seconds
         while time.perf_counter() < deadline and done + size <= len(pool):
             chunk = pool[done : done + size]
-            admissions = gate.admit_many(chunk)
-            gate.settle_many(
-                [Settlement(a.job_id, a.input_tokens_estimate, 100) for a in admissions]
-            )
+            admit_and_settle(chunk)
             done += size
         results.put((mode, index, done, time.perf_counter() - started))
 

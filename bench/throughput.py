@@ -16,7 +16,11 @@ concurrency C, one worker with C threads and a provider pool of C connections; i
 jobs/s achieved as a share of the ceiling C / latency (`P2 C=64: Z% of ceiling`). Each C gets
 enough single-message jobs for about `--p2-seconds` at the ceiling.
 
-    python bench/throughput.py [--only p1|p2] [--jobs 2000] [--concurrency 32] [--rounds 2]
+P9 sends `--p9-jobs` (50) critical jobs one at a time, each submitted and waited for through the
+client API, against bare Celery's `apply_async().get()` with a Redis result backend, and prints
+the medians (`P9 lone job p50: A ms, bare Celery round trip: B ms, ratio: R`).
+
+    python bench/throughput.py [--only p1|p2|p9] [--jobs 2000] [--concurrency 32] [--rounds 2]
         [--p2-concurrency 16,64,128] [--p2-seconds 5] [--latency-ms 200]
         [--database postgres|sqlite] [--redis-db 8] [--clock first-take|command] [--floor]
 
@@ -363,7 +367,8 @@ def p2(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["p1", "p2"], default=None)
+    parser.add_argument("--only", choices=["p1", "p2", "p9"], default=None)
+    parser.add_argument("--p9-jobs", type=int, default=50)
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
@@ -417,6 +422,10 @@ def main() -> None:
                 first_take=first_take,
                 floor=args.floor,
             )
+        if args.only in (None, "p9"):
+            from lone_job import p9
+
+            p9(env, args.p9_jobs, log_dir)
         if args.only in (None, "p2"):
             concurrencies = [int(c) for c in args.p2_concurrency.split(",") if c.strip()]
             p2(

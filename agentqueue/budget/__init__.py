@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from agentqueue.budget.errors import (
     BudgetExceeded,
-    LedgerUnavailable,
     NoModelMeetsRequirements,
     UnknownModelPrice,
 )
-from agentqueue.budget.gate import Admission, BudgetGate, CacheHitCharge, Settlement
+from agentqueue.budget.gate import Admission, BudgetGate, CacheHit
 from agentqueue.budget.state import BudgetState
 
 __all__ = [
@@ -16,9 +15,7 @@ __all__ = [
     "BudgetExceeded",
     "BudgetGate",
     "BudgetState",
-    "CacheHitCharge",
-    "LedgerUnavailable",
+    "CacheHit",
     "NoModelMeetsRequirements",
-    "Settlement",
     "UnknownModelPrice",
 ]

@@ -5,45 +5,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal
 
 from agentqueue.budget.errors import BudgetExceeded
 from agentqueue.budget.ledger import Reservation
 from agentqueue.budget.ledger_entries import Entry, EntryState
 from agentqueue.budget.periods import Period, Window
 from agentqueue.budget.planning import JobPlan, RunOption
-from agentqueue.budget.policy import BudgetAction, BudgetLadder
+from agentqueue.budget.policy import BudgetAction, BudgetLadder, Decision
 from agentqueue.budget.usage_rows import LiveUsage, UsageView
 from agentqueue.errors import AgentQueueError
-
-Decision = Literal["run", "defer", "reject"]
 
 
 @dataclass(frozen=True)
 class Admission:
-    """The gate's verdict on one job. `already_settled` marks a redelivered job that has
-    finished before: the caller skips it (its result is already recorded)."""
+    """The gate's verdict on one job, with its reservation: for `run`, what the ledger
+    holds; otherwise the model it would have used and $0. `already_settled` marks a
+    redelivered job that has finished before: the caller skips it (its result is already
+    recorded)."""
 
     job_id: str
     decision: Decision
-    model: str  # resolved model (auto -> chosen)
-    provider: str | None
-    service_tier: str
-    reserved_usd: Decimal
-    input_tokens_estimate: int
-    max_output_tokens: int  # send this as the provider's max_tokens: the reservation assumes it
-    model_reason: str | None
-    budget_action: str | None
-    error: AgentQueueError | None
+    reservation: Reservation
+    error: AgentQueueError | None = None
     already_settled: bool = False
 
 
 def admission_from_entry(entry: Entry) -> Admission:
     """What a job that already has a ledger entry gets back (a redelivery)."""
     finished = entry.state in (EntryState.SETTLED, EntryState.CACHE_HIT)
-    return Admission(
-        job_id=entry.job_id,
-        decision="run",
+    reservation = Reservation(
         model=entry.model,
         provider=entry.provider,
         service_tier=entry.service_tier,
@@ -52,9 +42,8 @@ def admission_from_entry(entry: Entry) -> Admission:
         max_output_tokens=entry.max_output_tokens,
         model_reason=entry.model_reason,
         budget_action=entry.budget_action,
-        error=None,
-        already_settled=finished,
     )
+    return Admission(entry.job_id, "run", reservation, already_settled=finished)
 
 
 class AdmissionRules:
@@ -90,9 +79,7 @@ class AdmissionRules:
             error: AgentQueueError | None = None,
         ) -> Admission:
             chosen = option if isinstance(option, RunOption) else None
-            return Admission(
-                job_id=job.id,
-                decision=decision,
+            reservation = Reservation(
                 model=chosen.model if chosen else job.model,
                 provider=chosen.provider if chosen and decision != "reject" else None,
                 service_tier=service_tier,
@@ -101,32 +88,23 @@ class AdmissionRules:
                 max_output_tokens=chosen.max_output_tokens if chosen else 0,
                 model_reason=chosen.reason if chosen and decision != "reject" else None,
                 budget_action=label,
-                error=error,
             )
+            return Admission(job.id, decision, reservation, error)
 
         needed = option.worst_case_usd if isinstance(option, RunOption) else Decimal(0)
         refuse = BudgetAction.REFUSE.value
         tightest = view.tightest()
-        if ladder.verdict == "refuse" and tightest is not None:
+        if ladder.decision == "reject" and tightest is not None:
             return None, verdict("reject", refuse, self._exceeded(tightest, windows, needed))
         if not isinstance(option, RunOption):
             return None, verdict("reject", action, option)
-        if ladder.verdict == "defer":
+        if ladder.decision == "defer":
             return None, verdict("defer", action)
         crossed = view.first_crossed(option.worst_case_usd)
         if crossed is not None:
             return None, verdict("reject", refuse, self._exceeded(crossed, windows, needed))
-        reservation = Reservation(
-            model=option.model,
-            provider=option.provider,
-            service_tier=service_tier,
-            reserved_usd=option.worst_case_usd,
-            input_tokens_estimate=plan.input_tokens,
-            max_output_tokens=option.max_output_tokens,
-            model_reason=option.reason,
-            budget_action=action,
-        )
-        return reservation, verdict("run", action)
+        admission = verdict("run", action)
+        return admission.reservation, admission
 
     def _exceeded(
         self, row: LiveUsage, windows: dict[Period, Window], needed: Decimal

@@ -14,12 +14,12 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from agentqueue.budget.errors import LedgerUnavailable
 from agentqueue.budget.policy import BudgetAction, BudgetLadder
 from agentqueue.budget.state import BudgetState
-from agentqueue.budget.transactions import in_transaction
+from agentqueue.errors import DatabaseUnavailable
 from agentqueue.money import format_usd
 from agentqueue.persistence.ledger_tables import BudgetAlertRecord
+from agentqueue.persistence.transactions import in_transaction
 
 log = logging.getLogger(__name__)
 # httpx's INFO line of every request names the full webhook URL (tokens in its query too).
@@ -109,7 +109,7 @@ class BudgetAlerts:
                 continue
             try:
                 inserted = self._record(fresh, utilisation, keys)
-            except LedgerUnavailable:
+            except DatabaseUnavailable:
                 log.warning("budget alert for %s not recorded: ledger unavailable", state.scope)
                 continue
             except Exception:  # alerts must never fail an admission that already committed

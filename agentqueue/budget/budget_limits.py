@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from agentqueue.budget.ledger_guard import exclude_ledger_writers
 from agentqueue.budget.periods import Period, Window, window_for
 from agentqueue.budget.scopes import parse_scope
-from agentqueue.budget.transactions import in_transaction
 from agentqueue.budget.usage_backfill import usage_from_entries, write_usage
 from agentqueue.budget.usage_rows import BUDGETS, USAGE, LiveUsage, all_limits, read_rows
+from agentqueue.persistence.transactions import in_transaction
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,46 +8,33 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from agentqueue.budget.errors import UnknownModelPrice
 from agentqueue.budget.ledger_entries import ENTRIES, EntryState, lock_entries, update_entries
 from agentqueue.budget.pricing import PriceBook, to_money
-from agentqueue.budget.transactions import in_transaction
 from agentqueue.budget.usage_rows import write_back
+from agentqueue.usage import TokenUsage
 
 
 @dataclass(frozen=True, slots=True)
 class CacheHit:
-    """A job answered from cache; tokens are what the call would have used."""
+    """A job answered from cache: recorded at $0 with the cost it avoided; `usage` is what
+    the call would have used."""
 
     job_id: str
     tenant: str
     agent_type: str
     model: str
-    input_tokens: int
-    output_tokens: int
-
-
-def record_cache_hits(
-    factory: sessionmaker[Session],
-    prices: PriceBook,
-    hits: Sequence[CacheHit],
-    *,
-    now: datetime,
-    day: str,
-) -> None:
-    """Record $0 entries with the cost each hit avoided; a live reservation is released.
-    Idempotent: a job already settled or recorded as a hit is left alone."""
-    in_transaction(
-        factory, lambda session: record_cache_hits_in(session, prices, hits, now=now, day=day)
-    )
+    usage: TokenUsage
 
 
 def record_cache_hits_in(
     session: Session, prices: PriceBook, hits: Sequence[CacheHit], *, now: datetime, day: str
 ) -> None:
-    """`record_cache_hits` inside the caller's transaction."""
+    """Record $0 entries with the cost each hit avoided, inside the caller's transaction; a
+    live reservation is released. Idempotent: a job already settled or recorded as a hit is
+    left alone."""
     entries, rows = lock_entries(session, [hit.job_id for hit in hits])
     inserts: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
@@ -64,8 +51,8 @@ def record_cache_hits_in(
             "state": EntryState.CACHE_HIT.value,
             "cost_usd": Decimal(0),
             "avoided_usd": avoided,
-            "input_tokens": hit.input_tokens,
-            "output_tokens": hit.output_tokens,
+            "input_tokens": hit.usage.input_tokens,
+            "output_tokens": hit.usage.output_tokens,
             "settled_at": now,
             "updated_at": now,
         }
@@ -88,7 +75,8 @@ def _avoided_cost(prices: PriceBook, hit: CacheHit, now: datetime) -> tuple[Deci
         priced = prices.price(hit.model, "standard", at=now)
     except UnknownModelPrice:
         return Decimal(0), None
-    return to_money(priced.cost(hit.input_tokens, hit.output_tokens)), priced.provider
+    usage = hit.usage
+    return to_money(priced.cost(usage.input_tokens, usage.output_tokens)), priced.provider
 
 
 def _cache_hit_row(

@@ -65,12 +65,6 @@ class BudgetExceeded(AgentQueueError):
         self.needed_usd = needed_usd
 
 
-class LedgerUnavailable(AgentQueueError):
-    """The ledger database cannot be reached: retry later, never run unbudgeted."""
-
-    code = "ledger_unavailable"
-
-
 class InvalidBudgetFile(AgentQueueError):
     """A prices or catalog file could not be read; the message names the file and the problem."""
 

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.admission import Admission, AdmissionRules, admission_from_entry
 from agentqueue.budget.alerts import AlertSink, BudgetAlert, BudgetAlerts
 from agentqueue.budget.budget_limits import read_budgets
-from agentqueue.budget.cache_hits import CacheHit, record_cache_hits, record_cache_hits_in
+from agentqueue.budget.cache_hits import CacheHit, record_cache_hits_in
 from agentqueue.budget.catalog import load_catalog
-from agentqueue.budget.errors import BudgetExceeded, LedgerUnavailable, UnknownModelPrice
-from agentqueue.budget.ledger import (
-    Ledger,
-    Reservation,
-    ReservationRequest,
-    TokenUsage,
-)
+from agentqueue.budget.errors import BudgetExceeded, UnknownModelPrice
+from agentqueue.budget.ledger import Ledger, Reservation, ReservationRequest
 from agentqueue.budget.periods import Period, Window, current_windows
 from agentqueue.budget.planning import JobPlanner
 from agentqueue.budget.policy import BudgetLadder
@@ -30,32 +24,12 @@ from agentqueue.budget.pricing import PriceBook
 from agentqueue.budget.scopes import scopes_for
 from agentqueue.budget.selection import SelectionWeights
 from agentqueue.budget.state import BudgetState, utilisation_of
-from agentqueue.budget.transactions import in_transaction
 from agentqueue.budget.usage_rows import LiveUsage, UsageKey, UsageView
 from agentqueue.jobs import AgentJob
 from agentqueue.settings import Settings
+from agentqueue.usage import TokenUsage
 
-T = TypeVar("T")
-
-__all__ = [
-    "Admission",
-    "AdmissionGroup",
-    "BudgetGate",
-    "CacheHitCharge",
-    "Completion",
-    "LedgerUnavailable",
-    "Settlement",
-]
-
-
-@dataclass(frozen=True)
-class Settlement:
-    """Provider-reported usage of a finished job; `input_tokens` includes cached input tokens."""
-
-    job_id: str
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int = 0
+__all__ = ["Admission", "AdmissionGroup", "BudgetGate", "CacheHit"]
 
 
 @dataclass(frozen=True)
@@ -66,27 +40,6 @@ class AdmissionGroup:
     now: datetime
     service_tier: str = "standard"
     defer_allowed: bool = True
-
-
-@dataclass(frozen=True)
-class Completion(Generic[T]):
-    """One group's finished work: settlements, cache hits and its own writes (`then`)."""
-
-    settlements: Sequence[Settlement]
-    cache_hits: Sequence[CacheHitCharge]
-    then: Callable[[Session, dict[str, Decimal]], T]
-
-
-@dataclass(frozen=True)
-class CacheHitCharge:
-    """A job answered from cache: recorded at $0 with the cost it avoided."""
-
-    job_id: str
-    tenant: str
-    agent_type: str
-    model: str
-    input_tokens: int
-    output_tokens: int
 
 
 class BudgetGate:
@@ -135,32 +88,17 @@ class BudgetGate:
 
     # Admission.
 
-    def admit_many(
-        self,
-        jobs: Sequence[AgentJob],
-        *,
-        now: datetime | None = None,
-        service_tier: str = "standard",
-        defer_allowed: bool = True,
-    ) -> list[Admission]:
-        """Choose model, estimate worst case, apply the ladder and reserve every `run` job
-        against all its scopes in ONE transaction. Idempotent by job id: a reserved job gets
-        its reservation back; a settled one comes back with `already_settled`.
-        `defer_allowed=False` (jobs released from deferral) runs instead of deferring again.
-
-        Raises:
-            LedgerUnavailable: the database is unreachable; retry later, run nothing.
-        """
-        group = AdmissionGroup(jobs, now or datetime.now(UTC), service_tier, defer_allowed)
-        return self.admit_groups([group])[0]
-
     def admit_groups(self, groups: Sequence[AdmissionGroup]) -> list[list[Admission]]:
-        """`admit_many` for several groups of jobs in ONE transaction (each group keeps its
-        own tier and deferral rule); the admissions of each group, in order. All groups are
-        admitted at the latest of their moments, so every reservation shares its windows.
+        """Choose each job's model, estimate its worst case, apply the ladder and reserve every
+        `run` job against all its scopes, for several groups in ONE transaction (each group
+        keeps its own tier and deferral rule); the admissions of each group, in order. All
+        groups are admitted at the latest of their moments, so every reservation shares its
+        windows. Idempotent by job id: a reserved job gets its reservation back; a settled one
+        comes back with `already_settled`. A group with `defer_allowed=False` (jobs released
+        from deferral) runs instead of deferring again.
 
         Raises:
-            LedgerUnavailable: the database is unreachable; retry later, run nothing.
+            DatabaseUnavailable: the database is unreachable; retry later, run nothing.
         """
         jobs = [job for group in groups for job in group.jobs]
         if not jobs:
@@ -256,65 +194,26 @@ class BudgetGate:
             action=self.ladder.action_for(utilisation).value,
         )
 
-    # Settlement.
+    # Settlement, inside the caller's transaction.
 
-    def settle_many(self, settlements: Sequence[Settlement]) -> dict[str, Decimal]:
-        """Charge the provider-reported usage, in one transaction; job id -> actual cost.
-        Idempotent: a settled job returns its recorded cost and is not charged again.
-
-        Raises:
-            LedgerUnavailable: the database is unreachable; retry the settlement later.
-        """
-        if not settlements:
+    def settle_in(
+        self, session: Session, usages: Mapping[str, TokenUsage], *, now: datetime | None = None
+    ) -> dict[str, Decimal]:
+        """Charge the provider-reported usage of each job (job id -> usage); job id -> actual
+        cost. Idempotent: a settled job returns its recorded cost and is not charged again."""
+        if not usages:
             return {}
-        usages = [
-            TokenUsage(s.job_id, s.input_tokens, s.output_tokens, s.cached_input_tokens)
-            for s in settlements
-        ]
-        return self.ledger.settle_many(usages, now=datetime.now(UTC))
+        return self.ledger.settle_in(session, usages=usages, now=now or datetime.now(UTC))
 
-    def complete(
-        self,
-        settlements: Sequence[Settlement],
-        cache_hits: Sequence[CacheHitCharge],
-        then: Callable[[Session, dict[str, Decimal]], T],
-    ) -> T:
-        """Settle finished jobs, record cache hits, and run `then(session, costs)` (the
-        caller's own writes, e.g. the jobs' final records) in ONE transaction, so a job is
-        never charged without its record or recorded without its charge.
-
-        Raises:
-            LedgerUnavailable: the database is unreachable; retry the whole step later.
-        """
-        return self.complete_groups([Completion(settlements, cache_hits, then)])[0]
-
-    def complete_groups(self, completions: Sequence[Completion[T]]) -> list[T]:
-        """`complete` for several groups in ONE transaction: every settlement and cache hit,
-        then each group's `then` in turn; what each `then` returned, in order.
-
-        Raises:
-            LedgerUnavailable: the database is unreachable; retry the whole step later.
-        """
-        now = datetime.now(UTC)
-        day = current_windows(now, self.timezone)[Period.DAILY].first_day.isoformat()
-        usages = [
-            TokenUsage(s.job_id, s.input_tokens, s.output_tokens, s.cached_input_tokens)
-            for completion in completions
-            for s in completion.settlements
-        ]
-        hits = [
-            CacheHit(h.job_id, h.tenant, h.agent_type, h.model, h.input_tokens, h.output_tokens)
-            for completion in completions
-            for h in completion.cache_hits
-        ]
-
-        def work(session: Session) -> list[T]:
-            costs = self.ledger.settle_in(session, usages=usages, now=now) if usages else {}
-            if hits:
-                record_cache_hits_in(session, self.prices, hits, now=now, day=day)
-            return [completion.then(session, costs) for completion in completions]
-
-        return in_transaction(self.sessions, work)
+    def record_cache_hits_in(
+        self, session: Session, hits: Sequence[CacheHit], *, now: datetime | None = None
+    ) -> None:
+        """Ledger rows of $0 spent with the cost avoided; a live reservation is released."""
+        if not hits:
+            return
+        moment = now or datetime.now(UTC)
+        day = current_windows(moment, self.timezone)[Period.DAILY].first_day.isoformat()
+        record_cache_hits_in(session, self.prices, hits, now=moment, day=day)
 
     def offers_tier(self, model: str, service_tier: str) -> bool:
         """Whether the pricing data has a real price for this tier (not a standard fallback)."""
@@ -328,23 +227,6 @@ class BudgetGate:
         """Drop the reservations of failed jobs; idempotent, settled jobs are left alone."""
         if job_ids:
             self.ledger.release_many(list(job_ids), now=datetime.now(UTC))
-
-    def record_cache_hits(self, hits: Sequence[CacheHitCharge]) -> None:
-        """Ledger rows of $0 spent with the cost avoided; a live reservation is released."""
-        if not hits:
-            return
-        now = datetime.now(UTC)
-        day = current_windows(now, self.timezone)[Period.DAILY].first_day.isoformat()
-        record_cache_hits(
-            self.sessions,
-            self.prices,
-            [
-                CacheHit(h.job_id, h.tenant, h.agent_type, h.model, h.input_tokens, h.output_tokens)
-                for h in hits
-            ],
-            now=now,
-            day=day,
-        )
 
     def sweep_stale_reservations(self, *, older_than_s: int | None = None) -> int:
         """Release reservations of workers that died between reserve and settle (beat task)."""

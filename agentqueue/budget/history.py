@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.ledger_entries import ENTRIES, EntryState
 from agentqueue.budget.pricing import MONEY_QUANTUM
-from agentqueue.budget.transactions import in_transaction
 from agentqueue.money import exact_usd
+from agentqueue.persistence.transactions import in_transaction
 
 _MONEY = Numeric(28, 10)
 

@@ -33,7 +33,6 @@ from agentqueue.budget.ledger_entries import (
 )
 from agentqueue.budget.ledger_guard import join_ledger_writers
 from agentqueue.budget.pricing import PriceBook, to_money
-from agentqueue.budget.transactions import in_transaction
 from agentqueue.budget.usage_rows import (
     LiveUsage,
     UsageKey,
@@ -44,6 +43,8 @@ from agentqueue.budget.usage_rows import (
     lock_rows,
     write_back,
 )
+from agentqueue.persistence.transactions import in_transaction
+from agentqueue.usage import TokenUsage
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -73,16 +74,6 @@ class Reservation:
     max_output_tokens: int
     model_reason: str | None = None
     budget_action: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TokenUsage:
-    """Provider-reported tokens of one job; `input_tokens` includes the cached ones."""
-
-    job_id: str
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -229,32 +220,27 @@ class Ledger:
             return entry.reserved_usd, entry.reserved_usd
         return to_money(priced.cost(*tokens)), to_money(standard.cost(*tokens))
 
-    def settle_many(self, usages: Sequence[TokenUsage], *, now: datetime) -> dict[str, Decimal]:
-        """Charge each job its actual cost and drop its reservation; returns job id -> cost.
+    def settle_in(
+        self, session: Session, *, usages: Mapping[str, TokenUsage], now: datetime
+    ) -> dict[str, Decimal]:
+        """Charge each job (job id -> reported usage) its actual cost and drop its
+        reservation, inside the caller's transaction (so the caller can add its own writes,
+        such as the jobs' final records, atomically); returns job id -> cost.
 
         A settled job returns its recorded cost again; a released one (swept while it was
         still running) is charged now, since the provider did the work. Unknown ids are
         skipped with a warning.
         """
-        return in_transaction(self.factory, partial(self.settle_in, usages=usages, now=now))
-
-    def settle_in(
-        self, session: Session, *, usages: Sequence[TokenUsage], now: datetime
-    ) -> dict[str, Decimal]:
-        """`settle_many` inside the caller's transaction (so the caller can add its own
-        writes, such as the jobs' final records, atomically)."""
-        entries, rows = lock_entries(session, [u.job_id for u in usages])
+        entries, rows = lock_entries(session, list(usages))
         costs: dict[str, Decimal] = {}
         changes: list[dict[str, Any]] = []
-        for usage in usages:
-            entry = entries.get(usage.job_id)
+        for job_id, usage in usages.items():
+            entry = entries.get(job_id)
             if entry is None:
-                log.warning("settlement for job %s without a reservation", usage.job_id)
-                continue
-            if usage.job_id in costs:
+                log.warning("settlement for job %s without a reservation", job_id)
                 continue
             if entry.state in (EntryState.SETTLED, EntryState.CACHE_HIT):
-                costs[usage.job_id] = entry.cost_usd
+                costs[job_id] = entry.cost_usd
                 continue
             cost, standard_cost = self._actual_cost(entry, usage)
             for key in entry.usage_keys:
@@ -264,10 +250,10 @@ class Ledger:
                 if entry.state is EntryState.RESERVED:
                     row.unreserve(entry.reserved_usd)
                 row.spend(cost)
-            costs[usage.job_id] = cost
+            costs[job_id] = cost
             changes.append(
                 {
-                    "k_job_id": usage.job_id,
+                    "k_job_id": job_id,
                     "state": EntryState.SETTLED.value,
                     "cost_usd": cost,
                     "standard_cost_usd": standard_cost,

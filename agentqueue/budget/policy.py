@@ -12,6 +12,9 @@ from agentqueue.settings import Settings
 
 ALWAYS_RUN_AT_HIGH_PRIORITY_ONLY = frozenset({"critical", "high"})
 
+# What happens to one job; a rejected job ends with status `rejected` (JobStatus.REJECTED).
+Decision = Literal["run", "defer", "reject"]
+
 
 class BudgetAction(StrEnum):
     """What budget pressure does, from mildest to hardest."""
@@ -21,20 +24,16 @@ class BudgetAction(StrEnum):
     RIGHT_SIZE = "right_size"  # auto jobs take the cheapest qualifying model; prefer cache
     DEFER = "defer"  # deferrable priorities wait for off-peak
     HIGH_PRIORITY_ONLY = "high_priority_only"  # only high and critical run
-    REFUSE = "refuse"  # hard stop: budget_exceeded
+    REFUSE = "refuse"  # hard stop: jobs are rejected with budget_exceeded
 
 
 @dataclass(frozen=True, slots=True)
 class LadderDecision:
     """How one job is admitted at the current utilisation."""
 
-    verdict: Literal["run", "defer", "refuse"]
+    decision: Decision
     action: BudgetAction
     selection_mode: SelectionMode
-
-    @property
-    def prefer_cache(self) -> bool:
-        return self.action not in (BudgetAction.NONE, BudgetAction.ALERT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +90,11 @@ class BudgetLadder:
     def decide(
         self, utilisation: Decimal, priority: str, *, deferrable: bool = True
     ) -> LadderDecision:
-        """Admit, defer or refuse a job of `priority`; a job that may not wait runs instead."""
+        """Run, defer or reject a job of `priority`; a job that may not wait runs instead."""
         action = self.action_for(utilisation)
         cheapest: SelectionMode = "cheapest"
         if action is BudgetAction.REFUSE:
-            return LadderDecision("refuse", action, cheapest)
+            return LadderDecision("reject", action, cheapest)
         if action is BudgetAction.HIGH_PRIORITY_ONLY:
             held = priority not in ALWAYS_RUN_AT_HIGH_PRIORITY_ONLY
             return LadderDecision("defer" if held and deferrable else "run", action, cheapest)

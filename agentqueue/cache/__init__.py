@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agentqueue.cache.base import CacheTier, InvalidationTarget, StoredEntry, TierHit
-from agentqueue.cache.entry import CachedUsage, CacheEntry
+from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.keys import cache_key, is_cacheable, is_deterministic, is_readable
 from agentqueue.cache.policy import CachePolicy, policies_from_settings, policy_for
 from agentqueue.cache.purge import PurgeResult, purge_expired
@@ -19,7 +19,6 @@ __all__ = [
     "CacheRequest",
     "CacheTags",
     "CacheTier",
-    "CachedUsage",
     "InvalidationTarget",
     "PurgeResult",
     "SingleFlightTicket",

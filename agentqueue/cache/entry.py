@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agentqueue.providers.base import ProviderResponse
+from agentqueue.usage import TokenUsage
 
 # The C scanner without `json.loads`'s wrapper: cache hits decode on the hot path.
 _scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
@@ -21,39 +21,15 @@ class EntryDecodeError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class CachedUsage:
-    """Token counts of the original provider call: what a hit saves."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class CacheEntry:
     """What a cache hit gives back instead of a provider call."""
 
     output: str
     model: str
     provider: str
-    usage: CachedUsage = field(default_factory=CachedUsage)
+    usage: TokenUsage = field(default_factory=TokenUsage)
     finish_reason: str = "stop"
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    @classmethod
-    def from_response(cls, response: ProviderResponse, *, provider: str) -> CacheEntry:
-        """The entry for a provider's answer (store it only if `storable`)."""
-        return cls(
-            output=response.output,
-            model=response.model,
-            provider=provider,
-            usage=CachedUsage(
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-                cached_input_tokens=response.usage.cached_input_tokens,
-            ),
-            finish_reason=response.finish_reason,
-        )
 
     @property
     def storable(self) -> bool:
@@ -94,7 +70,7 @@ class CacheEntry:
                 output=data["output"],
                 model=data["model"],
                 provider=data["provider"],
-                usage=CachedUsage(usage[0], usage[1], usage[2]),
+                usage=TokenUsage(usage[0], usage[1], usage[2]),
                 finish_reason=data["finish_reason"],
                 created_at=datetime.fromisoformat(data["created_at"]),
             )

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.cache.base import InvalidationTarget, StoredEntry, TierHit
 from agentqueue.cache.degrade import TierGuard
-from agentqueue.cache.entry import CachedUsage, CacheEntry
+from agentqueue.cache.entry import CacheEntry, TokenUsage
 from agentqueue.cache.stats import CacheStats
 from agentqueue.persistence.cache_tables import CacheBodyRecord, CacheEntryRecord
 
@@ -115,7 +115,7 @@ class L3SqlCache:
                     body,
                     model,
                     provider,
-                    CachedUsage(tokens_in, tokens_out, cached),
+                    TokenUsage(tokens_in, tokens_out, cached),
                     finish,
                     _utc(created),
                 )

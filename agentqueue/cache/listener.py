@@ -12,6 +12,8 @@ from typing import Any
 
 import redis
 
+from agentqueue.backoff import backoff_s
+
 logger = logging.getLogger("agentqueue.cache")
 
 POLL_S = 0.5
@@ -62,7 +64,7 @@ class CacheListener:
             self._thread = None
 
     def _run(self) -> None:
-        backoff = FIRST_BACKOFF_S
+        failures = 0  # in a row, since the last subscription
         ever_subscribed = False
         next_tick = time.monotonic() + self._tick_interval_s
         while not self._stop.is_set():
@@ -71,10 +73,10 @@ class CacheListener:
                 self._subscribe(pubsub)
                 if ever_subscribed:
                     self._on_resubscribe()
-                if backoff > FIRST_BACKOFF_S:
+                if failures:
                     logger.info("cache listener subscribed again")
                 ever_subscribed = True
-                backoff = FIRST_BACKOFF_S
+                failures = 0
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=POLL_S)
                     if message is not None and message.get("type") == "subscribe":
@@ -87,16 +89,16 @@ class CacheListener:
                         self._safe_tick()
             except Exception as exc:  # the listener must outlive any Redis outage
                 self._subscribed.clear()
+                failures += 1
                 # One warning per outage; the retries that follow are routine.
                 logger.log(
-                    logging.WARNING if backoff == FIRST_BACKOFF_S else logging.DEBUG,
+                    logging.WARNING if failures == 1 else logging.DEBUG,
                     "cache listener lost Redis (%s); other workers' invalidations cannot reach "
                     "this L1 until it is back, retrying every %.1fs at most",
                     type(exc).__name__,
                     MAX_BACKOFF_S,
                 )
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                self._stop.wait(backoff_s(failures, base_s=FIRST_BACKOFF_S, max_s=MAX_BACKOFF_S))
             finally:
                 # Closing a broken connection may fail again; there is nothing left to do.
                 with contextlib.suppress(Exception):

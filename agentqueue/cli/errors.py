@@ -6,18 +6,13 @@ import click
 import redis
 from sqlalchemy.exc import DBAPIError
 
-from agentqueue.errors import AgentQueueError
+from agentqueue.errors import AgentQueueError, DatabaseUnavailable
 from agentqueue.settings import SettingsError
 
 
 def _schema_missing(error: DBAPIError) -> bool:
     text = str(error.orig)
     return "no such table" in text or getattr(error.orig, "sqlstate", None) == "42P01"
-
-
-# The ledger's outage error speaks to a worker ("the job will be retried"); a command that
-# met it has nothing to retry, so it gets the same line as any other database outage.
-_DATABASE_OUTAGE_CODES = frozenset({"ledger_unavailable", "database_unavailable"})
 
 
 def _database_unavailable(cause: BaseException | None) -> str:
@@ -42,11 +37,19 @@ def run_cli(group: click.Group) -> int:
     except SettingsError as exc:
         click.echo(f"error: {exc.code}: {exc}", err=True)
         return 2
+    except DatabaseUnavailable as exc:
+        # Raised from a transaction (the driver error chained), its sentence speaks to a worker
+        # ("the job will be retried"); a command has no job to retry, so say what to check.
+        chained = exc.__cause__ is not None
+        click.echo(
+            _database_unavailable(exc.__cause__)
+            if chained
+            else f"error: {exc.code}: {exc.message}",
+            err=True,
+        )
+        return 2
     except AgentQueueError as exc:
-        if exc.code in _DATABASE_OUTAGE_CODES:
-            click.echo(_database_unavailable(exc.__cause__), err=True)
-        else:
-            click.echo(f"error: {exc.code}: {exc.message}", err=True)
+        click.echo(f"error: {exc.code}: {exc.message}", err=True)
         return 2
     except DBAPIError as exc:
         if _schema_missing(exc):

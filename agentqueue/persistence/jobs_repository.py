@@ -147,23 +147,8 @@ def finish(session: Session, results: Sequence[JobResult]) -> set[str]:
     ]
     if len(rows) > 1:
         return _finish_group(session, rows)
-    statement = (
-        update(jobs)
-        .where(jobs.c.id == bindparam("b_id"), jobs.c.status == JobStatus.RUNNING.value)
-        .values(
-            status=bindparam("b_status"),
-            result=bindparam("b_result"),
-            error_code=bindparam("b_error_code"),
-            finished_at=bindparam("b_finished_at"),
-        )
-        .returning(jobs.c.id)
-    )
-    written: set[str] = set()
-    for row in rows:
-        found = session.execute(statement, row).first()
-        if found is not None:
-            written.add(found.id)
-    return written
+    found = session.execute(_FINISH_ONE, rows[0]).first()
+    return set() if found is None else {found.id}
 
 
 def _finish_group(session: Session, rows: Sequence[Mapping[str, object]]) -> set[str]:
@@ -193,6 +178,8 @@ _FINISH = (
         finished_at=bindparam("b_finished_at"),
     )
 )
+# A lone job: the same statement, telling in one round trip whether it wrote the record.
+_FINISH_ONE = _FINISH.returning(jobs.c.id)
 
 
 def set_status(

@@ -7,7 +7,6 @@ from agentqueue.providers.base import (
     ProviderError,
     ProviderRequest,
     ProviderResponse,
-    ProviderUsage,
 )
 from agentqueue.providers.factory import build_provider
 
@@ -16,6 +15,5 @@ __all__ = [
     "ProviderError",
     "ProviderRequest",
     "ProviderResponse",
-    "ProviderUsage",
     "build_provider",
 ]

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
-from pydantic import SecretStr
-
-from agentqueue.providers.backoff import BackoffPolicy
 from agentqueue.providers.base import (
     FinishReason,
     ProviderError,
     ProviderRequest,
     ProviderResponse,
-    ProviderUsage,
+    TokenUsage,
 )
-from agentqueue.providers.connection_pool import PoolConfig
-from agentqueue.providers.http_transport import HttpTransport, JsonReply
-from agentqueue.providers.redaction import secret_text
+from agentqueue.providers.http_provider import HttpOptions, HttpProvider, transport_options
+from agentqueue.providers.http_transport import JsonReply
 from agentqueue.settings import Settings
 
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
@@ -39,7 +35,7 @@ def _text_of(content: Any) -> str:
     return "" if content is None else str(content)
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpProvider):
     """Turns OpenAI-style messages into a Messages API call over the shared pooled transport.
 
     System messages move to the top-level `system` field. Usage is normalised to agentqueue's
@@ -48,34 +44,13 @@ class AnthropicProvider:
     """
 
     name = "anthropic"
+    path = "/v1/messages"
+    default_base_url = "https://api.anthropic.com"
 
     def __init__(
-        self,
-        *,
-        base_url: str = "https://api.anthropic.com",
-        api_key: str | SecretStr | None = None,
-        version: str = DEFAULT_ANTHROPIC_VERSION,
-        pool: PoolConfig | None = None,
-        backoff: BackoffPolicy | None = None,
+        self, *, version: str = DEFAULT_ANTHROPIC_VERSION, **options: Unpack[HttpOptions]
     ) -> None:
-        key = secret_text(api_key)
-        headers = {
-            "content-type": "application/json",
-            "accept": "application/json",
-            "anthropic-version": version,
-        }
-        if key:
-            headers["x-api-key"] = key
-        self._transport = HttpTransport(
-            provider=self.name,
-            base_url=base_url,
-            headers=headers,
-            secrets=[key],
-            pool=pool,
-            backoff=backoff,
-            key_variable="AGENTQUEUE_ANTHROPIC_API_KEY",
-            url_variable="AGENTQUEUE_ANTHROPIC_BASE_URL",
-        )
+        super().__init__(headers={"anthropic-version": version}, **options)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AnthropicProvider:
@@ -83,20 +58,11 @@ class AnthropicProvider:
             base_url=settings.anthropic_base_url,
             api_key=settings.anthropic_api_key,
             version=settings.anthropic_version,
-            pool=PoolConfig.from_settings(settings),
-            backoff=BackoffPolicy.from_settings(settings),
+            **transport_options(settings),
         )
 
-    @property
-    def pool_size(self) -> int:
-        return self._transport.pool.size
-
-    def complete(self, request: ProviderRequest) -> ProviderResponse:
-        """One message; raises `ProviderError` (see `HttpTransport`) on failure."""
-        reply = self._transport.post_json(
-            "/v1/messages", self._body(request), request_id=request.request_id
-        )
-        return self._response(request, reply)
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"x-api-key": key}
 
     def _body(self, request: ProviderRequest) -> dict[str, Any]:
         system = [
@@ -147,7 +113,7 @@ class AnthropicProvider:
         raw_stop = body.get("stop_reason")
         return ProviderResponse(
             output=output,
-            usage=ProviderUsage(
+            usage=TokenUsage(
                 input_tokens=int(usage.get("input_tokens") or 0) + cache_read + cache_write,
                 output_tokens=int(usage.get("output_tokens") or 0),
                 cached_input_tokens=cache_read,
@@ -163,9 +129,3 @@ class AnthropicProvider:
                 "attempts": reply.attempts,
             },
         )
-
-    def close(self) -> None:
-        self._transport.close()
-
-    def __repr__(self) -> str:
-        return f"AnthropicProvider({self._transport!r})"

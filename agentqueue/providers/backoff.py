@@ -7,10 +7,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from agentqueue.settings import Settings
+from agentqueue.backoff import backoff_s
 
 
 @dataclass(frozen=True)
@@ -36,20 +34,11 @@ class BackoffPolicy:
         if self.base_s < 0 or self.max_s < 0 or self.max_retry_after_s < 0:
             raise ValueError("backoff durations must not be negative")
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> BackoffPolicy:
-        """The retry schedule every provider uses, from `AGENTQUEUE_PROVIDER_*`."""
-        return cls(
-            max_attempts=settings.provider_max_attempts,
-            base_s=settings.provider_backoff_base_s,
-            max_s=settings.provider_backoff_max_s,
-            max_retry_after_s=settings.provider_max_retry_after_s,
-        )
-
     def delay_s(self, retry_number: int, retry_after_s: float | None = None) -> float:
         """Seconds to sleep before retry `retry_number` (1 for the first retry)."""
-        ceiling = min(self.max_s, self.base_s * 2 ** max(0, retry_number - 1))
-        jittered = self._random.uniform(0.0, ceiling)
+        jittered = backoff_s(
+            retry_number, base_s=self.base_s, max_s=self.max_s, jitter=True, rng=self._random
+        )
         return max(jittered, retry_after_s or 0.0)
 
 

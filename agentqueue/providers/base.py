@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from agentqueue.errors import AgentQueueError
+from agentqueue.usage import TokenUsage
 
 FinishReason = Literal["stop", "length", "error"]
 
@@ -26,16 +27,9 @@ class ProviderRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class ProviderUsage:
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class ProviderResponse:
     output: str
-    usage: ProviderUsage
+    usage: TokenUsage
     model: str
     finish_reason: FinishReason = "stop"
     service_tier: str = "standard"

@@ -7,12 +7,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import httpx
-
-if TYPE_CHECKING:
-    from agentqueue.settings import Settings
 
 # httpcore's pool does work proportional to its connection count under one lock on every request
 # and response; past ~100 connections one client becomes the bottleneck (measured: 64 threads at
@@ -41,16 +37,6 @@ class PoolConfig:
     def size(self) -> int:
         """The most TCP connections the endpoint's pool will ever hold open at once."""
         return min(self.max_connections, self.max_connections_per_host)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PoolConfig:
-        """The pool every provider endpoint uses, from `AGENTQUEUE_HTTP_*`."""
-        return cls(
-            max_connections=settings.http_max_connections,
-            max_connections_per_host=settings.http_max_connections_per_host,
-            keepalive_s=settings.http_keepalive_s,
-            timeout_s=settings.http_timeout_s,
-        )
 
     def client_sizes(self) -> list[int]:
         """How the pool is split over httpx clients: near-equal parts of at most 32."""

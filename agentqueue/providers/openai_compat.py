@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr
-
-from agentqueue.providers.backoff import BackoffPolicy
 from agentqueue.providers.base import (
     FinishReason,
     ProviderError,
     ProviderRequest,
     ProviderResponse,
-    ProviderUsage,
+    TokenUsage,
 )
-from agentqueue.providers.connection_pool import PoolConfig
-from agentqueue.providers.http_transport import HttpTransport, JsonReply
-from agentqueue.providers.redaction import secret_text
+from agentqueue.providers.http_provider import HttpOptions, HttpProvider, transport_options
+from agentqueue.providers.http_transport import JsonReply
 from agentqueue.providers.simulated import count_tokens
 from agentqueue.settings import Settings
 
@@ -33,37 +29,21 @@ _FINISH_REASONS: dict[str | None, FinishReason] = {
 _TIER_NAMES = {None: "standard", "default": "standard", "auto": "standard"}
 
 
-class OpenAICompatibleProvider:
+class OpenAICompatibleProvider(HttpProvider):
     """`POST {base_url}/chat/completions` through one pooled client shared by all threads."""
 
     name = "openai"
+    path = "/chat/completions"
+    default_base_url = "https://api.openai.com/v1"
 
     def __init__(
-        self,
-        *,
-        base_url: str = "https://api.openai.com/v1",
-        api_key: str | SecretStr | None = None,
-        pool: PoolConfig | None = None,
-        backoff: BackoffPolicy | None = None,
-        max_tokens_field: str | None = None,
+        self, *, max_tokens_field: str | None = None, **options: Unpack[HttpOptions]
     ) -> None:
         """`max_tokens_field`: OpenAI's own API wants `max_completion_tokens` (its reasoning
         models reject `max_tokens`); most compatible servers only know `max_tokens`. Default:
         the former for OpenAI's host, the latter elsewhere."""
-        key = secret_text(api_key)
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if key:
-            headers["authorization"] = f"Bearer {key}"
-        self._transport = HttpTransport(
-            provider=self.name,
-            base_url=base_url,
-            headers=headers,
-            secrets=[key],
-            pool=pool,
-            backoff=backoff,
-            key_variable="AGENTQUEUE_OPENAI_API_KEY",
-            url_variable="AGENTQUEUE_OPENAI_BASE_URL",
-        )
+        super().__init__(**options)
+        base_url = options.get("base_url") or self.default_base_url
         is_openai = urlsplit(base_url).hostname == "api.openai.com"
         self.max_tokens_field = max_tokens_field or (
             "max_completion_tokens" if is_openai else "max_tokens"
@@ -74,20 +54,11 @@ class OpenAICompatibleProvider:
         return cls(
             base_url=settings.openai_base_url,
             api_key=settings.openai_api_key,
-            pool=PoolConfig.from_settings(settings),
-            backoff=BackoffPolicy.from_settings(settings),
+            **transport_options(settings),
         )
 
-    @property
-    def pool_size(self) -> int:
-        return self._transport.pool.size
-
-    def complete(self, request: ProviderRequest) -> ProviderResponse:
-        """One chat completion; raises `ProviderError` (see `HttpTransport`) on failure."""
-        reply = self._transport.post_json(
-            "/chat/completions", self._body(request), request_id=request.request_id
-        )
-        return self._response(request, reply)
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {key}"}
 
     def _body(self, request: ProviderRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -137,23 +108,17 @@ class OpenAICompatibleProvider:
             },
         )
 
-    def close(self) -> None:
-        self._transport.close()
 
-    def __repr__(self) -> str:
-        return f"OpenAICompatibleProvider({self._transport!r})"
-
-
-def _usage(usage: dict[str, Any]) -> ProviderUsage:
+def _usage(usage: dict[str, Any]) -> TokenUsage:
     details = usage.get("prompt_tokens_details") or {}
-    return ProviderUsage(
+    return TokenUsage(
         input_tokens=int(usage.get("prompt_tokens") or 0),
         output_tokens=int(usage.get("completion_tokens") or 0),
         cached_input_tokens=int(details.get("cached_tokens") or 0),
     )
 
 
-def _estimated_usage(request: ProviderRequest, output: str) -> ProviderUsage:
+def _estimated_usage(request: ProviderRequest, output: str) -> TokenUsage:
     """For servers reporting no usage: a count, not a free call (`usage_reported` says so)."""
     input_tokens = sum(count_tokens(str(m.get("content", ""))) + 4 for m in request.messages)
-    return ProviderUsage(input_tokens=input_tokens, output_tokens=count_tokens(output))
+    return TokenUsage(input_tokens=input_tokens, output_tokens=count_tokens(output))

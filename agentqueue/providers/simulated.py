@@ -12,7 +12,7 @@ from agentqueue.providers.base import (
     ProviderError,
     ProviderRequest,
     ProviderResponse,
-    ProviderUsage,
+    TokenUsage,
 )
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -86,7 +86,7 @@ class SimulatedProvider:
         input_tokens = sum(count_tokens(str(m.get("content", ""))) + 4 for m in request.messages)
         return ProviderResponse(
             output=output,
-            usage=ProviderUsage(input_tokens=input_tokens, output_tokens=produced),
+            usage=TokenUsage(input_tokens=input_tokens, output_tokens=produced),
             model=request.model,
             finish_reason="length" if produced < wanted else "stop",
             service_tier=request.service_tier,

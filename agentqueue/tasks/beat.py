@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from agentqueue.constants import (
     BUDGET_UTILISATION_KEY,
+    OFFPEAK_TIER,
     TASK_BUDGET_ALERTS,
     TASK_PURGE_EXPIRED_CACHE,
     TASK_REDELIVER_STALE_JOBS,
@@ -21,7 +22,6 @@ from agentqueue.scheduler.release import release_deferred as release_due
 from agentqueue.workers.app import app
 from agentqueue.workers.context import current_context
 from agentqueue.workers.dispatch import Dispatcher, queue_for
-from agentqueue.workers.executor import OFFPEAK_TIER
 
 log = logging.getLogger(__name__)
 

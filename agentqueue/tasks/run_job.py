@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from agentqueue.backoff import backoff_s
 from agentqueue.constants import TASK_RUN_JOB
 from agentqueue.errors import AgentQueueError
 from agentqueue.workers.app import app
+from agentqueue.workers.arrivals import is_urgent
 from agentqueue.workers.context import current_context
 
 log = logging.getLogger(__name__)
 
+RETRY_BASE_S = 0.5
 MAX_RETRY_COUNTDOWN_S = 60.0
 
 
@@ -27,7 +30,8 @@ class JobFailed(AgentQueueError):
 
 def retry_countdown(retries: int, hint: float | None) -> float:
     """Exponential backoff, at least the provider's Retry-After, capped."""
-    return min(MAX_RETRY_COUNTDOWN_S, max(hint or 0.0, 0.5 * 2**retries))
+    delay = backoff_s(retries + 1, base_s=RETRY_BASE_S, max_s=MAX_RETRY_COUNTDOWN_S)
+    return min(MAX_RETRY_COUNTDOWN_S, max(hint or 0.0, delay))
 
 
 @app.task(
@@ -43,7 +47,11 @@ def run_job(self: Any, job_id: object, agent_type: object = "", model: object = 
     if not all(isinstance(v, str) for v in (job_id, agent_type, model)) or not job_id:
         log.error("run_job got malformed arguments; message dropped")
         return
-    report = current_context().aggregator.submit((str(agent_type), str(model)), str(job_id))
+    report = current_context().aggregator.submit(
+        (str(agent_type), str(model)),
+        str(job_id),
+        urgent=is_urgent(self.request.delivery_info),
+    )
     error = report.retry.get(str(job_id))
     if error is not None:
         hint = getattr(error, "retry_after_s", None)

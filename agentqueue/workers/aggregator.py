@@ -2,14 +2,20 @@
 
 Each job keeps its own Celery message and thread; the threads of a group hand their ids to
 one leader, which runs the group through the executor and hands each thread its outcome.
-A group is flushed when it is full or when its oldest member has waited `timeout_s`.
+A job waits for company only while company is known to be coming: another job of its key
+already holds a thread (`company`), or a group of its key is running, whose end will let the
+waiting group go (group commit: under load, jobs gather while the previous group works).
+Otherwise its group runs at once, so a lone job never waits. A group is flushed when it is
+full, when an urgent job joins it, when it has nothing left to wait for, or, as a backstop,
+when its oldest member has waited `timeout_s`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -17,12 +23,20 @@ from typing import Generic, TypeVar
 BatchKey = tuple[str, str]
 Report = TypeVar("Report")
 
+# Ids of jobs of a key that hold a thread of this worker, whether or not they have reached the
+# aggregator yet; the aggregator subtracts the ones it holds, runs or has just run.
+CompanySource = Callable[[BatchKey], Collection[str]]
+# Ids of jobs whose group has run, remembered for a while: their threads are still returning
+# from the task, so the worker still counts them as busy for a moment.
+FINISHED_MEMORY = 4096
+
 
 @dataclass
 class _Group(Generic[Report]):
     key: BatchKey
     created: float = field(default_factory=time.monotonic)
     members: dict[str, Future[Report]] = field(default_factory=dict)
+    go: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +46,10 @@ class FlushRecord:
     key: BatchKey
     size: int
     waited_s: float
+
+
+def _nobody(_: BatchKey) -> Collection[str]:
+    return ()
 
 
 class BatchAggregator(Generic[Report]):
@@ -44,48 +62,82 @@ class BatchAggregator(Generic[Report]):
         size: int,
         timeout_s: float,
         on_flush: Callable[[FlushRecord], None] | None = None,
+        company: CompanySource | None = None,
     ) -> None:
         self._run = run
         self.size = max(1, size)
         self.timeout_s = max(0.0, timeout_s)
         self._on_flush = on_flush
+        # Without a source of who is coming, every group waits its timeout (the old rule).
+        self._company = company
         self._lock = threading.Lock()
         self._open: dict[BatchKey, _Group[Report]] = {}
+        self._running: set[str] = set()
+        self._busy: dict[BatchKey, int] = {}
+        self._finished: set[str] = set()
+        self._finished_order: deque[str] = deque()
 
-    def submit(self, key: BatchKey, job_id: str) -> Report:
-        """Run `job_id` as part of a group; block until its group has run."""
+    def submit(self, key: BatchKey, job_id: str, *, urgent: bool = False) -> Report:
+        """Run `job_id` as part of a group; block until its group has run.
+
+        An `urgent` job never waits: it takes whoever is already waiting along at once.
+        """
         future: Future[Report] = Future()
-        full = duplicate = False
+        flush_now = duplicate = False
         with self._lock:
             group = self._open.get(key)
-            if group is not None and job_id in group.members:
+            if job_id in self._running or (group is not None and job_id in group.members):
                 duplicate = True
             else:
                 if group is None:
                     group = _Group[Report](key)
                     self._open[key] = group
                 group.members[job_id] = future
-                full = len(group.members) >= self.size
-                if full:
-                    del self._open[key]
-        if duplicate:
+                flush_now = (
+                    urgent or len(group.members) >= self.size or not self._worth_waiting(group)
+                )
+                if flush_now:
+                    self._take(group)
+        if duplicate or group is None:
             # The same message twice at once: the executor's claim lets only one of them run.
             return self._run([job_id])
-        if full:
+        if flush_now:
             self._flush(group)
             return future.result()
-        remaining = group.created + self.timeout_s - time.monotonic()
-        try:
-            return future.result(timeout=max(0.0, remaining))
-        except TimeoutError:
-            pass
+        group.go.wait(timeout=max(0.0, group.created + self.timeout_s - time.monotonic()))
         with self._lock:
             mine = self._open.get(key) is group
             if mine:
-                del self._open[key]
+                self._take(group)
         if mine:
             self._flush(group)
         return future.result()
+
+    def _take(self, group: _Group[Report]) -> None:
+        """Close `group` for newcomers and count it as running (caller holds the lock)."""
+        del self._open[group.key]
+        group.go.set()  # members still waiting now wait for the outcome instead
+        self._running.update(group.members)
+        self._busy[group.key] = self._busy.get(group.key, 0) + 1
+
+    def _worth_waiting(self, group: _Group[Report]) -> bool:
+        """Whether company for `group` is known to come (caller holds the lock)."""
+        if self._company is None or self._busy.get(group.key, 0) > 0:
+            return True
+        return any(
+            job_id not in group.members
+            and job_id not in self._running
+            and job_id not in self._finished
+            for job_id in self._company(group.key)
+        )
+
+    def _remember_finished(self, ids: Sequence[str]) -> None:
+        for job_id in ids:
+            if job_id not in self._finished:
+                self._finished.add(job_id)
+                self._finished_order.append(job_id)
+        while len(self._finished_order) > FINISHED_MEMORY:
+            self._finished.discard(self._finished_order.popleft())
 
     def _flush(self, group: _Group[Report]) -> None:
         ids = list(group.members)
@@ -97,5 +149,15 @@ class BatchAggregator(Generic[Report]):
             for future in group.members.values():
                 future.set_exception(exc)
             raise
+        finally:
+            with self._lock:
+                self._running.difference_update(ids)
+                self._remember_finished(ids)
+                self._busy[group.key] -= 1
+                if not self._busy[group.key]:
+                    del self._busy[group.key]
+                waiting = self._open.get(group.key)
+                if waiting is not None:
+                    waiting.go.set()
         for future in group.members.values():
             future.set_result(report)

@@ -23,6 +23,7 @@ from agentqueue.results import ResultStore
 from agentqueue.scheduler.windows import OffPeakSchedule
 from agentqueue.settings import Settings, get_settings
 from agentqueue.workers.aggregator import BatchAggregator, FlushRecord
+from agentqueue.workers.arrivals import held_job_ids
 from agentqueue.workers.group_commit import GroupCommit
 from agentqueue.workers.pending_answers import PendingAnswers
 
@@ -70,6 +71,7 @@ class WorkerContext:
             size=self.settings.batch_size,
             timeout_s=self.settings.batch_timeout_ms / 1000,
             on_flush=_log_flush,
+            company=held_job_ids,
         )
 
     @classmethod

@@ -8,22 +8,14 @@ Redis and the cache tiers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session
 
-from agentqueue.budget.gate import (
-    Admission,
-    AdmissionGroup,
-    CacheHitCharge,
-    Completion,
-    LedgerUnavailable,
-    Settlement,
-)
+from agentqueue.budget.gate import Admission, AdmissionGroup, CacheHit
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.keys import is_cacheable
 from agentqueue.cache.request import CacheRequest
@@ -35,12 +27,11 @@ from agentqueue.persistence.jobs_repository import ClaimedJob
 from agentqueue.scheduler.deferral_policy import release_time_for
 from agentqueue.workers.context import WorkerContext
 from agentqueue.workers.context_window import fit_to_context
+from agentqueue.workers.group_commit import Completion
 from agentqueue.workers.job_results import answered, ended
 from agentqueue.workers.provider_calls import CallOutcome, PlannedCall, call_all
 
 log = logging.getLogger(__name__)
-
-OFFPEAK_TIER = "flex"
 
 
 @dataclass
@@ -100,7 +91,7 @@ class BatchExecutor:
         work = [_Work(item) for item in claimed]
         try:
             self._admit(work, service_tier, released, report)
-        except LedgerUnavailable as error:
+        except DatabaseUnavailable as error:
             return self._retry_all(work, error, report)
         runnable = [w for w in work if w.result is None and w.job_id not in report.deferred]
         self._recover_paid(runnable)
@@ -188,8 +179,9 @@ class BatchExecutor:
 
     def _tier(self, admission: Admission) -> str:
         """The cheaper tier only where the model really has one; otherwise standard."""
-        wanted = admission.service_tier
-        if wanted != "standard" and not self.context.gate.offers_tier(admission.model, wanted):
+        reservation = admission.reservation
+        wanted = reservation.service_tier
+        if wanted != "standard" and not self.context.gate.offers_tier(reservation.model, wanted):
             return "standard"
         return wanted
 
@@ -211,7 +203,7 @@ class BatchExecutor:
             w.cache = CacheRequest.for_job(
                 w.item.job,
                 provider=self.provider_name,
-                model=w.admission.model,
+                model=w.admission.reservation.model,
                 settings=self.settings,
             )
         readable = [w for w in runnable if w.cache is not None and w.cache.readable]
@@ -227,8 +219,8 @@ class BatchExecutor:
         calls = [
             PlannedCall(
                 w.item.job,
-                w.admission.model,
-                w.admission.max_output_tokens,
+                w.admission.reservation.model,
+                w.admission.reservation.max_output_tokens,
                 w.service_tier,
                 w.cache,
             )
@@ -245,7 +237,7 @@ class BatchExecutor:
         if failed:
             try:
                 self.context.gate.release_many(failed)
-            except LedgerUnavailable:
+            except DatabaseUnavailable:
                 log.warning(
                     "could not release %d reservation(s) now; the sweeper will", len(failed)
                 )
@@ -269,32 +261,18 @@ class BatchExecutor:
 
     def _complete(self, work: list[_Work], report: ExecutionReport) -> ExecutionReport:
         answered_work = [w for w in work if w.entry is not None and w.result is None]
-        paid = [w for w in answered_work if w.cache_tier is None]
-        hits = [w for w in answered_work if w.cache_tier is not None]
-        settlements = [
-            Settlement(
-                w.job_id,
-                w.entry.usage.input_tokens,
-                w.entry.usage.output_tokens,
-                w.entry.usage.cached_input_tokens,
-            )
-            for w in paid
-            if w.entry is not None
-        ]
-        charges = [
-            CacheHitCharge(
-                w.job_id,
-                w.item.job.tenant,
-                w.item.job.agent_type,
-                w.admission.model if w.admission else w.item.job.model,
-                w.entry.usage.input_tokens,
-                w.entry.usage.output_tokens,
-            )
-            for w in hits
-            if w.entry is not None
-        ]
+        paid: dict[str, CacheEntry] = {}
+        hits: list[CacheHit] = []
+        for w in answered_work:
+            assert w.entry is not None and w.admission is not None
+            if w.cache_tier is None:
+                paid[w.job_id] = w.entry
+                continue
+            job = w.item.job
+            model = w.admission.reservation.model
+            hits.append(CacheHit(w.job_id, job.tenant, job.agent_type, model, w.entry.usage))
 
-        def record(session: Session, costs: dict[str, Decimal]) -> set[str]:
+        def results(costs: Mapping[str, Decimal]) -> list[JobResult]:
             for w in answered_work:
                 assert w.entry is not None and w.admission is not None
                 w.result = answered(
@@ -307,26 +285,22 @@ class BatchExecutor:
                     cache_tier=w.cache_tier,
                     tokens_saved=w.tokens_saved,
                 )
-            final = [w.result for w in work if w.result is not None]
-            written = jobs_repository.finish(session, final)
-            if report.deferred:
-                jobs_repository.defer_running(session, report.deferred)
-            if report.retry:
-                jobs_repository.requeue(session, list(report.retry))
-            return written
+            return [w.result for w in work if w.result is not None]
 
+        usages = {job_id: entry.usage for job_id, entry in paid.items()}
+        completion = Completion(usages, hits, results, report.deferred, list(report.retry))
         try:
-            written = self.context.group_commit.complete(Completion(settlements, charges, record))
-        except LedgerUnavailable as error:
+            written = self.context.group_commit.complete(completion)
+        except DatabaseUnavailable as error:
             # The provider was paid: keep its answers so the retry settles, not re-calls.
-            self.context.pending_answers.keep(
-                {w.job_id: w.entry for w in paid if w.entry is not None}
-            )
+            self.context.pending_answers.keep(paid)
             for w in work:  # nothing of this step was written: every job comes back
                 report.retry[w.job_id] = error
             report.deferred.clear()
             return report
-        self.context.pending_answers.forget([w.job_id for w in paid if w.item.attempts > 1])
+        self.context.pending_answers.forget(
+            [w.job_id for w in answered_work if w.job_id in paid and w.item.attempts > 1]
+        )
         final = [w.result for w in work if w.result is not None and w.job_id in written]
         self.context.results.publish(final)
         report.failed.update(

@@ -4,19 +4,26 @@ Each batch of jobs needs three transactions (claim, admission, settlement with t
 records). Under load many batches of one worker reach a step together; each step has a
 `Coalescer`, so they share one transaction per step instead of paying BEGIN, COMMIT and every
 statement once per batch. A lone batch runs at once, as before.
+
+The worker owns these transactions: it opens them and calls the jobs repository and the budget
+gate inside; the budget package never runs worker code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from agentqueue.budget.gate import Admission, AdmissionGroup, BudgetGate, Completion
-from agentqueue.jobs import utcnow
+from agentqueue.budget.gate import Admission, AdmissionGroup, BudgetGate, CacheHit
+from agentqueue.jobs import JobResult, utcnow
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
+from agentqueue.persistence.transactions import in_transaction
+from agentqueue.usage import TokenUsage
 from agentqueue.workers.coalescer import Coalescer
 
 # Enough to merge every batch a busy worker has in flight at one step, few enough that a
@@ -25,11 +32,26 @@ from agentqueue.workers.coalescer import Coalescer
 GROUPS_PER_TRANSACTION = 8
 
 
+@dataclass(frozen=True)
+class Completion:
+    """One group's finished work: the usage of its paid jobs (job id -> usage), its cache
+    hits, its final records (built once the costs are known: job id -> cost; it may be
+    called again if the transaction is rerun), and the jobs to defer or put back in the queue.
+    """
+
+    usages: Mapping[str, TokenUsage]
+    cache_hits: Sequence[CacheHit]
+    results: Callable[[Mapping[str, Decimal]], Sequence[JobResult]]
+    deferred: Mapping[str, datetime] = field(default_factory=dict)
+    requeued: Sequence[str] = ()
+
+
 class GroupCommit:
     """Claim, admit and complete groups of jobs, several groups per transaction under load."""
 
     def __init__(self, sessions: sessionmaker[Session], gate: BudgetGate) -> None:
         self._sessions = sessions
+        self._gate = gate
         most = GROUPS_PER_TRANSACTION
         self._claims: Coalescer[Sequence[str], list[ClaimedJob]] = Coalescer(
             self.claim_groups, max_requests=most
@@ -37,8 +59,8 @@ class GroupCommit:
         self._admissions: Coalescer[AdmissionGroup, list[Admission]] = Coalescer(
             gate.admit_groups, max_requests=most
         )
-        self._completions: Coalescer[Completion[Any], Any] = Coalescer(
-            gate.complete_groups, max_requests=most
+        self._completions: Coalescer[Completion, set[str]] = Coalescer(
+            self.complete_groups, max_requests=most
         )
 
     def claim(self, job_ids: Sequence[str]) -> list[ClaimedJob]:
@@ -50,11 +72,15 @@ class GroupCommit:
         return self._claims.submit(job_ids)
 
     def admit(self, group: AdmissionGroup) -> list[Admission]:
-        """`BudgetGate.admit_many` of one group (raises `LedgerUnavailable` like it)."""
+        """`BudgetGate.admit_groups` of one group (raises `DatabaseUnavailable` like it)."""
         return self._admissions.submit(group)
 
-    def complete(self, completion: Completion[Any]) -> Any:
-        """`BudgetGate.complete` of one group (raises `LedgerUnavailable` like it)."""
+    def complete(self, completion: Completion) -> set[str]:
+        """`complete_groups` of one group: the ids that got their final record.
+
+        Raises:
+            DatabaseUnavailable: nothing of the step was written; retry it later.
+        """
         return self._completions.submit(completion)
 
     def claim_groups(self, requests: Sequence[Sequence[str]]) -> list[list[ClaimedJob]]:
@@ -69,3 +95,30 @@ class GroupCommit:
             share = [by_id.pop(job_id) for job_id in ids if job_id in by_id]
             shares.append(share)
         return shares
+
+    def complete_groups(self, completions: Sequence[Completion]) -> list[set[str]]:
+        """Settle, record cache hits and write the final records, deferrals and requeues of
+        several groups in ONE transaction, so a job is never charged without its record or
+        recorded without its charge; per group, the ids that got their final record.
+
+        Raises:
+            DatabaseUnavailable: nothing was written; retry the whole step later.
+        """
+        usages = {job_id: u for c in completions for job_id, u in c.usages.items()}
+        hits = [hit for c in completions for hit in c.cache_hits]
+        deferred = {job_id: when for c in completions for job_id, when in c.deferred.items()}
+        requeued = [job_id for c in completions for job_id in c.requeued]
+
+        def work(session: Session) -> list[set[str]]:
+            now = utcnow()
+            costs = self._gate.settle_in(session, usages, now=now)
+            self._gate.record_cache_hits_in(session, hits, now=now)
+            results = [c.results(costs) for c in completions]
+            written = jobs_repository.finish(session, [r for rs in results for r in rs])
+            if deferred:
+                jobs_repository.defer_running(session, deferred)
+            if requeued:
+                jobs_repository.requeue(session, requeued)
+            return [{r.job_id for r in rs} & written for rs in results]
+
+        return in_transaction(self._sessions, work)

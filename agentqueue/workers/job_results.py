@@ -7,12 +7,13 @@ from decimal import Decimal
 from agentqueue.budget.gate import Admission
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.errors import AgentQueueError
-from agentqueue.jobs import ErrorInfo, JobResult, JobStatus, Usage, utcnow
+from agentqueue.jobs import ErrorInfo, JobResult, JobStatus, utcnow
 from agentqueue.persistence.jobs_repository import ClaimedJob
 
 
 def _base(item: ClaimedJob, admission: Admission | None, provider: str) -> dict[str, object]:
     job = item.job
+    reservation = admission.reservation if admission else None
     return {
         "job_id": job.id,
         "agent_type": job.agent_type,
@@ -23,9 +24,9 @@ def _base(item: ClaimedJob, admission: Admission | None, provider: str) -> dict[
         "started_at": item.started_at,
         "finished_at": utcnow(),
         "provider": provider,
-        "model": admission.model if admission else job.model,
-        "model_reason": admission.model_reason if admission else None,
-        "budget_action": admission.budget_action if admission else None,
+        "model": reservation.model if reservation else job.model,
+        "model_reason": reservation.model_reason if reservation else None,
+        "budget_action": reservation.budget_action if reservation else None,
     }
 
 
@@ -45,7 +46,7 @@ def answered(
         **_base(item, admission, provider),
         status=JobStatus.SUCCEEDED,
         output=entry.output,
-        usage=Usage(input_tokens=entry.usage.input_tokens, output_tokens=entry.usage.output_tokens),
+        usage=entry.usage,
         cost_usd=str(cost),
         cache_tier=cache_tier,
         service_tier=service_tier,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.request import CacheRequest
 from agentqueue.jobs import AgentJob
-from agentqueue.providers import ProviderError, ProviderRequest
+from agentqueue.providers import ProviderError, ProviderRequest, ProviderResponse
 from agentqueue.workers.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -89,4 +89,15 @@ def _call_provider(context: WorkerContext, call: PlannedCall) -> CallOutcome:
         return CallOutcome(
             error=ProviderError(f"provider failed: {type(error).__name__}", retryable=False)
         )
-    return CallOutcome(entry=CacheEntry.from_response(response, provider=context.provider.name))
+    return CallOutcome(entry=entry_for(response, provider=context.provider.name))
+
+
+def entry_for(response: ProviderResponse, *, provider: str) -> CacheEntry:
+    """The cache entry of a provider's answer (stored only if `storable`)."""
+    return CacheEntry(
+        output=response.output,
+        model=response.model,
+        provider=provider,
+        usage=response.usage,
+        finish_reason=response.finish_reason,
+    )

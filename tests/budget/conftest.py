@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from agentqueue.budget.budget_limits import set_budget
-from agentqueue.budget.gate import BudgetGate
+from agentqueue.budget.gate import Admission, AdmissionGroup, BudgetGate, CacheHit
 from agentqueue.jobs import AgentJob
 from agentqueue.persistence.engine import get_sessionmaker
+from agentqueue.persistence.transactions import in_transaction
 from agentqueue.settings import Settings, load_settings
+from agentqueue.usage import TokenUsage
 
 # A fixed moment in the middle of a day, week and month, so windows never roll during a test.
 NOON = datetime(2026, 3, 11, 12, 0, tzinfo=UTC)
@@ -31,6 +33,29 @@ def make_job(job_id: str, **fields: Any) -> AgentJob:
     }
     values.update(fields)
     return AgentJob.model_validate(values)
+
+
+def admit(
+    gate: BudgetGate,
+    jobs: Sequence[AgentJob],
+    *,
+    now: datetime | None = None,
+    service_tier: str = "standard",
+    defer_allowed: bool = True,
+) -> list[Admission]:
+    """One group through the gate's admission, as the worker's admit step sends it."""
+    group = AdmissionGroup(jobs, now or datetime.now(UTC), service_tier, defer_allowed)
+    return gate.admit_groups([group])[0]
+
+
+def settle(gate: BudgetGate, usages: Mapping[str, TokenUsage]) -> dict[str, Decimal]:
+    """Settle jobs (job id -> usage) in a transaction of their own; job id -> cost."""
+    return in_transaction(gate.sessions, lambda session: gate.settle_in(session, usages))
+
+
+def record_hits(gate: BudgetGate, hits: Sequence[CacheHit]) -> None:
+    """Record cache hits in a transaction of their own."""
+    in_transaction(gate.sessions, lambda session: gate.record_cache_hits_in(session, hits))
 
 
 @pytest.fixture

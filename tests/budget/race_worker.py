@@ -6,10 +6,12 @@ from multiprocessing.synchronize import Barrier
 from typing import Any
 
 from agentqueue.budget.errors import BudgetExceeded
-from agentqueue.budget.gate import BudgetGate, Settlement
+from agentqueue.budget.gate import BudgetGate
 from agentqueue.jobs import AgentJob
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.settings import load_settings
+from agentqueue.usage import TokenUsage
+from tests.budget.conftest import admit, settle
 
 
 def race(
@@ -42,7 +44,7 @@ def race(
     refusals = []
     start.wait(timeout=120)
     for offset in range(0, jobs, batch_size):
-        admissions = gate.admit_many(batch[offset : offset + batch_size])
+        admissions = admit(gate, batch[offset : offset + batch_size])
         running = [a for a in admissions if a.decision == "run"]
         for admission in admissions:
             if isinstance(admission.error, BudgetExceeded):
@@ -50,8 +52,14 @@ def race(
                 refusals.append((str(error.used_usd), str(error.needed_usd), str(error.limit_usd)))
             elif admission.decision != "run":
                 raise AssertionError(f"unexpected admission {admission}")
-        costs = gate.settle_many(
-            [Settlement(a.job_id, a.input_tokens_estimate, a.max_output_tokens) for a in running]
+        costs = settle(
+            gate,
+            {
+                a.job_id: TokenUsage(
+                    a.reservation.input_tokens_estimate, a.reservation.max_output_tokens
+                )
+                for a in running
+            },
         )
         admitted += len(running)
         charged.extend(str(costs[a.job_id]) for a in running)
@@ -76,8 +84,8 @@ def redeliver(
             messages=[{"role": "user", "content": "x"}],
             params={"max_tokens": 1},
         )
-        [admission] = gate.admit_many([job])
+        [admission] = admit(gate, [job])
         outcomes.append((admission.decision, admission.already_settled))
         if admission.decision == "run" and not admission.already_settled:
-            gate.settle_many([Settlement(job.id, admission.input_tokens_estimate, 1)])
+            settle(gate, {job.id: TokenUsage(admission.reservation.input_tokens_estimate, 1)})
     results.put({"worker": worker, "outcomes": outcomes})

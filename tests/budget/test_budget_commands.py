@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner
 
-from agentqueue.budget.gate import BudgetGate, CacheHitCharge, Settlement
+from agentqueue.budget.gate import BudgetGate, CacheHit
 from agentqueue.cli.budget_commands import budget
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.settings import get_settings, load_settings
-from tests.budget.conftest import make_job
+from agentqueue.usage import TokenUsage
+from tests.budget.conftest import admit, make_job, record_hits, settle
 
 
 @pytest.fixture
@@ -33,9 +34,9 @@ def run(*args: str) -> str:
 def spend(database_url: str) -> None:
     """One gpt-4o-mini job settled and one gpt-4o cache hit, today."""
     gate = BudgetGate(get_sessionmaker(database_url), load_settings(database_url=database_url))
-    gate.admit_many([make_job("cli-1")], now=datetime.now(UTC))
-    gate.settle_many([Settlement("cli-1", 1_000_000, 100_000)])  # $0.15 + $0.06
-    gate.record_cache_hits([CacheHitCharge("cli-2", "acme", "summarise", "gpt-4o", 1000, 100)])
+    admit(gate, [make_job("cli-1")], now=datetime.now(UTC))
+    settle(gate, {"cli-1": TokenUsage(1_000_000, 100_000)})  # $0.15 + $0.06
+    record_hits(gate, [CacheHit("cli-2", "acme", "summarise", "gpt-4o", TokenUsage(1000, 100))])
 
 
 def test_set_then_show_as_table_and_json(cli_env: str) -> None:

@@ -12,14 +12,16 @@ import pytest
 from sqlalchemy import select
 
 from agentqueue.budget.alerts import BudgetAlert
-from agentqueue.budget.errors import BudgetExceeded, LedgerUnavailable
-from agentqueue.budget.gate import BudgetGate, CacheHitCharge, Settlement
+from agentqueue.budget.errors import BudgetExceeded
+from agentqueue.budget.gate import BudgetGate, CacheHit
 from agentqueue.budget.pricing import PriceBook
 from agentqueue.budget.state import BudgetState
+from agentqueue.errors import DatabaseUnavailable
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
 from agentqueue.settings import load_settings
-from tests.budget.conftest import NOON, make_job
+from agentqueue.usage import TokenUsage
+from tests.budget.conftest import NOON, admit, make_job, record_hits, settle
 
 GateFactory = Callable[..., BudgetGate]
 Limit = Callable[[str, str, str], None]
@@ -46,9 +48,9 @@ def fill(gate: BudgetGate, cents: int, *, tenant: str = "acme", now: datetime = 
         params={"max_tokens": 1},
         priority="critical",
     )
-    [admission] = gate.admit_many([job], now=now)
+    [admission] = admit(gate, [job], now=now)
     assert admission.decision == "run", admission.error
-    gate.settle_many([Settlement(job.id, input_tokens=0, output_tokens=cents)])
+    settle(gate, {job.id: TokenUsage(input_tokens=0, output_tokens=cents)})
 
 
 def state_of(gate: BudgetGate, scope: str, period: str = "daily") -> BudgetState:
@@ -63,15 +65,17 @@ def test_reserve_then_settle_moves_money_from_reserved_to_spent(
     limit("tenant:acme", "daily", "1.00")
     gate = make_gate()
     job = make_job("job-1", tenant="acme")
-    [admission] = gate.admit_many([job], now=NOON)
+    [admission] = admit(gate, [job], now=NOON)
     assert admission.decision == "run"
-    assert admission.provider == "openai"
-    assert admission.max_output_tokens == 200
+    assert admission.reservation.provider == "openai"
+    assert admission.reservation.max_output_tokens == 200
     priced = PriceBook().price("gpt-4o-mini")
-    assert admission.reserved_usd == priced.cost(admission.input_tokens_estimate, 200)
-    assert state_of(gate, "tenant:acme").reserved_usd == admission.reserved_usd
+    assert admission.reservation.reserved_usd == priced.cost(
+        admission.reservation.input_tokens_estimate, 200
+    )
+    assert state_of(gate, "tenant:acme").reserved_usd == admission.reservation.reserved_usd
 
-    costs = gate.settle_many([Settlement("job-1", input_tokens=40, output_tokens=25)])
+    costs = settle(gate, {"job-1": TokenUsage(input_tokens=40, output_tokens=25)})
     assert costs == {"job-1": priced.cost(40, 25)}
     state = state_of(gate, "tenant:acme")
     assert state.spent_usd == priced.cost(40, 25)
@@ -86,19 +90,19 @@ def test_redelivered_job_is_reserved_and_charged_once(make_gate: GateFactory, li
     limit("global", "daily", "5.00")
     gate = make_gate()
     job = make_job("job-again")
-    first = gate.admit_many([job], now=NOON)[0]
-    second = gate.admit_many([job], now=NOON)[0]
+    first = admit(gate, [job], now=NOON)[0]
+    second = admit(gate, [job], now=NOON)[0]
     assert second.decision == "run" and not second.already_settled
-    assert second.reserved_usd == first.reserved_usd
-    assert state_of(gate, "global").reserved_usd == first.reserved_usd  # not doubled
+    assert second.reservation.reserved_usd == first.reservation.reserved_usd
+    assert state_of(gate, "global").reserved_usd == first.reservation.reserved_usd  # not doubled
 
-    one = gate.settle_many([Settlement(job.id, 100, 50)])
-    two = gate.settle_many([Settlement(job.id, 100, 50)])
+    one = settle(gate, {job.id: TokenUsage(100, 50)})
+    two = settle(gate, {job.id: TokenUsage(100, 50)})
     assert one == two
     assert state_of(gate, "global").spent_usd == one[job.id]
     assert state_of(gate, "global").reserved_usd == 0
 
-    again = gate.admit_many([job], now=NOON)[0]
+    again = admit(gate, [job], now=NOON)[0]
     assert again.already_settled
     assert state_of(gate, "global").reserved_usd == 0
 
@@ -106,9 +110,9 @@ def test_redelivered_job_is_reserved_and_charged_once(make_gate: GateFactory, li
 def test_same_job_twice_in_one_batch_is_reserved_once(make_gate: GateFactory) -> None:
     gate = make_gate()
     job = make_job("dup")
-    first, second = gate.admit_many([job, job], now=NOON)
+    first, second = admit(gate, [job, job], now=NOON)
     assert first == second
-    assert state_of_unlimited(gate, job.id) == first.reserved_usd
+    assert state_of_unlimited(gate, job.id) == first.reservation.reserved_usd
 
 
 def state_of_unlimited(gate: BudgetGate, job_id: str) -> Decimal:
@@ -126,11 +130,11 @@ def test_release_returns_the_reservation_and_a_retry_reserves_again(
     limit("global", "daily", "5.00")
     gate = make_gate()
     job = make_job("job-fails")
-    reserved = gate.admit_many([job], now=NOON)[0].reserved_usd
+    reserved = admit(gate, [job], now=NOON)[0].reservation.reserved_usd
     gate.release_many([job.id])
     gate.release_many([job.id])
     assert state_of(gate, "global").reserved_usd == 0
-    retry = gate.admit_many([job], now=NOON)[0]
+    retry = admit(gate, [job], now=NOON)[0]
     assert retry.decision == "run"
     assert state_of(gate, "global").reserved_usd == reserved
 
@@ -145,8 +149,8 @@ def test_sweeper_releases_reservations_of_dead_workers(
     gate = make_gate()
     now = datetime.now(UTC)
     dead, alive = make_job("dead-worker"), make_job("alive-worker")
-    gate.admit_many([dead], now=now - timedelta(hours=2))
-    gate.admit_many([alive], now=now)
+    admit(gate, [dead], now=now - timedelta(hours=2))
+    admit(gate, [alive], now=now)
 
     assert gate.sweep_stale_reservations(older_than_s=3600) == 1
     assert gate.sweep_stale_reservations(older_than_s=3600) == 0
@@ -155,7 +159,7 @@ def test_sweeper_releases_reservations_of_dead_workers(
         states = {job_id: state for job_id, state in rows}
     assert states == {"dead-worker": "released", "alive-worker": "reserved"}
 
-    late = gate.settle_many([Settlement("dead-worker", 10, 10)])
+    late = settle(gate, {"dead-worker": TokenUsage(10, 10)})
     assert late["dead-worker"] == PriceBook().price("gpt-4o-mini").cost(10, 10)
     then = next(s for s in gate.snapshot(now=now - timedelta(hours=2)) if s.period == "monthly")
     assert then.spent_usd == late["dead-worker"]
@@ -173,9 +177,9 @@ def test_refusal_names_scope_window_and_limit(
     big = make_job(
         "too-big", tenant="acme", model="gpt-4o", priority="critical", params={"max_tokens": 9000}
     )
-    [admission] = gate.admit_many([big], now=NOON)
+    [admission] = admit(gate, [big], now=NOON)
     assert admission.decision == "reject"
-    assert admission.budget_action == "refuse"
+    assert admission.reservation.budget_action == "refuse"
     error = admission.error
     assert isinstance(error, BudgetExceeded)
     assert error.code == "budget_exceeded"
@@ -205,11 +209,13 @@ def test_tightest_scope_decides(make_gate: GateFactory, limit: Limit, prices_fil
     limit("agent_type:summarise", "weekly", "0.50")
     gate = make_gate(prices_file=prices_file)
     fill(gate, 49)
-    [admission] = gate.admit_many([make_job("tight", priority="critical")], now=NOON)
+    [admission] = admit(gate, [make_job("tight", priority="critical")], now=NOON)
     assert admission.decision == "run"
-    assert admission.budget_action == "high_priority_only"  # 98% of the weekly agent budget
+    assert (
+        admission.reservation.budget_action == "high_priority_only"
+    )  # 98% of the weekly agent budget
     over = make_job("over", model="gpt-4o", priority="critical", params={"max_tokens": 2000})
-    [refused] = gate.admit_many([over], now=NOON)
+    [refused] = admit(gate, [over], now=NOON)
     assert isinstance(refused.error, BudgetExceeded)
     assert (refused.error.scope, refused.error.period) == ("agent_type:summarise", "weekly")
 
@@ -223,23 +229,25 @@ def test_at_80_percent_auto_runs_on_the_cheapest_qualifying_model(
     limit("tenant:acme", "daily", "1.00")
     gate = make_gate(prices_file=prices_file)
     wanted = {"min_quality": 0.6}
-    relaxed = gate.admit_many([make_job("auto-1", model="auto", requirements=wanted)], now=NOON)[0]
-    assert relaxed.budget_action is None
-    assert relaxed.model_reason and relaxed.model_reason.startswith("auto:")
+    relaxed = admit(gate, [make_job("auto-1", model="auto", requirements=wanted)], now=NOON)[0]
+    assert relaxed.reservation.budget_action is None
+    assert relaxed.reservation.model_reason and relaxed.reservation.model_reason.startswith("auto:")
 
     fill(gate, 80)
-    [pressed] = gate.admit_many([make_job("auto-2", model="auto", requirements=wanted)], now=NOON)
+    [pressed] = admit(gate, [make_job("auto-2", model="auto", requirements=wanted)], now=NOON)
     qualifying = [m for m in gate.catalog.models if m.quality >= 0.6]
     book = PriceBook()
     cheapest = min(
         qualifying,
-        key=lambda m: book.price(m.id).cost(pressed.input_tokens_estimate, 200),
+        key=lambda m: book.price(m.id).cost(pressed.reservation.input_tokens_estimate, 200),
     )
     assert pressed.decision == "run"
-    assert pressed.model == cheapest.id == "gpt-4o-mini"
-    assert relaxed.model != pressed.model
-    assert pressed.budget_action == "right_size"
-    assert pressed.model_reason and "budget pressure" in pressed.model_reason
+    assert pressed.reservation.model == cheapest.id == "gpt-4o-mini"
+    assert relaxed.reservation.model != pressed.reservation.model
+    assert pressed.reservation.budget_action == "right_size"
+    assert (
+        pressed.reservation.model_reason and "budget pressure" in pressed.reservation.model_reason
+    )
 
 
 def test_at_90_percent_low_priority_is_deferred_and_at_95_only_high_runs(
@@ -251,8 +259,12 @@ def test_at_90_percent_low_priority_is_deferred_and_at_95_only_high_runs(
     gate = make_gate(prices_file=prices_file)
     fill(gate, 90)
     low, normal = make_job("low-1", priority="low"), make_job("normal-1", priority="normal")
-    deferred, ran = gate.admit_many([low, normal], now=NOON)
-    assert (deferred.decision, deferred.budget_action, deferred.reserved_usd) == (
+    deferred, ran = admit(gate, [low, normal], now=NOON)
+    assert (
+        deferred.decision,
+        deferred.reservation.budget_action,
+        deferred.reservation.reserved_usd,
+    ) == (
         "defer",
         "defer",
         0,
@@ -263,14 +275,14 @@ def test_at_90_percent_low_priority_is_deferred_and_at_95_only_high_runs(
     fill(gate, 5)
     urgent = make_job("urgent", priority="low", deadline=NOON + timedelta(minutes=5))
     later = make_job("later", priority="low", deadline=NOON + timedelta(hours=5))
-    normal2, high, urgent_adm, later_adm = gate.admit_many(
-        [make_job("normal-2"), make_job("high-1", priority="high"), urgent, later], now=NOON
+    normal2, high, urgent_adm, later_adm = admit(
+        gate, [make_job("normal-2"), make_job("high-1", priority="high"), urgent, later], now=NOON
     )
-    assert normal2.decision == "defer" and normal2.budget_action == "high_priority_only"
+    assert normal2.decision == "defer" and normal2.reservation.budget_action == "high_priority_only"
     assert high.decision == "run"
     assert urgent_adm.decision == "run"
     assert later_adm.decision == "defer"
-    released = gate.admit_many([make_job("normal-3")], now=NOON, defer_allowed=False)[0]
+    released = admit(gate, [make_job("normal-3")], now=NOON, defer_allowed=False)[0]
     assert released.decision == "run"
 
 
@@ -278,7 +290,8 @@ def test_unknown_price_and_unmet_requirements_are_rejected(make_gate: GateFactor
     """Given a job for an unpriced model and an auto job nobody can satisfy, then both are
     rejected with their codes and nothing is reserved."""
     gate = make_gate()
-    unpriced, impossible = gate.admit_many(
+    unpriced, impossible = admit(
+        gate,
         [
             make_job("unpriced", model="my-private-llm"),
             make_job("impossible", model="auto", requirements={"min_quality": 0.999}),
@@ -300,13 +313,15 @@ def test_batch_tier_is_cheaper_and_the_saving_is_recorded(make_gate: GateFactory
     job = make_job("batched", model="gpt-4o")
     # genai-prices lists gpt-4o's batch price from 14 October 2026 on.
     when = datetime(2026, 11, 2, 12, tzinfo=UTC)
-    [admission] = gate.admit_many([job], now=when, service_tier="batch")
-    assert admission.service_tier == "batch"
+    [admission] = admit(gate, [job], now=when, service_tier="batch")
+    assert admission.reservation.service_tier == "batch"
     batch = PriceBook().price("gpt-4o", "batch", at=when)
     standard = PriceBook().price("gpt-4o", at=when)
     assert batch.tier_source == "data"
-    assert admission.reserved_usd == batch.cost(admission.input_tokens_estimate, 200)
-    cost = gate.settle_many([Settlement(job.id, 1000, 100)])[job.id]
+    assert admission.reservation.reserved_usd == batch.cost(
+        admission.reservation.input_tokens_estimate, 200
+    )
+    cost = settle(gate, {job.id: TokenUsage(1000, 100)})[job.id]
     with gate.sessions() as session:
         entry = session.get(LedgerEntryRecord, job.id)
         assert entry is not None
@@ -329,8 +344,8 @@ def test_settlement_after_midnight_is_charged_to_the_reservation_window(
     limit("global", "daily", "5.00")
     gate = make_gate()
     late = datetime(2026, 3, 11, 23, 59, tzinfo=UTC)
-    gate.admit_many([make_job("late")], now=late)
-    cost = gate.settle_many([Settlement("late", 100, 100)])["late"]
+    admit(gate, [make_job("late")], now=late)
+    cost = settle(gate, {"late": TokenUsage(100, 100)})["late"]
     day_one = next(s for s in gate.snapshot(now=late) if s.period == "daily")
     day_two = next(s for s in gate.snapshot(now=late + timedelta(minutes=2)) if s.period == "daily")
     assert (day_one.spent_usd, day_one.reserved_usd) == (cost, 0)
@@ -344,11 +359,11 @@ def test_cache_hits_are_recorded_at_zero_with_the_avoided_cost(
     the budget is untouched; a hit for a job that had reserved releases that reservation."""
     limit("global", "daily", "5.00")
     gate = make_gate()
-    hit = CacheHitCharge("hit-1", "acme", "summarise", "gpt-4o", 1000, 500)
-    gate.record_cache_hits([hit, hit])
+    hit = CacheHit("hit-1", "acme", "summarise", "gpt-4o", TokenUsage(1000, 500))
+    record_hits(gate, [hit, hit])
     reserved_job = make_job("hit-2")
-    gate.admit_many([reserved_job], now=datetime.now(UTC))
-    gate.record_cache_hits([CacheHitCharge("hit-2", "default", "summarise", "gpt-4o-mini", 10, 5)])
+    admit(gate, [reserved_job], now=datetime.now(UTC))
+    record_hits(gate, [CacheHit("hit-2", "default", "summarise", "gpt-4o-mini", TokenUsage(10, 5))])
     with gate.sessions() as session:
         first = session.get(LedgerEntryRecord, "hit-1")
         second = session.get(LedgerEntryRecord, "hit-2")
@@ -359,7 +374,7 @@ def test_cache_hits_are_recorded_at_zero_with_the_avoided_cost(
         assert second.state == "cache_hit"
     today = next(s for s in gate.snapshot() if s.period == "daily")
     assert (today.spent_usd, today.reserved_usd) == (0, 0)
-    assert gate.settle_many([Settlement("hit-1", 10, 10)]) == {"hit-1": Decimal(0)}
+    assert settle(gate, {"hit-1": TokenUsage(10, 10)}) == {"hit-1": Decimal(0)}
 
 
 def test_alerts_fire_once_per_threshold_and_on_refusal(
@@ -375,19 +390,21 @@ def test_alerts_fire_once_per_threshold_and_on_refusal(
         alert_sink=alerts.append,
     )
     fill(gate, 55)
-    gate.admit_many([make_job("a1", tenant="acme")], now=NOON)
+    admit(gate, [make_job("a1", tenant="acme")], now=NOON)
     assert [(a.scope, a.threshold) for a in alerts] == [("tenant:acme", Decimal("0.50"))]
     fill(gate, 30)
-    gate.admit_many([make_job("a2", tenant="acme")], now=NOON)
+    admit(gate, [make_job("a2", tenant="acme")], now=NOON)
     assert [a.threshold for a in alerts] == [Decimal("0.50"), Decimal("0.80")]
-    [refused] = gate.admit_many(
-        [make_job("a3", tenant="acme", params={"max_tokens": 100_000}, model="gpt-4o")], now=NOON
+    [refused] = admit(
+        gate,
+        [make_job("a3", tenant="acme", params={"max_tokens": 100_000}, model="gpt-4o")],
+        now=NOON,
     )
     assert refused.decision == "reject"
     assert [a.threshold for a in alerts][-1] == Decimal("1.00")
     assert alerts[-1].action == "refuse"
     count = len(alerts)
-    gate.admit_many([make_job("a4", tenant="acme", params={"max_tokens": 100_000})], now=NOON)
+    admit(gate, [make_job("a4", tenant="acme", params={"max_tokens": 100_000})], now=NOON)
     assert gate.check_alerts(now=NOON) == []
     assert len(alerts) == count
 
@@ -403,14 +420,15 @@ def test_max_utilisation_is_the_fullest_budget(
     assert gate.max_utilisation(now=NOON) == Decimal("0.4")
 
 
-def test_unreachable_database_raises_ledger_unavailable(tmp_path: Path) -> None:
+def test_unreachable_database_raises_database_unavailable(tmp_path: Path) -> None:
     """Given a ledger URL nobody listens on, when jobs are admitted or settled, then
-    LedgerUnavailable (code ledger_unavailable) and nothing runs (acceptance 3, gate side)."""
+    DatabaseUnavailable (code database_unavailable, the code the CLI shows for the same
+    outage) and nothing runs (acceptance 3, gate side)."""
     url = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
     gate = BudgetGate(get_sessionmaker(url), load_settings(database_url=url))
-    with pytest.raises(LedgerUnavailable) as caught:
-        gate.admit_many([make_job("j")], now=NOON)
-    assert caught.value.code == "ledger_unavailable"
+    with pytest.raises(DatabaseUnavailable) as caught:
+        admit(gate, [make_job("j")], now=NOON)
+    assert caught.value.code == "database_unavailable"
     assert "127.0.0.1" not in caught.value.message  # no connection details leak
-    with pytest.raises(LedgerUnavailable):
-        gate.settle_many([Settlement("j", 1, 1)])
+    with pytest.raises(DatabaseUnavailable):
+        settle(gate, {"j": TokenUsage(1, 1)})

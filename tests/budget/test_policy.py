@@ -32,22 +32,22 @@ def test_decisions_per_priority_up_the_ladder() -> None:
     """Given the default ladder: under 80% everything runs with the weighted choice; at 80%
     runs go cheapest; at 90% low waits; at 95% only high and critical run; at 100% refuse."""
     ladder = BudgetLadder()
-    assert ladder.decide(Decimal("0.6"), "low").verdict == "run"
+    assert ladder.decide(Decimal("0.6"), "low").decision == "run"
     assert ladder.decide(Decimal("0.6"), "low").selection_mode == "weighted"
     assert ladder.decide(Decimal("0.85"), "low").selection_mode == "cheapest"
-    assert ladder.decide(Decimal("0.85"), "low").prefer_cache
-    assert ladder.decide(Decimal("0.92"), "low").verdict == "defer"
-    assert ladder.decide(Decimal("0.92"), "normal").verdict == "run"
-    assert ladder.decide(Decimal("0.96"), "normal").verdict == "defer"
-    assert ladder.decide(Decimal("0.96"), "high").verdict == "run"
-    assert ladder.decide(Decimal("0.96"), "critical").verdict == "run"
-    assert ladder.decide(Decimal("1.0"), "critical").verdict == "refuse"
+    assert ladder.decide(Decimal("0.85"), "low").action is BudgetAction.RIGHT_SIZE
+    assert ladder.decide(Decimal("0.92"), "low").decision == "defer"
+    assert ladder.decide(Decimal("0.92"), "normal").decision == "run"
+    assert ladder.decide(Decimal("0.96"), "normal").decision == "defer"
+    assert ladder.decide(Decimal("0.96"), "high").decision == "run"
+    assert ladder.decide(Decimal("0.96"), "critical").decision == "run"
+    assert ladder.decide(Decimal("1.0"), "critical").decision == "reject"
 
 
 def test_a_job_that_cannot_wait_runs_instead_of_deferring() -> None:
     """Given a job whose deadline is near (not deferrable), then it runs at 96%."""
     decision = BudgetLadder().decide(Decimal("0.96"), "low", deferrable=False)
-    assert decision.verdict == "run"
+    assert decision.decision == "run"
     assert decision.action is BudgetAction.HIGH_PRIORITY_ONLY
 
 
@@ -63,8 +63,8 @@ def test_thresholds_and_deferred_priorities_come_from_settings() -> None:
     )
     ladder = BudgetLadder.from_settings(settings)
     assert ladder.action_for(Decimal("0.35")) is BudgetAction.ALERT
-    assert ladder.decide(Decimal("0.55"), "normal").verdict == "defer"
-    assert ladder.decide(Decimal("0.70"), "critical").verdict == "refuse"
+    assert ladder.decide(Decimal("0.55"), "normal").decision == "defer"
+    assert ladder.decide(Decimal("0.70"), "critical").decision == "reject"
 
 
 def test_thresholds_out_of_order_are_rejected() -> None:

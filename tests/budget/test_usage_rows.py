@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy import select
 
 from agentqueue.budget.budget_limits import remove_budget, set_budget
-from agentqueue.budget.gate import BudgetGate, Settlement
+from agentqueue.budget.gate import BudgetGate
 from agentqueue.budget.periods import window_for
 from agentqueue.budget.usage_backfill import usage_from_entries
 from agentqueue.budget.usage_rows import USAGE
 from agentqueue.persistence.engine import get_sessionmaker
-from tests.budget.conftest import NOON, make_job
+from agentqueue.usage import TokenUsage
+from tests.budget.conftest import NOON, admit, make_job, settle
 from tests.budget.test_gate import FILLER_PRICES, fill, state_of
 
 GateFactory = Callable[..., BudgetGate]
@@ -56,11 +57,11 @@ def test_reservation_open_when_a_budget_is_set_settles_into_it(
     reservation counts; when it settles, then its cost moves to spent and nothing stays
     reserved."""
     job = make_job("open", model="filler", params={"max_tokens": 1}, tenant="acme")
-    [admission] = gate.admit_many([job], now=NOON)
+    [admission] = admit(gate, [job], now=NOON)
     assert admission.decision == "run"
     limit("global", "daily", "1.00")
-    assert state_of(gate, "global").reserved_usd == admission.reserved_usd
-    gate.settle_many([Settlement("open", input_tokens=0, output_tokens=7)])
+    assert state_of(gate, "global").reserved_usd == admission.reservation.reserved_usd
+    settle(gate, {"open": TokenUsage(input_tokens=0, output_tokens=7)})
     state = state_of(gate, "global")
     assert (state.spent_usd, state.reserved_usd) == (Decimal("0.07"), 0)
 
@@ -78,7 +79,7 @@ def test_removed_budget_drops_its_row_and_a_new_one_recounts(
     limit("tenant:acme", "daily", "0.30")
     assert state_of(gate, "tenant:acme").spent_usd == Decimal("0.25")
     refused = make_job("too-much", model="filler", params={"max_tokens": 6}, tenant="acme")
-    [admission] = gate.admit_many([refused], now=NOON)
+    [admission] = admit(gate, [refused], now=NOON)
     assert admission.decision == "reject"
 
 
@@ -99,10 +100,10 @@ def test_budget_set_while_jobs_run_counts_every_job_exactly(
                 job = make_job(
                     f"w{worker}-{index}", model="filler", params={"max_tokens": 1}, tenant="acme"
                 )
-                [admission] = gate.admit_many([job], now=NOON)
+                [admission] = admit(gate, [job], now=NOON)
                 assert admission.decision == "run", admission.error
                 if index % 3:  # leave every third reservation open
-                    gate.settle_many([Settlement(job.id, input_tokens=0, output_tokens=1)])
+                    settle(gate, {job.id: TokenUsage(input_tokens=0, output_tokens=1)})
         except BaseException as error:  # pragma: no cover - reported below
             errors.append(error)
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import redis
 
-from agentqueue.cache import CachedUsage, CacheEntry, CacheRequest, TieredCache
+from agentqueue.cache import CacheEntry, CacheRequest, TieredCache
 from agentqueue.jobs import AgentJob
 from agentqueue.settings import Settings, load_settings
+from agentqueue.usage import TokenUsage
 
 PROVIDER_CALLS_KEY = "test:provider-calls"
 
@@ -44,7 +45,7 @@ def answer(output: str = "Order 1234 ships today.", *, finish_reason: str = "sto
         output=output,
         model="gpt-4o-mini",
         provider="simulated",
-        usage=CachedUsage(input_tokens=21, output_tokens=6),
+        usage=TokenUsage(input_tokens=21, output_tokens=6),
         finish_reason=finish_reason,
     )
 

@@ -11,7 +11,6 @@ import pytest
 from agentqueue.cache import CacheEntry
 from agentqueue.cache.codec import EnvelopeError, pack, unpack
 from agentqueue.cache.entry import EntryDecodeError
-from agentqueue.providers.base import ProviderResponse, ProviderUsage
 from tests.cache.support import answer
 
 
@@ -37,20 +36,6 @@ def test_foreign_payloads_are_refused(payload: bytes) -> None:
 )
 def test_truncated_and_failed_outputs_are_not_storable(finish_reason: str, storable: bool) -> None:
     assert answer(finish_reason=finish_reason).storable is storable
-
-
-def test_entry_from_a_provider_response_keeps_usage_and_finish() -> None:
-    response = ProviderResponse(
-        output="done",
-        usage=ProviderUsage(input_tokens=10, output_tokens=2, cached_input_tokens=4),
-        model="gpt-4o-mini-2024-07-18",
-        finish_reason="length",
-    )
-    entry = CacheEntry.from_response(response, provider="openai")
-    assert (entry.usage.input_tokens, entry.usage.output_tokens) == (10, 2)
-    assert entry.usage.cached_input_tokens == 4
-    assert entry.model == "gpt-4o-mini-2024-07-18" and entry.provider == "openai"
-    assert not entry.storable
 
 
 def test_large_values_are_compressed_and_round_trip() -> None:

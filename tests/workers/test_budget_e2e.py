@@ -11,11 +11,13 @@ import redis
 from sqlalchemy import select
 
 from agentqueue.budget.budget_limits import set_budget
-from agentqueue.budget.gate import BudgetGate, Settlement
+from agentqueue.budget.gate import BudgetGate
 from agentqueue.constants import BUDGET_UTILISATION_KEY, TASK_BUDGET_ALERTS
 from agentqueue.jobs import AgentJob, JobStatus, utcnow
 from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.ledger_tables import BudgetAlertRecord, LedgerEntryRecord
+from agentqueue.usage import TokenUsage
+from tests.budget.conftest import admit, settle
 from tests.support.pipeline import Pipeline, simple_job
 
 AUTO = {
@@ -26,12 +28,10 @@ AUTO = {
 
 
 def _spent(pipeline: Pipeline, tenant: str) -> Decimal:
-    gate = BudgetGate(pipeline.queue.sessions, pipeline.settings)
     with pipeline.queue.sessions() as session:
         costs = session.scalars(
             select(LedgerEntryRecord.cost_usd).where(LedgerEntryRecord.tenant == tenant)
         ).all()
-    assert gate is not None
     return sum(costs, Decimal(0))
 
 
@@ -186,8 +186,8 @@ def test_a_job_already_charged_is_never_called_again(pipeline: Pipeline) -> None
         assert record is not None
         job = AgentJob.model_validate_json(record.payload)
     gate = BudgetGate(pipeline.queue.sessions, pipeline.settings)
-    gate.admit_many([job])
-    gate.settle_many([Settlement(job.id, input_tokens=10, output_tokens=5)])
+    admit(gate, [job])
+    settle(gate, {job.id: TokenUsage(input_tokens=10, output_tokens=5)})
 
     pipeline.start_worker()
     result = handle.get(timeout=30)

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from agentqueue.budget.gate import AdmissionGroup, BudgetGate, Completion, Settlement
-from agentqueue.jobs import JobStatus, utcnow
+from agentqueue.budget.gate import AdmissionGroup, BudgetGate
+from agentqueue.jobs import JobResult, JobStatus, utcnow
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
-from agentqueue.workers.group_commit import GroupCommit
-from tests.budget.conftest import NOON, make_gate, make_job
+from agentqueue.usage import TokenUsage
+from agentqueue.workers.group_commit import Completion, GroupCommit
+from tests.budget.conftest import NOON, admit, make_gate, make_job
 
 __all__ = ["make_gate"]  # the fixture, shared with the budget tests
 
@@ -55,39 +55,57 @@ def test_groups_admitted_together_keep_their_own_tier_and_order(make_gate: GateF
     standard = AdmissionGroup([make_job("s-1"), make_job("s-2")], when)
     batch = AdmissionGroup([make_job("b-1", model="gpt-4o")], when, service_tier="batch")
     first, second = gate.admit_groups([standard, batch])
-    assert [a.service_tier for a in first] == ["standard", "standard"]
-    assert [a.model for a in first] == ["gpt-4o-mini", "gpt-4o-mini"]
-    assert [(a.service_tier, a.model) for a in second] == [("batch", "gpt-4o")]
+    assert [a.reservation.service_tier for a in first] == ["standard", "standard"]
+    assert [a.reservation.model for a in first] == ["gpt-4o-mini", "gpt-4o-mini"]
+    assert [(a.reservation.service_tier, a.reservation.model) for a in second] == [
+        ("batch", "gpt-4o")
+    ]
     with gate.sessions() as session:
         assert session.scalar(select(func.count()).select_from(LedgerEntryRecord)) == 3
 
 
-def test_completions_share_one_transaction_all_or_nothing(make_gate: GateFactory) -> None:
-    """Given two admitted groups, when their completion runs together and the second group's
-    own writes fail, then neither group's settlement is kept; run again, both settle."""
+def test_completions_share_one_transaction_all_or_nothing(
+    make_gate: GateFactory, database_url: str
+) -> None:
+    """Given two claimed and admitted groups, when their completion runs together and the
+    second group's records cannot be built, then neither group's settlement nor record is
+    kept; run again, both settle and each group learns which of its jobs got a record."""
+    sessions = get_sessionmaker(database_url)
     gate = make_gate()
-    gate.admit_many([make_job("a"), make_job("b")], now=NOON)
+    with sessions.begin() as session:
+        jobs_repository.insert_new(
+            session, [make_job("a"), make_job("b")], status=JobStatus.QUEUED, now=utcnow()
+        )
+    commit = GroupCommit(sessions, gate)
+    [claimed] = commit.claim_groups([["a", "b"]])
+    admit(gate, [make_job("a"), make_job("b")], now=NOON)
+    seen: dict[str, Decimal] = {}
 
-    def ok(session: Session, costs: dict[str, Decimal]) -> str:
-        return "first done"
+    def results_of(job_id: str) -> Callable[[Mapping[str, Decimal]], list[JobResult]]:
+        def build(costs: Mapping[str, Decimal]) -> list[JobResult]:
+            seen.update(costs)
+            return [
+                JobResult(job_id=job_id, status=JobStatus.SUCCEEDED, cost_usd=str(costs[job_id]))
+            ]
 
-    def broken(session: Session, costs: dict[str, Decimal]) -> str:
-        raise RuntimeError("writing the records failed")
+        return build
 
-    first = Completion([Settlement("a", 10, 5)], [], ok)
+    def broken(costs: Mapping[str, Decimal]) -> list[JobResult]:
+        raise RuntimeError("building the records failed")
+
+    first = Completion({"a": TokenUsage(10, 5)}, [], results_of("a"))
     with pytest.raises(RuntimeError, match="records failed"):
-        gate.complete_groups([first, Completion([Settlement("b", 10, 5)], [], broken)])
+        commit.complete_groups([first, Completion({"b": TokenUsage(10, 5)}, [], broken)])
     with gate.sessions() as session:
         rows = session.execute(select(LedgerEntryRecord.job_id, LedgerEntryRecord.state))
         states = {job_id: state for job_id, state in rows}
+        statuses = {i: s for i, s in session.execute(select(JobRecord.id, JobRecord.status))}
     assert states == {"a": "reserved", "b": "reserved"}
+    assert statuses == {"a": "running", "b": "running"} and len(claimed) == 2
 
-    seen: dict[str, Decimal] = {}
-
-    def collect(session: Session, costs: dict[str, Decimal]) -> str:
-        seen.update(costs)
-        return "second done"
-
-    results = gate.complete_groups([first, Completion([Settlement("b", 10, 5)], [], collect)])
-    assert results == ["first done", "second done"]
+    second = Completion({"b": TokenUsage(10, 5)}, [], results_of("b"))
+    assert commit.complete_groups([first, second]) == [{"a"}, {"b"}]
     assert set(seen) == {"a", "b"} and all(cost > 0 for cost in seen.values())
+    with gate.sessions() as session:
+        rows = session.execute(select(LedgerEntryRecord.job_id, LedgerEntryRecord.state))
+        assert {job_id: state for job_id, state in rows} == {"a": "settled", "b": "settled"}

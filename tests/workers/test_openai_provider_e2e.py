@@ -100,9 +100,10 @@ def test_a_job_failing_500_every_time_fails_alone_in_its_batch(
     fault_hits = [a for a in llm_server.arrivals if a.fault == ALWAYS_FAILING_FAULT]
     assert len(fault_hits) == 2 * max_attempts
     assert llm_server.requests_received == 2 * max_attempts + 8
-    # The five single messages really ran as one batch of the aggregator.
+    # The five single messages really ran in the aggregator's groups: the first alone (a lone
+    # job never waits), the others gathered behind it while it ran.
     sizes = [f.size for f in flushes_in(pipeline.worker_log()) if f.agent_type == "single-messages"]
-    assert sizes == [5]
+    assert sum(sizes) == 5 and max(sizes) >= 2, sizes
     # The key is sent to the server but never written to the worker's log or to a result.
     assert API_KEY not in pipeline.worker_log()
     assert all(API_KEY not in r.model_dump_json() for r in results.values())

@@ -1,9 +1,8 @@
-"""Run ledger work in one transaction: retry lock conflicts; an unreachable DB is an error."""
+"""Run work in one transaction: rerun it on lock conflicts; an unreachable database is an error."""
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -11,7 +10,8 @@ from typing import TypeVar
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
-from agentqueue.budget.errors import LedgerUnavailable
+from agentqueue.backoff import backoff_s
+from agentqueue.errors import DatabaseUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 # delivery of the same job inserted its entry first): the whole transaction can be rerun.
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001", "23505"})
 MAX_ATTEMPTS = 5
+CONFLICT_BACKOFF_S = 0.01
 _SCHEMA_PROBLEMS = ("no such table", "no such column", "table ")
 
 
@@ -40,7 +41,7 @@ def in_transaction(factory: sessionmaker[Session], work: Callable[[Session], T])
     """Run `work(session)` inside one transaction and commit; `work` must be safe to rerun.
 
     Raises:
-        LedgerUnavailable: the database cannot be reached or stays locked; the caller
+        DatabaseUnavailable: the database cannot be reached or stays locked; the caller
             retries later and must not spend anything meanwhile.
     """
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -49,19 +50,17 @@ def in_transaction(factory: sessionmaker[Session], work: Callable[[Session], T])
                 return work(session)
         except sa_exc.DBAPIError as error:
             if _retryable(error) and attempt < MAX_ATTEMPTS:
-                log.info(
-                    "ledger transaction conflict (%s), retrying", error.orig.__class__.__name__
-                )
-                time.sleep(random.uniform(0, 0.01 * 2**attempt))
+                log.info("transaction conflict (%s), retrying", error.orig.__class__.__name__)
+                time.sleep(backoff_s(attempt + 1, base_s=CONFLICT_BACKOFF_S, jitter=True))
                 continue
             if _unreachable(error):
-                raise LedgerUnavailable(
-                    f"the ledger database is unavailable ({error.orig.__class__.__name__}); "
+                raise DatabaseUnavailable(
+                    f"the database is unavailable ({error.orig.__class__.__name__}); "
                     "the job will be retried and nothing is spent until it is back"
                 ) from error
             raise
         except sa_exc.TimeoutError as error:
-            raise LedgerUnavailable(
-                "no ledger database connection is free (pool timeout); the job will be retried"
+            raise DatabaseUnavailable(
+                "no database connection is free (pool timeout); the job will be retried"
             ) from error
     raise AssertionError("unreachable")  # pragma: no cover
