@@ -52,6 +52,12 @@ MAX_FALLBACKS: Final = 5
 # Budget utilisation (max over scopes, a decimal fraction such as "0.97") that beat publishes
 # for worker autoscalers; a missing key means no budget pressure is known.
 BUDGET_UTILISATION_KEY: Final = f"{KEY_PREFIX}budget:utilisation"
+# The Celery event type of a budget threshold crossing (fields: BudgetAlert.fields()).
+BUDGET_ALERT_EVENT: Final = "agentqueue-budget-alert"
+# A job waiting for budget room held by reservations asks again after this long at first,
+# growing with its wait up to the cap: settlements free room within about one provider call.
+BUDGET_WAIT_FIRST_BACKOFF_S: Final = 0.25
+BUDGET_WAIT_MAX_BACKOFF_S: Final = 2.0
 
 # Cache layout details (cache package): key scheme version, single-flight keys, stats, epoch.
 CACHE_KEY_VERSION: Final = 1

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     budget_refuse_at: float = Field(default=1.00, gt=0.0, le=1.0)
     budget_defer_priorities: tuple[str, ...] = ("low",)
     budget_defer_min_slack_s: int = Field(default=900, ge=0)
+    # How long a job may wait for room held by other jobs' reservations before it is refused
+    # (never past its deadline); 0 refuses at once, as when the money is spent.
+    budget_max_wait_s: float = Field(default=180.0, ge=0.0)
     budget_webhook_url: str | None = None
     budget_webhook_timeout_s: float = Field(default=2.0, gt=0.0)
     reservation_stale_after_s: int = Field(default=0, ge=0)

@@ -53,9 +53,12 @@ class BudgetAlert:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-safe, for the Celery event and the webhook."""
+        """JSON-safe, for the webhook: `fields()` plus its type."""
+        return {"type": "budget_alert", **self.fields()}
+
+    def fields(self) -> dict[str, Any]:
+        """JSON-safe fields, for the Celery event (whose type is given apart)."""
         return {
-            "type": "budget_alert",
             "scope": self.scope,
             "period": self.period,
             "window": self.window_label,
@@ -93,8 +96,9 @@ class BudgetAlerts:
         self._recorded: set[AlertKey] = set()  # crossings this process knows are already sent
 
     def check(self, states: Iterable[BudgetState], *, refused: bool = False) -> list[BudgetAlert]:
-        """Alert on thresholds the budgets have newly reached; `refused` means a job was refused
-        for these budgets, which counts as reaching the refuse threshold. Returns what was sent."""
+        """Alert once on each threshold the budgets have newly reached, lowest first;
+        `refused` means a job was refused for these budgets, which counts as reaching the
+        refuse threshold. Returns what was sent, in the order it was sent."""
         sent = []
         for state in states:
             utilisation = state.utilisation
@@ -116,8 +120,9 @@ class BudgetAlerts:
                 log.exception("budget alert for %s not recorded", state.scope)
                 continue
             self._recorded.update(fresh)
-            if inserted:
-                threshold, action = max((keys[key] for key in inserted), key=lambda pair: pair[0])
+            # Every threshold this step crossed, lowest first: a jump from 40% to 99% is
+            # four crossings (50, 80, 90, 95), and each is announced on its own.
+            for threshold, action in sorted(keys[key] for key in inserted):
                 alert = self._alert(state, threshold, utilisation, action)
                 self._emit(alert)
                 sent.append(alert)

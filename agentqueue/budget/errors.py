@@ -34,7 +34,8 @@ class NoModelMeetsRequirements(AgentQueueError):
 
 
 class BudgetExceeded(AgentQueueError):
-    """Reserving the job's worst-case cost would cross a hard budget limit."""
+    """The job's worst-case cost does not fit a hard budget limit: the money spent leaves no
+    room for it, or the room other jobs' reservations held did not come free in time."""
 
     code = "budget_exceeded"
 
@@ -46,23 +47,39 @@ class BudgetExceeded(AgentQueueError):
         window_label: str,
         window_start: datetime,
         limit_usd: Decimal,
-        used_usd: Decimal,
+        spent_usd: Decimal,
+        reserved_usd: Decimal,
         needed_usd: Decimal,
+        waited_s: float | None = None,
     ) -> None:
         from agentqueue.money import format_usd
 
+        budget = f"the {period} budget of {scope} ({format_usd(limit_usd)} for {window_label})"
+        needs = f"this job needs up to {format_usd(needed_usd)}"
+        if waited_s is None:
+            why = (
+                f"{budget} is used up: {format_usd(spent_usd)} of {format_usd(limit_usd)} is "
+                f"spent and {needs}"
+            )
+        else:
+            why = (
+                f"{budget} had no room for this job after waiting {waited_s:.0f} s: "
+                f"{format_usd(spent_usd)} of {format_usd(limit_usd)} is spent, "
+                f"{format_usd(reserved_usd)} reserved by running jobs, and {needs}"
+            )
         super().__init__(
-            f"the {period} budget of {scope} ({format_usd(limit_usd)} for {window_label}) "
-            f"would be exceeded: {format_usd(used_usd)} is spent or reserved and this job "
-            f"needs up to {format_usd(needed_usd)}; raise the limit with `agentqueue budget "
-            "set`, lower max_tokens, or submit again in the next window"
+            f"{why}; raise the limit with `agentqueue budget set`, lower max_tokens, or "
+            "submit again in the next window"
         )
         self.scope = scope
         self.period = period
         self.window_start = window_start
         self.limit_usd = limit_usd
-        self.used_usd = used_usd
+        self.spent_usd = spent_usd
+        self.reserved_usd = reserved_usd
+        self.used_usd = spent_usd + reserved_usd
         self.needed_usd = needed_usd
+        self.waited_s = waited_s
 
 
 class InvalidBudgetFile(AgentQueueError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -25,7 +25,10 @@ from agentqueue.budget.scopes import scopes_for
 from agentqueue.budget.selection import SelectionWeights
 from agentqueue.budget.state import BudgetState, utilisation_of
 from agentqueue.budget.usage_rows import LiveUsage, UsageKey, UsageView
+from agentqueue.budget.waiting import Waiters
 from agentqueue.jobs import AgentJob
+from agentqueue.persistence import jobs_repository
+from agentqueue.persistence.jobs_repository import PRIORITY_RANK
 from agentqueue.settings import Settings
 from agentqueue.usage import TokenUsage
 
@@ -40,6 +43,8 @@ class AdmissionGroup:
     now: datetime
     service_tier: str = "standard"
     defer_allowed: bool = True
+    # Job id -> when it began waiting for budget room (jobs asking again after a wait).
+    waiting_since: Mapping[str, datetime] = field(default_factory=dict)
 
 
 class BudgetGate:
@@ -73,7 +78,9 @@ class BudgetGate:
             self.ladder,
             timezone=settings.timezone,
             defer_min_slack_s=settings.budget_defer_min_slack_s,
+            max_wait_s=settings.budget_max_wait_s,
         )
+        self.max_wait = timedelta(seconds=settings.budget_max_wait_s)
         self.ledger = Ledger(sessionmaker, self.prices)
         self.alerts = BudgetAlerts(
             sessionmaker,
@@ -134,6 +141,15 @@ class BudgetGate:
                 )
             )
 
+        waiters = Waiters()
+
+        def observe(session: Session, budgeted: Sequence[LiveUsage]) -> None:
+            if budgeted:  # without a budget nothing ever waits: skip the query
+                since = moment - self.max_wait
+                waiters.most_urgent.clear()
+                for priority, label in jobs_repository.budget_waiters(session, since=since):
+                    waiters.add(priority, label)
+
         def decide(
             request: ReservationRequest, view: UsageView
         ) -> tuple[Reservation | None, Admission]:
@@ -145,9 +161,15 @@ class BudgetGate:
                 moment=moment,
                 service_tier=group.service_tier,
                 defer_allowed=group.defer_allowed,
+                waiting_since=group.waiting_since.get(request.job_id),
+                waiters=waiters,
             )
 
-        result = self.ledger.reserve_many(requests, window_ends, decide, now=moment)
+        # The most urgent jobs first, so they take the room there is (and waiters queue).
+        requests.sort(key=lambda r: PRIORITY_RANK.get(plans[r.job_id].job.priority.value, 9))
+        result = self.ledger.reserve_many(
+            requests, window_ends, decide, now=moment, observe=observe
+        )
         admitted = []
         for group in groups:
             admissions = []

@@ -87,6 +87,8 @@ class ReserveResult(Generic[T]):
 
 
 Decide = Callable[[ReservationRequest, UsageView], tuple[Reservation | None, T]]
+# Called under the usage-row locks, before any decision, with the budgeted rows locked.
+Observe = Callable[[Session, Sequence[LiveUsage]], None]
 
 
 class Ledger:
@@ -118,13 +120,14 @@ class Ledger:
         decide: Decide[T],
         *,
         now: datetime,
+        observe: Observe | None = None,
     ) -> ReserveResult[T]:
         """Reserve what `decide` returns for each new job, all in one transaction.
 
         `decide` sees the job's live usage (including reservations made earlier in this
         batch) and returns the reservation to make (or None) plus its own verdict. Jobs with a
         reserved, settled or cache-hit entry are returned in `existing` and not decided again;
-        a released job is reserved afresh.
+        a released job is reserved afresh. Requests are decided in the order given.
         """
         scopes = {key[0] for request in requests for key in request.usage_keys}
 
@@ -144,6 +147,8 @@ class Ledger:
             rows = self._lock(session, budgeted.keys(), budgeted, now)
             for row in rows.values():
                 row.limit = limits.get((row.scope, row.period))
+            if observe is not None:
+                observe(session, [row for row in rows.values() if row.limit is not None])
             live = [job_id for job_id, state in states.items() if state is not EntryState.RELEASED]
             result.existing = read_entries(session, live, lock=False)
             inserts: list[dict[str, Any]] = []

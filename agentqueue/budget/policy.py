@@ -13,7 +13,8 @@ from agentqueue.settings import Settings
 ALWAYS_RUN_AT_HIGH_PRIORITY_ONLY = frozenset({"critical", "high"})
 
 # What happens to one job; a rejected job ends with status `rejected` (JobStatus.REJECTED).
-Decision = Literal["run", "defer", "reject"]
+# `wait` (for room other jobs' reservations hold) is the gate's alone: the ladder never says it.
+Decision = Literal["run", "defer", "wait", "reject"]
 
 
 class BudgetAction(StrEnum):

@@ -83,6 +83,19 @@ class UsageView:
         crossed = [row for row in self.budgeted if row.would_cross(amount)]
         return max(crossed, key=lambda row: row.utilisation or 0, default=None)
 
+    def first_spent_out(self, amount: Decimal, refuse_at: Decimal) -> LiveUsage | None:
+        """The tightest row where the money already SPENT leaves no room for `amount` (or
+        reaches the refuse threshold): no settlement can make room there in this window."""
+        gone = [
+            row
+            for row in self.budgeted
+            if row.limit is not None
+            and (
+                row.spent + amount > row.limit or utilisation_of(row.spent, row.limit) >= refuse_at
+            )
+        ]
+        return max(gone, key=lambda row: row.utilisation or 0, default=None)
+
     def reserve(self, amount: Decimal) -> None:
         for row in self.rows:
             row.reserve(amount)

@@ -28,8 +28,13 @@ class JobRecord(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     release_after: Mapped[datetime | None] = mapped_column(default=None)
     deadline: Mapped[datetime | None] = mapped_column(default=None)
+    # A queued job waiting for budget room held by other jobs' reservations: since when (its
+    # wait is bounded) and on which budget ("<period>:<scope>", so waiters keep their order).
+    waiting_since: Mapped[datetime | None] = mapped_column(default=None)
+    waiting_for: Mapped[str | None] = mapped_column(String(160), default=None)
 
     __table_args__ = (
         Index("ix_jobs_status_release_after", "status", "release_after"),
         Index("ix_jobs_tenant_submitted_at", "tenant", "submitted_at"),
+        Index("ix_jobs_waiting_since", "waiting_since"),
     )

@@ -13,6 +13,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    func,
     or_,
     select,
     update,
@@ -34,6 +35,7 @@ class ClaimedJob:
     attempts: int
     submitted_at: datetime
     started_at: datetime
+    waiting_since: datetime | None = None  # set while the job waits for budget room
 
 
 def _row_for(
@@ -107,7 +109,7 @@ def claim(session: Session, ids: Sequence[str], *, now: datetime) -> list[Claime
         update(jobs)
         .where(jobs.c.id.in_(list(ids)), jobs.c.status.in_(CLAIMABLE))
         .values(status=JobStatus.RUNNING.value, attempts=jobs.c.attempts + 1, started_at=now)
-        .returning(jobs.c.payload, jobs.c.attempts, jobs.c.submitted_at)
+        .returning(jobs.c.payload, jobs.c.attempts, jobs.c.submitted_at, jobs.c.waiting_since)
     )
     claimed = []
     for row in session.execute(statement):
@@ -117,18 +119,54 @@ def claim(session: Session, ids: Sequence[str], *, now: datetime) -> list[Claime
                 attempts=row.attempts,
                 submitted_at=row.submitted_at,
                 started_at=now,
+                waiting_since=row.waiting_since,
             )
         )
     return claimed
 
 
 def requeue(session: Session, ids: Sequence[str]) -> None:
-    """Put running jobs back to queued (a retry is on its way)."""
+    """Put running jobs back to queued (a retry is on its way); any budget wait is over."""
     session.execute(
         update(jobs)
         .where(jobs.c.id.in_(list(ids)), jobs.c.status == JobStatus.RUNNING.value)
-        .values(status=JobStatus.QUEUED.value)
+        .values(status=JobStatus.QUEUED.value, waiting_since=None, waiting_for=None)
     )
+
+
+def wait_for_budget(session: Session, waits: Mapping[str, str], *, now: datetime) -> None:
+    """Put running jobs back to queued to wait for budget room on `waits[id]` (a
+    "<period>:<scope>" label); the wait keeps its first start, and is not an attempt."""
+    if not waits:
+        return
+    session.connection().execute(
+        _WAIT,
+        [{"b_id": job_id, "b_for": label, "b_now": now} for job_id, label in waits.items()],
+    )
+
+
+_WAIT = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("b_id"), jobs.c.status == JobStatus.RUNNING.value)
+    .values(
+        status=JobStatus.QUEUED.value,
+        attempts=jobs.c.attempts - 1,
+        waiting_since=func.coalesce(
+            jobs.c.waiting_since, bindparam("b_now", type_=jobs.c.waiting_since.type)
+        ),
+        waiting_for=bindparam("b_for"),
+    )
+)
+
+
+def budget_waiters(session: Session, *, since: datetime) -> list[tuple[str, str]]:
+    """(priority, "<period>:<scope>") of the jobs waiting for budget room since `since`."""
+    rows = session.execute(
+        select(jobs.c.priority, jobs.c.waiting_for)
+        .where(jobs.c.waiting_since >= since, jobs.c.status == JobStatus.QUEUED.value)
+        .distinct()
+    )
+    return [(row.priority, row.waiting_for) for row in rows if row.waiting_for]
 
 
 def finish(session: Session, results: Sequence[JobResult]) -> set[str]:
@@ -290,7 +328,12 @@ def defer_running(session: Session, release_after: dict[str, datetime]) -> set[s
         row = session.execute(
             update(jobs)
             .where(jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING.value)
-            .values(status=JobStatus.DEFERRED.value, release_after=when)
+            .values(
+                status=JobStatus.DEFERRED.value,
+                release_after=when,
+                waiting_since=None,
+                waiting_for=None,
+            )
             .returning(jobs.c.id)
         ).first()
         if row is not None:

@@ -55,6 +55,12 @@ def run_batch(
     report = BatchExecutor(current_context()).run(
         job_ids, service_tier=service_tier, released=released
     )
+    if report.waiting:  # budget room held by reservations: these jobs ask again shortly
+        self.retry(
+            args=[list(report.waiting), agent_type, model, service_tier, released],
+            countdown=min(report.waiting.values()),
+            throw=False,
+        )
     if report.retry:
         hints = [getattr(e, "retry_after_s", None) or 0.0 for e in report.retry.values()]
         raise self.retry(

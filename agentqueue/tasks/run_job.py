@@ -52,6 +52,9 @@ def run_job(self: Any, job_id: object, agent_type: object = "", model: object = 
         str(job_id),
         urgent=is_urgent(self.request.delivery_info),
     )
+    wait = report.waiting.get(str(job_id))
+    if wait is not None:  # budget room held by reservations: ask again shortly (job is queued)
+        raise self.retry(countdown=wait)
     error = report.retry.get(str(job_id))
     if error is not None:
         hint = getattr(error, "retry_after_s", None)

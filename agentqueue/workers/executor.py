@@ -41,6 +41,8 @@ class ExecutionReport:
     retry: dict[str, AgentQueueError] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     deferred: dict[str, datetime] = field(default_factory=dict)
+    # Waiting for budget room other jobs' reservations hold: seconds until it asks again.
+    waiting: dict[str, float] = field(default_factory=dict)
     # Jobs whose final record (written) says `failed`: their task ends in FAILURE.
     failed: dict[str, ErrorInfo] = field(default_factory=dict)
 
@@ -93,7 +95,8 @@ class BatchExecutor:
             self._admit(work, service_tier, released, report)
         except DatabaseUnavailable as error:
             return self._retry_all(work, error, report)
-        runnable = [w for w in work if w.result is None and w.job_id not in report.deferred]
+        held = report.deferred.keys() | report.waiting.keys()
+        runnable = [w for w in work if w.result is None and w.job_id not in held]
         self._recover_paid(runnable)
         self._look_up([w for w in runnable if w.entry is None])
         self._call([w for w in runnable if w.entry is None], report)
@@ -132,8 +135,11 @@ class BatchExecutor:
         offpeak = self.context.offpeak
         # Deferring to off-peak gains nothing once off-peak has come.
         defer_allowed = not released and not offpeak.is_off_peak(now)
+        waiting_since = {w.job_id: w.item.waiting_since for w in work if w.item.waiting_since}
         admissions = self.context.group_commit.admit(
-            AdmissionGroup([w.item.job for w in work], now, service_tier, defer_allowed)
+            AdmissionGroup(
+                [w.item.job for w in work], now, service_tier, defer_allowed, waiting_since
+            )
         )
         for w, admission in zip(work, admissions, strict=True):
             w.admission = admission
@@ -160,6 +166,9 @@ class BatchExecutor:
                     provider=self.provider_name,
                     status=JobStatus.REJECTED,
                 )
+            elif admission.decision == "wait":
+                # Not running while it waits: back to queued (in `_complete`), asks again later.
+                report.waiting[w.job_id] = admission.retry_after_s
             elif admission.decision == "defer":
                 job = w.item.job
                 report.deferred[w.job_id] = (
@@ -288,7 +297,14 @@ class BatchExecutor:
             return [w.result for w in work if w.result is not None]
 
         usages = {job_id: entry.usage for job_id, entry in paid.items()}
-        completion = Completion(usages, hits, results, report.deferred, list(report.retry))
+        waits = {
+            w.job_id: w.admission.waiting_for or ""
+            for w in work
+            if w.job_id in report.waiting and w.admission is not None
+        }
+        completion = Completion(
+            usages, hits, results, report.deferred, list(report.retry), waiting=waits
+        )
         try:
             written = self.context.group_commit.complete(completion)
         except DatabaseUnavailable as error:
@@ -297,6 +313,7 @@ class BatchExecutor:
             for w in work:  # nothing of this step was written: every job comes back
                 report.retry[w.job_id] = error
             report.deferred.clear()
+            report.waiting.clear()
             return report
         self.context.pending_answers.forget(
             [w.job_id for w in answered_work if w.job_id in paid and w.item.attempts > 1]

@@ -36,7 +36,8 @@ GROUPS_PER_TRANSACTION = 8
 class Completion:
     """One group's finished work: the usage of its paid jobs (job id -> usage), its cache
     hits, its final records (built once the costs are known: job id -> cost; it may be
-    called again if the transaction is rerun), and the jobs to defer or put back in the queue.
+    called again if the transaction is rerun), and the jobs to defer, to put back in the
+    queue, or to put back to wait for budget room (job id -> "<period>:<scope>").
     """
 
     usages: Mapping[str, TokenUsage]
@@ -44,6 +45,7 @@ class Completion:
     results: Callable[[Mapping[str, Decimal]], Sequence[JobResult]]
     deferred: Mapping[str, datetime] = field(default_factory=dict)
     requeued: Sequence[str] = ()
+    waiting: Mapping[str, str] = field(default_factory=dict)
 
 
 class GroupCommit:
@@ -97,7 +99,7 @@ class GroupCommit:
         return shares
 
     def complete_groups(self, completions: Sequence[Completion]) -> list[set[str]]:
-        """Settle, record cache hits and write the final records, deferrals and requeues of
+        """Settle, record cache hits and write the final records, deferrals, requeues and waits of
         several groups in ONE transaction, so a job is never charged without its record or
         recorded without its charge; per group, the ids that got their final record.
 
@@ -108,6 +110,7 @@ class GroupCommit:
         hits = [hit for c in completions for hit in c.cache_hits]
         deferred = {job_id: when for c in completions for job_id, when in c.deferred.items()}
         requeued = [job_id for c in completions for job_id in c.requeued]
+        waiting = {job_id: label for c in completions for job_id, label in c.waiting.items()}
 
         def work(session: Session) -> list[set[str]]:
             now = utcnow()
@@ -119,6 +122,8 @@ class GroupCommit:
                 jobs_repository.defer_running(session, deferred)
             if requeued:
                 jobs_repository.requeue(session, requeued)
+            if waiting:
+                jobs_repository.wait_for_budget(session, waiting, now=now)
             return [{r.job_id for r in rs} & written for rs in results]
 
         return in_transaction(self._sessions, work)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -19,6 +16,7 @@ from agentqueue.budget.policy import BudgetLadder
 from agentqueue.budget.state import BudgetState
 from agentqueue.persistence.engine import get_sessionmaker
 from tests.budget.conftest import NOON
+from tests.support.receivers import Webhook, webhook_receiver
 
 
 def state(utilisation: str, *, scope: str = "tenant:acme", days_later: int = 0) -> BudgetState:
@@ -58,61 +56,61 @@ def test_one_alert_per_threshold_even_from_two_processes(database_url: str) -> N
     assert (first_seen + second_seen)[0].threshold == Decimal("0.50")
 
 
-def test_a_jump_sends_the_highest_threshold_once_and_later_crossings_again(
-    database_url: str,
-) -> None:
-    """Given a jump from nothing to 92%, then one alert (90%, defer), not a burst of three;
-    at 96% the next one; a new day's window starts over; other scopes are separate."""
+def test_a_jump_announces_every_threshold_it_crossed_once_in_order(database_url: str) -> None:
+    """Given a jump from nothing to 92%, then the 50, 80 and 90% crossings are each announced
+    once, lowest first, each with its own action; at 96% only the next one; a new day's window
+    starts over; other scopes are separate."""
     alerts, seen = alerts_for(database_url)
     alerts.check([state("0.92")])
-    assert [(a.threshold, a.action) for a in seen] == [(Decimal("0.90"), "defer")]
+    assert [(a.threshold, a.action) for a in seen] == [
+        (Decimal("0.50"), "alert"),
+        (Decimal("0.80"), "right_size"),
+        (Decimal("0.90"), "defer"),
+    ]
     alerts.check([state("0.93")])
     alerts.check([state("0.96")])
-    assert [a.threshold for a in seen] == [Decimal("0.90"), Decimal("0.95")]
+    assert [a.threshold for a in seen[3:]] == [Decimal("0.95")]
     alerts.check([state("0.60", days_later=1), state("0.60", scope="global")])
-    assert len(seen) == 4
-    assert "tenant:acme daily budget (2026-03-12) at 60.0% of $10.00" in seen[2].message()
+    assert [(a.scope, a.threshold) for a in seen[4:]] == [
+        ("tenant:acme", Decimal("0.50")),
+        ("global", Decimal("0.50")),
+    ]
+    assert "tenant:acme daily budget (2026-03-12) at 60.0% of $10.00" in seen[4].message()
+
+
+def test_a_second_process_announces_only_what_the_first_did_not(database_url: str) -> None:
+    """Given one process that announced 50% and another that then sees 85%, the second
+    announces 80% alone: nothing twice, nothing skipped."""
+    first, first_seen = alerts_for(database_url)
+    second, second_seen = alerts_for(database_url)
+    first.check([state("0.55")])
+    second.check([state("0.85")])
+    assert [a.threshold for a in first_seen] == [Decimal("0.50")]
+    assert [a.threshold for a in second_seen] == [Decimal("0.80")]
 
 
 def test_refusal_counts_as_the_refuse_threshold(database_url: str) -> None:
     alerts, seen = alerts_for(database_url)
+    alerts.check([state("0.97")])
     alerts.check([state("0.97")], refused=True)
-    assert [(a.threshold, a.action) for a in seen] == [(Decimal("1.00"), "refuse")]
+    assert [(a.threshold, a.action) for a in seen][-1] == (Decimal("1.00"), "refuse")
+    assert len(seen) == 5  # 50, 80, 90, 95, then 100 at the refusal
 
 
 @pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A real local HTTP endpoint that records JSON bodies posted to it."""
-    bodies: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers["Content-Length"])
-            bodies.append(json.loads(self.rfile.read(length)))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hook?token=secret", bodies
-    server.shutdown()
-    server.server_close()
+def webhook() -> Iterator[Webhook]:
+    with webhook_receiver() as hook:
+        yield hook
 
 
-def test_webhook_receives_the_alert_as_json(
-    database_url: str, webhook: tuple[str, list[dict[str, Any]]]
-) -> None:
-    url, bodies = webhook
-    alerts, _ = alerts_for(database_url, webhook_url=url)
+def test_webhook_receives_the_alert_as_json(database_url: str, webhook: Webhook) -> None:
+    bodies = webhook.bodies
+    alerts, _ = alerts_for(database_url, webhook_url=webhook.url)
     alerts.check([state("0.81")])
-    assert len(bodies) == 1
-    assert bodies[0]["type"] == "budget_alert"
-    assert bodies[0]["threshold"] == "0.80" and bodies[0]["limit_usd"] == "10"
-    assert bodies[0]["scope"] == "tenant:acme"
+    assert [body["threshold"] for body in bodies] == ["0.50", "0.80"]
+    assert bodies[1]["type"] == "budget_alert"
+    assert bodies[1]["action"] == "right_size" and bodies[1]["limit_usd"] == "10"
+    assert bodies[1]["scope"] == "tenant:acme"
 
 
 def test_broken_channels_never_break_admission(

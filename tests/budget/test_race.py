@@ -49,11 +49,13 @@ def test_eight_processes_never_overspend_and_refuse_only_when_full(
     database_url: str, tmp_path: Path
 ) -> None:
     """Given a $0.50 daily budget and 8 processes (spawned) each admitting and settling 20
-    identical jobs of cost c in batches of 1 or 3 at the same moment, then:
+    identical jobs of cost c in batches of 1 or 3 at the same moment, where a job told to
+    wait for room other jobs' reservations hold asks again, then:
     - the total charged never exceeds the limit, and
     - exactly floor(limit / c) jobs ran: since every success costs c and nothing is released,
       fewer successes would mean some refusal happened while c still fitted;
-    - every refusal reports spent+reserved+needed above the limit;
+    - every refusal happened when the money SPENT left no room (spent + needed > limit):
+      no job was refused while room remained once the reservations settled;
     - the ledger rows agree: spent = successes x c, nothing left reserved."""
     prices_file = tmp_path / "prices.toml"
     prices_file.write_text(PRICES)
@@ -94,8 +96,8 @@ def test_eight_processes_never_overspend_and_refuse_only_when_full(
     assert sum(charged) <= LIMIT
     assert len(charged) == expected_successes
     assert len(refusals) == PROCESSES * JOBS_PER_PROCESS - expected_successes
-    for used, needed, limit in refusals:
-        assert Decimal(used) + Decimal(needed) > Decimal(limit) == LIMIT
+    for spent, needed, limit in refusals:
+        assert Decimal(spent) + Decimal(needed) > Decimal(limit) == LIMIT
 
     [today] = [s for s in gate.snapshot() if s.period == "daily"]
     assert today.spent_usd == expected_successes * unit_cost
