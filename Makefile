@@ -14,9 +14,10 @@ $(BIN)/agentqueue: pyproject.toml
 demo: $(BIN)/agentqueue  ## run the sample workload (starts a private Redis if none answers)
 	$(BIN)/agentqueue demo
 
-test: $(BIN)/agentqueue  ## lint, type-check and run the whole suite against real services
+test: $(BIN)/agentqueue  ## lint, type-check, check the layering and run the whole suite
 	$(BIN)/ruff check agentqueue tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 bench: $(BIN)/agentqueue

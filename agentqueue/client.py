@@ -30,15 +30,14 @@ from agentqueue.jobs import (
     parse_job,
     utcnow,
 )
+from agentqueue.messaging import Dispatcher, JobRef
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.engine import get_sessionmaker
-from agentqueue.persistence.jobs_repository import JobRef
 from agentqueue.persistence.migrate import ensure_embedded_schema
 from agentqueue.results import ResultStore
 from agentqueue.scheduler.deferral_policy import release_time_for
 from agentqueue.scheduler.windows import OffPeakSchedule
 from agentqueue.settings import Settings, get_settings
-from agentqueue.workers.dispatch import Dispatcher
 
 
 class BrokerUnavailable(AgentQueueError):

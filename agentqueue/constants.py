@@ -72,3 +72,5 @@ SINGLE_FLIGHT_HANDOFF_TTL_MS: Final = 5000
 # Provider answers whose settlement could not be written yet (ledger down): kept until the
 # job's retry settles them, so the paid call is never made twice.
 PENDING_ANSWER_PREFIX: Final = f"{KEY_PREFIX}pending-answer:"
+# One hash per (agent_type, model): how many in-worker groups of each size were flushed.
+BATCH_SIZES_PREFIX: Final = f"{KEY_PREFIX}batch-sizes:"

@@ -29,6 +29,7 @@ from agentqueue.constants import (
 from agentqueue.errors import AgentQueueError
 from agentqueue.job_input import describe, first_key, safe_field, structure_problem
 from agentqueue.money import exact_usd
+from agentqueue.strict import StrictModel
 from agentqueue.usage import TokenUsage
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -74,11 +75,7 @@ class JobValidationError(AgentQueueError):
         self.field = field
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
-
-
-class Message(_Strict):
+class Message(StrictModel):
     """One OpenAI-style chat message."""
 
     role: Literal["system", "user", "assistant", "tool"]
@@ -86,7 +83,7 @@ class Message(_Strict):
     name: str | None = Field(default=None, max_length=64)
 
 
-class Params(_Strict):
+class Params(StrictModel):
     """Sampling parameters; every one of them changes the output and so the cache key."""
 
     temperature: float | None = Field(default=None, ge=0.0, le=2.0, allow_inf_nan=False)
@@ -98,7 +95,7 @@ class Params(_Strict):
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
 
 
-class Requirements(_Strict):
+class Requirements(StrictModel):
     """What `model="auto"` must satisfy."""
 
     min_quality: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
@@ -107,7 +104,7 @@ class Requirements(_Strict):
     allow_fallback: bool = False
 
 
-class CacheControl(_Strict):
+class CacheControl(StrictModel):
     """Per-job cache choices: `default`, `no-cache` (do not read) or `no-store` (neither)."""
 
     mode: Literal["default", "no-cache", "no-store", "force"] = "default"
@@ -121,7 +118,7 @@ def _new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-class AgentJob(_Strict):
+class AgentJob(StrictModel):
     """One agent request. `id` is an idempotency key: submitting it twice runs it once."""
 
     id: JobId = Field(default_factory=_new_job_id)

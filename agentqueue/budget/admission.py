@@ -9,13 +9,14 @@ from decimal import Decimal
 
 from agentqueue.budget.errors import BudgetExceeded
 from agentqueue.budget.ledger import Reservation
-from agentqueue.budget.ledger_entries import Entry, EntryState
 from agentqueue.budget.periods import Period, Window
 from agentqueue.budget.planning import JobPlan, RunOption
 from agentqueue.budget.policy import BudgetAction, BudgetLadder, Decision
-from agentqueue.budget.usage_rows import LiveUsage, UsageView
+from agentqueue.budget.usage_view import UsageView
 from agentqueue.budget.waiting import Waiters, WaitLimit, waiting_label
 from agentqueue.errors import AgentQueueError
+from agentqueue.persistence.ledger_entries import Entry, EntryState
+from agentqueue.persistence.usage_rows import LiveUsage
 
 
 @dataclass(frozen=True)

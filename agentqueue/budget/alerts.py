@@ -10,24 +10,22 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.policy import BudgetAction, BudgetLadder
 from agentqueue.budget.state import BudgetState
 from agentqueue.errors import DatabaseUnavailable
 from agentqueue.money import format_usd
-from agentqueue.persistence.ledger_tables import BudgetAlertRecord
+from agentqueue.persistence.alert_records import insert_new_alerts
 from agentqueue.persistence.transactions import in_transaction
 
 log = logging.getLogger(__name__)
 # httpx's INFO line of every request names the full webhook URL (tokens in its query too).
 logging.getLogger("httpx").setLevel(logging.WARNING)
-ALERTS: Table = BudgetAlertRecord.__table__  # type: ignore[assignment]
 BASIS_POINTS = Decimal(10_000)
 
 AlertKey = tuple[str, str, datetime, int]  # (scope, period, window_start, threshold_bp)
+_KEY_COLUMNS = ("scope", "period", "window_start", "threshold_bp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,34 +139,18 @@ class BudgetAlerts:
         """Insert one row per crossing; the unique key turns a second insert into a no-op."""
         now = datetime.now(UTC)
 
-        def work(session: Session) -> list[AlertKey]:
-            insert = (
-                postgresql.insert
-                if session.get_bind().dialect.name == "postgresql"
-                else (sqlite.insert)
-            )
-            inserted = []
-            for key in sorted(fresh):
-                scope, period, window_start, threshold_bp = key
-                statement = (
-                    insert(ALERTS)
-                    .values(
-                        scope=scope,
-                        period=period,
-                        window_start=window_start,
-                        threshold_bp=threshold_bp,
-                        utilisation=utilisation,
-                        action=actions[key][1].value,
-                        created_at=now,
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(ALERTS.c.id)  # rowcount is unreliable for INSERT on some drivers
-                )
-                if session.execute(statement).first() is not None:
-                    inserted.append(key)
-            return inserted
-
-        return in_transaction(self.factory, work)
+        keys = sorted(fresh)
+        rows = [
+            {
+                **dict(zip(_KEY_COLUMNS, key, strict=True)),
+                "utilisation": utilisation,
+                "action": actions[key][1].value,
+                "created_at": now,
+            }
+            for key in keys
+        ]
+        added = in_transaction(self.factory, lambda session: insert_new_alerts(session, rows))
+        return [keys[i] for i in added]
 
     @staticmethod
     def _alert(

@@ -7,15 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import delete, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from agentqueue.budget.ledger_guard import exclude_ledger_writers
 from agentqueue.budget.periods import Period, Window, window_for
 from agentqueue.budget.scopes import parse_scope
-from agentqueue.budget.usage_backfill import usage_from_entries, write_usage
-from agentqueue.budget.usage_rows import BUDGETS, USAGE, LiveUsage, all_limits, read_rows
+from agentqueue.persistence.ledger_guard import exclude_ledger_writers
 from agentqueue.persistence.transactions import in_transaction
+from agentqueue.persistence.usage_backfill import usage_from_entries, write_usage
+from agentqueue.persistence.usage_rows import (
+    LiveUsage,
+    all_limits,
+    delete_limit,
+    read_rows,
+    save_limit,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +59,7 @@ def set_budget(
 
     def work(session: Session) -> None:
         exclude_ledger_writers(session)  # no entry half-written while we sum them
-        key = (BUDGETS.c.scope == scope) & (BUDGETS.c.period == period)
-        changed = session.execute(
-            update(BUDGETS).where(key).values(limit_usd=limit_usd, updated_at=now)
-        )
-        if changed.rowcount == 0:  # type: ignore[attr-defined]
-            session.execute(
-                BUDGETS.insert().values(
-                    scope=scope, period=period, limit_usd=limit_usd, updated_at=now
-                )
-            )
+        save_limit(session, scope, period, limit_usd, now=now)
         spent, reserved = usage_from_entries(session, scope, window)
         write_usage(session, scope, window, spent, reserved, now=now)
 
@@ -75,13 +71,7 @@ def remove_budget(factory: sessionmaker[Session], scope: str, period: str) -> bo
     scope = parse_scope(scope)
     period = Period(period).value
 
-    def work(session: Session) -> bool:
-        key = (BUDGETS.c.scope == scope) & (BUDGETS.c.period == period)
-        # Unbudgeted scopes keep no usage rows: a later budget recounts from the entries.
-        session.execute(delete(USAGE).where((USAGE.c.scope == scope) & (USAGE.c.period == period)))
-        return bool(session.execute(delete(BUDGETS).where(key)).rowcount)  # type: ignore[attr-defined]
-
-    return in_transaction(factory, work)
+    return in_transaction(factory, lambda session: delete_limit(session, scope, period))
 
 
 def read_budgets(

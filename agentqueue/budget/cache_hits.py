@@ -11,9 +11,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from agentqueue.budget.errors import UnknownModelPrice
-from agentqueue.budget.ledger_entries import ENTRIES, EntryState, lock_entries, update_entries
 from agentqueue.budget.pricing import PriceBook, to_money
-from agentqueue.budget.usage_rows import write_back
+from agentqueue.persistence.ledger_entries import (
+    EntryState,
+    insert_entries,
+    lock_entries,
+    update_entries,
+)
+from agentqueue.persistence.usage_rows import write_back
 from agentqueue.usage import TokenUsage
 
 
@@ -65,8 +70,7 @@ def record_cache_hits_in(
                     rows[key].unreserve(entry.reserved_usd)
         changes.append({"k_job_id": hit.job_id, **values})
     write_back(session, rows.values(), now)
-    if inserts:
-        session.connection().execute(ENTRIES.insert(), inserts)
+    insert_entries(session, inserts)
     update_entries(session, changes)
 
 

@@ -24,11 +24,12 @@ from agentqueue.budget.pricing import PriceBook
 from agentqueue.budget.scopes import scopes_for
 from agentqueue.budget.selection import SelectionWeights
 from agentqueue.budget.state import BudgetState, utilisation_of
-from agentqueue.budget.usage_rows import LiveUsage, UsageKey, UsageView
+from agentqueue.budget.usage_view import UsageView
 from agentqueue.budget.waiting import Waiters
 from agentqueue.jobs import AgentJob
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import PRIORITY_RANK
+from agentqueue.persistence.usage_rows import LiveUsage, UsageKey
 from agentqueue.settings import Settings
 from agentqueue.usage import TokenUsage
 

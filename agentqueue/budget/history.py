@@ -6,15 +6,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from agentqueue.budget.ledger_entries import ENTRIES, EntryState
 from agentqueue.budget.pricing import MONEY_QUANTUM
 from agentqueue.money import exact_usd
+from agentqueue.persistence.ledger_reports import spend_by_day_and_model
 from agentqueue.persistence.transactions import in_transaction
-
-_MONEY = Numeric(28, 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +44,6 @@ class DayModelSpend:
         }
 
 
-def _money_sum(expression: Any) -> Any:
-    return func.coalesce(func.sum(expression), 0).cast(_MONEY)
-
-
 def _money(value: Any) -> Decimal:
     # SQLite sums REAL columns; round the float noise away at the ledger's precision.
     return Decimal(str(value or 0)).quantize(MONEY_QUANTUM)
@@ -60,31 +53,10 @@ def read_history(
     factory: sessionmaker[Session], *, since_day: str, tenant: str | None = None
 ) -> list[DayModelSpend]:
     """Per (day, model) totals from `since_day` (YYYY-MM-DD, local) on, newest day first."""
-    state = ENTRIES.c.state
-    settled = state == EntryState.SETTLED.value
-    statement = (
-        select(
-            ENTRIES.c.day,
-            ENTRIES.c.model,
-            func.count(),
-            func.sum(case((state == EntryState.CACHE_HIT.value, 1), else_=0)),
-            _money_sum(ENTRIES.c.cost_usd),
-            _money_sum(case((state == EntryState.RESERVED.value, ENTRIES.c.reserved_usd), else_=0)),
-            _money_sum(ENTRIES.c.avoided_usd),
-            _money_sum(case((settled, ENTRIES.c.standard_cost_usd - ENTRIES.c.cost_usd), else_=0)),
-            func.coalesce(func.sum(ENTRIES.c.input_tokens), 0),
-            func.coalesce(func.sum(ENTRIES.c.output_tokens), 0),
-        )
-        .where(ENTRIES.c.day >= since_day, state != EntryState.RELEASED.value)
-        .group_by(ENTRIES.c.day, ENTRIES.c.model)
-        .order_by(ENTRIES.c.day.desc(), ENTRIES.c.model)
-    )
-    if tenant is not None:
-        statement = statement.where(ENTRIES.c.tenant == tenant)
 
     def work(session: Session) -> list[DayModelSpend]:
         spends = []
-        for row in session.execute(statement):
+        for row in spend_by_day_and_model(session, since_day=since_day, tenant=tenant):
             day, model, jobs, hits, spent, reserved, avoided, savings, tokens_in, tokens_out = row
             spends.append(
                 DayModelSpend(

@@ -17,33 +17,32 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.errors import UnknownModelPrice
-from agentqueue.budget.ledger_entries import (
-    ENTRIES,
+from agentqueue.budget.pricing import PriceBook, to_money
+from agentqueue.budget.usage_view import UsageView
+from agentqueue.persistence.ledger_entries import (
     Entry,
     EntryState,
+    insert_entries,
     lock_entries,
     read_entries,
     read_states,
-    scalars,
+    reserved_before,
     update_entries,
 )
-from agentqueue.budget.ledger_guard import join_ledger_writers
-from agentqueue.budget.pricing import PriceBook, to_money
-from agentqueue.budget.usage_rows import (
+from agentqueue.persistence.ledger_guard import join_ledger_writers
+from agentqueue.persistence.transactions import in_transaction
+from agentqueue.persistence.usage_rows import (
     LiveUsage,
     UsageKey,
-    UsageView,
     insert_missing,
     key_to_json,
     load_limits,
     lock_rows,
     write_back,
 )
-from agentqueue.persistence.transactions import in_transaction
 from agentqueue.usage import TokenUsage
 
 T = TypeVar("T")
@@ -170,8 +169,7 @@ class Ledger:
                     values["k_job_id"] = values.pop("job_id")
                     updates.append(values)
             write_back(session, rows.values(), now)
-            if inserts:
-                session.connection().execute(ENTRIES.insert(), inserts)
+            insert_entries(session, inserts)
             if updates:
                 update_entries(session, updates)
             result.budgeted_rows = [row for row in rows.values() if row.limit is not None]
@@ -311,13 +309,9 @@ class Ledger:
         cutoff = moment - older_than
         total = 0
         while True:
-            statement = (
-                select(ENTRIES.c.job_id)
-                .where(ENTRIES.c.state == EntryState.RESERVED.value, ENTRIES.c.reserved_at < cutoff)
-                .order_by(ENTRIES.c.reserved_at)
-                .limit(SWEEP_BATCH)
+            stale = in_transaction(
+                self.factory, partial(reserved_before, cutoff=cutoff, limit=SWEEP_BATCH)
             )
-            stale = in_transaction(self.factory, partial(scalars, statement=statement))
             if not stale:
                 return total
             released = self.release_many(stale, now=moment, reserved_before=cutoff)

@@ -5,19 +5,16 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from agentqueue.budget.budget_files import read_table_file
 from agentqueue.budget.errors import InvalidBudgetFile
+from agentqueue.strict import StrictModel
 
 SERVICE_TIERS = ("standard", "flex", "batch", "priority")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TokenRates(_Strict):
+class TokenRates(StrictModel):
     """USD per million tokens; cached input defaults to the input rate."""
 
     input_per_mtok: Decimal = Field(gt=0, allow_inf_nan=False)
@@ -45,7 +42,7 @@ class ModelOverride(TokenRates):
         return value
 
 
-class PriceOverrides(_Strict):
+class PriceOverrides(StrictModel):
     """Everything in the prices file; empty when no file is configured."""
 
     models: dict[str, ModelOverride] = Field(default_factory=dict)

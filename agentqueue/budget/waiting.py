@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from agentqueue.budget.usage_rows import LiveUsage
 from agentqueue.constants import BUDGET_WAIT_FIRST_BACKOFF_S, BUDGET_WAIT_MAX_BACKOFF_S
 from agentqueue.persistence.jobs_repository import PRIORITY_RANK
+from agentqueue.persistence.usage_rows import LiveUsage
 
 
 def waiting_label(row: LiveUsage) -> str:

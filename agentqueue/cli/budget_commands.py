@@ -15,11 +15,11 @@ from agentqueue.budget.history import read_history
 from agentqueue.budget.periods import PERIODS, window_for
 from agentqueue.budget.scopes import parse_scope
 from agentqueue.budget.state import BudgetState
-from agentqueue.cli.tables import emit, new_table, wide_option
 from agentqueue.money import format_usd
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.persistence.migrate import ensure_embedded_schema
 from agentqueue.settings import Settings, get_settings
+from agentqueue.terminal import emit, new_table, wide_option
 
 BAR_WIDTH = 20
 PERIOD_CHOICE = click.Choice([period.value for period in PERIODS])

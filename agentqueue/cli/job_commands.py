@@ -9,11 +9,11 @@ from typing import Any
 
 import click
 
-from agentqueue.cli.progress import wait_with_progress
 from agentqueue.cli.render import print_results, status_panel
-from agentqueue.cli.tables import emit, wide_option
 from agentqueue.jobs import JobValidationError
+from agentqueue.progress import wait_with_progress
 from agentqueue.settings import get_settings
+from agentqueue.terminal import emit, wide_option
 
 STATUS_WIDTH = 100  # off a terminal: a readable panel, not one line per paragraph of output
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import click
 from rich.console import RenderableType
 
-from agentqueue.cli.tables import emit, new_table, wide_option
 from agentqueue.money import format_usd
 from agentqueue.scheduler.capacity_plan import CapacityPlan, load_forecast, plan_capacity
 from agentqueue.scheduler.pools import load_pools
 from agentqueue.settings import get_settings
+from agentqueue.terminal import emit, new_table, wide_option
 
 
 def _share(_: click.Context, __: click.Parameter, value: str | None) -> Decimal | None:

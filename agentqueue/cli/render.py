@@ -11,9 +11,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from agentqueue.cli.tables import emit, new_table
 from agentqueue.jobs import JobResult
 from agentqueue.money import format_usd
+from agentqueue.terminal import emit, new_table
 
 RESULT_HEADERS = ("job", "status", "model", "tokens in/out", "cost", "cache", "error")
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from agentqueue.settings import get_settings
 
 if TYPE_CHECKING:
-    from agentqueue.report.data import SpendReport
+    pass
 
 
 @click.command()
@@ -29,6 +29,7 @@ def report(since: str, html_path: Path | None) -> None:
     from agentqueue.persistence.engine import get_sessionmaker
     from agentqueue.persistence.migrate import ensure_embedded_schema
     from agentqueue.report.data import build_report, parse_since
+    from agentqueue.report.html import write_html
     from agentqueue.report.terminal import print_report
 
     settings = get_settings()
@@ -39,10 +40,3 @@ def report(since: str, html_path: Path | None) -> None:
     if html_path is not None:
         write_html(data, html_path)
         click.echo(f"report written to {html_path.resolve()}")
-
-
-def write_html(data: SpendReport, path: Path) -> None:
-    from agentqueue.report.html import render_html
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(data), encoding="utf-8")

@@ -8,16 +8,15 @@ from typing import Any
 
 import click
 import redis
-from sqlalchemy import func, select
 
-from agentqueue.cli.tables import emit, new_table, wide_option
 from agentqueue.constants import QUEUES
 from agentqueue.money import exact_usd, format_usd
+from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.engine import get_sessionmaker
-from agentqueue.persistence.job_table import JobRecord
-from agentqueue.persistence.ledger_tables import LedgerEntryRecord
+from agentqueue.persistence.ledger_reports import ledger_totals
 from agentqueue.persistence.migrate import ensure_embedded_schema
 from agentqueue.settings import get_settings
+from agentqueue.terminal import emit, new_table, wide_option
 
 
 def collect_stats() -> dict[str, Any]:
@@ -27,24 +26,8 @@ def collect_stats() -> dict[str, Any]:
     ensure_embedded_schema(settings.resolved_database_url, auto_migrate=settings.auto_migrate)
     sessions = get_sessionmaker(settings.resolved_database_url)
     with sessions() as session:
-        by_status = dict(
-            session.execute(select(JobRecord.status, func.count()).group_by(JobRecord.status))
-            .tuples()
-            .all()
-        )
-        money = session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(LedgerEntryRecord.cost_usd), 0),
-                func.coalesce(func.sum(LedgerEntryRecord.avoided_usd), 0),
-                func.coalesce(
-                    func.sum(
-                        LedgerEntryRecord.standard_cost_usd - LedgerEntryRecord.cost_usd
-                    ).filter(LedgerEntryRecord.state == "settled"),
-                    0,
-                ),
-            )
-        ).one()
+        by_status = jobs_repository.count_by_status(session)
+        money = ledger_totals(session)
     client = redis.Redis.from_url(settings.redis_url)
     depths = {queue: int(client.llen(queue)) for queue in QUEUES}
     cache = TieredCache.from_settings(settings, sessions)
@@ -83,13 +66,8 @@ def stats(as_json: bool, wide: bool) -> None:
     counters = ("hits", "misses", "errors")
     cache = new_table("tier", *counters, title="cache", numeric=counters)
     for tier in ("l1", "l2", "l3"):
-        counters = data["cache"].get(tier, {})
-        cache.add_row(
-            tier,
-            str(counters.get("hits", 0)),
-            str(counters.get("misses", 0)),
-            str(counters.get("errors", 0)),
-        )
+        counts = data["cache"].get(tier, {})
+        cache.add_row(tier, *(str(counts.get(counter, 0)) for counter in counters))
     ledger = data["ledger"]
     money_line = (
         f"spent {format_usd(ledger['spent_usd'])}, "

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agentqueue.cli.report_command import write_html
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.report.data import build_report
+from agentqueue.report.html import write_html
 from agentqueue.settings import Settings
 
 REPORT_NAME = "report.html"

@@ -12,19 +12,19 @@ from typing import Any
 
 from rich.console import Console
 
-from agentqueue.cli.tables import emit
 from agentqueue.client import AgentQueue
 from agentqueue.demo.embedded_redis import EmbeddedRedis, redis_answers
 from agentqueue.demo.report_file import write_demo_report
 from agentqueue.demo.summary import Batching, OffPeak, read_ledger, summary
 from agentqueue.demo.workload import sample_jobs
 from agentqueue.jobs import JobResult, JobStatus, utcnow
-from agentqueue.persistence.jobs_repository import JobRef
+from agentqueue.messaging import Dispatcher, JobRef, pack
 from agentqueue.persistence.migrate import upgrade
+from agentqueue.progress import wait_with_progress
 from agentqueue.scheduler.release import release_deferred
 from agentqueue.scheduler.windows import OffPeakSchedule
 from agentqueue.settings import get_settings, load_settings
-from agentqueue.workers.dispatch import Dispatcher, pack
+from agentqueue.terminal import emit
 from agentqueue.workers.process import WorkerProcess
 
 
@@ -32,8 +32,6 @@ def run_demo(
     *, jobs: int = 120, concurrency: int = 32, timeout: float = 120.0, embedded_redis: bool = False
 ) -> int:
     """Returns a process exit code: 0 when every job reached a final state."""
-    from agentqueue.cli.progress import wait_with_progress
-
     console = Console()
     settings = get_settings()
     embedded: EmbeddedRedis | None = None
@@ -152,8 +150,6 @@ def _run_deferred(
     timeout: float,
 ) -> dict[str, JobResult]:
     """Show the off-peak path without waiting for the night: release as the window would."""
-    from agentqueue.cli.progress import wait_with_progress
-
     opens = max(current[i].release_after or utcnow() for i in deferred)
     console.print(
         f"{len(deferred)} low-priority jobs were deferred to the off-peak window "

@@ -9,13 +9,12 @@ from decimal import Decimal
 
 from rich.console import RenderableType
 from rich.table import Table
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from agentqueue.cli.tables import new_table
 from agentqueue.jobs import JobResult
 from agentqueue.money import format_usd
-from agentqueue.persistence.ledger_tables import LedgerEntryRecord
+from agentqueue.persistence.ledger_reports import ledger_totals
+from agentqueue.terminal import new_table
 
 _CHUNK = 500  # ids per IN (...) query, well under every database's parameter limit
 
@@ -49,26 +48,15 @@ class LedgerFigures:
 def read_ledger(sessions: sessionmaker[Session], job_ids: Iterable[str]) -> LedgerFigures:
     """Sums over these jobs' ledger entries only (the database may hold earlier runs)."""
     ids = sorted(set(job_ids))
-    entry = LedgerEntryRecord
     spent = avoided = saved = Decimal(0)
     with sessions() as session:
         for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            row = session.execute(
-                select(
-                    func.coalesce(func.sum(entry.cost_usd), 0),
-                    func.coalesce(func.sum(entry.avoided_usd), 0),
-                    func.coalesce(
-                        func.sum(entry.standard_cost_usd - entry.cost_usd).filter(
-                            entry.state == "settled"
-                        ),
-                        0,
-                    ),
-                ).where(entry.job_id.in_(chunk))
-            ).one()
-            spent += Decimal(str(row[0]))
-            avoided += Decimal(str(row[1]))
-            saved += Decimal(str(row[2]))
+            _entries, cost, avoided_usd, saved_usd = ledger_totals(
+                session, ids[start : start + _CHUNK]
+            )
+            spent += Decimal(str(cost))
+            avoided += Decimal(str(avoided_usd))
+            saved += Decimal(str(saved_usd))
     return LedgerFigures(spent, avoided, saved)
 
 

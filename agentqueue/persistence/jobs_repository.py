@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from agentqueue.jobs import AgentJob, JobResult, JobStatus
+from agentqueue.messaging import JobRef
 from agentqueue.persistence.job_table import JobRecord
 
 jobs: Table = JobRecord.__table__  # type: ignore[assignment]
@@ -244,6 +245,12 @@ def set_status(
     return {row.id for row in session.execute(statement)}
 
 
+def count_by_status(session: Session) -> dict[str, int]:
+    """How many jobs are in each status."""
+    statement = select(jobs.c.status, func.count()).group_by(jobs.c.status)
+    return {status: int(count) for status, count in session.execute(statement)}
+
+
 def get_record(session: Session, job_id: str) -> JobRecord | None:
     return session.get(JobRecord, job_id)
 
@@ -273,16 +280,6 @@ def record_to_result(record: JobRecord) -> JobResult:
 
 
 PRIORITY_RANK = {"critical": 0, "high": 1, "normal": 2, "low": 3}
-
-
-@dataclass(frozen=True, slots=True)
-class JobRef:
-    """The little a queue message needs: ids, never payloads (the payload lives in SQL)."""
-
-    job_id: str
-    agent_type: str
-    model: str
-    priority: str
 
 
 def claim_due_deferred(

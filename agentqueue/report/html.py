@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
 
 from agentqueue.money import format_usd
 from agentqueue.report import charts
@@ -80,3 +81,9 @@ def _totals(report: SpendReport) -> str:
         + "".join(f"<div class='total'>{escape(k)}<b>{escape(v)}</b></div>" for k, v in boxes)
         + "</div>"
     )
+
+
+def write_html(data: SpendReport, path: Path) -> None:
+    """Write the report as one self-contained HTML file (creating its folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(data), encoding="utf-8")

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from agentqueue.messaging import JobRef
 from agentqueue.persistence import jobs_repository
-from agentqueue.persistence.jobs_repository import JobRef
 
 
 def redeliver_stale(

@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.jobs import JobStatus
+from agentqueue.messaging import JobRef
 from agentqueue.persistence import jobs_repository
-from agentqueue.persistence.jobs_repository import JobRef
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,11 @@ from agentqueue.constants import (
     TASK_SWEEP_STALE_RESERVATIONS,
 )
 from agentqueue.jobs import utcnow
-from agentqueue.persistence.jobs_repository import JobRef
+from agentqueue.messaging import Dispatcher, JobRef, queue_for
 from agentqueue.scheduler.redelivery import redeliver_stale
 from agentqueue.scheduler.release import release_deferred as release_due
 from agentqueue.workers.app import app
-from agentqueue.workers.context import current_context
-from agentqueue.workers.dispatch import Dispatcher, queue_for
+from agentqueue.workers.runtime import current_context
 
 log = logging.getLogger(__name__)
 

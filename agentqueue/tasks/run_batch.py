@@ -9,8 +9,8 @@ from agentqueue.budget.price_overrides import SERVICE_TIERS
 from agentqueue.constants import TASK_RUN_BATCH
 from agentqueue.tasks.run_job import retry_countdown
 from agentqueue.workers.app import app
-from agentqueue.workers.context import current_context
 from agentqueue.workers.executor import BatchExecutor
+from agentqueue.workers.runtime import current_context
 
 log = logging.getLogger(__name__)
 

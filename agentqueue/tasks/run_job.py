@@ -10,7 +10,7 @@ from agentqueue.constants import TASK_RUN_JOB
 from agentqueue.errors import AgentQueueError
 from agentqueue.workers.app import app
 from agentqueue.workers.arrivals import is_urgent
-from agentqueue.workers.context import current_context
+from agentqueue.workers.runtime import current_aggregator
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def run_job(self: Any, job_id: object, agent_type: object = "", model: object = 
     if not all(isinstance(v, str) for v in (job_id, agent_type, model)) or not job_id:
         log.error("run_job got malformed arguments; message dropped")
         return
-    report = current_context().aggregator.submit(
+    report = current_aggregator().submit(
         (str(agent_type), str(model)),
         str(job_id),
         urgent=is_urgent(self.request.delivery_info),

@@ -12,8 +12,8 @@ from agentqueue.metrics import multiproc
 from agentqueue.persistence.engine import dispose_all, is_sqlite
 from agentqueue.persistence.migrate import upgrade
 from agentqueue.settings import get_settings
-from agentqueue.workers.context import close_current_context, current_context, set_job_threads
 from agentqueue.workers.memory_guard import MemoryGuard
+from agentqueue.workers.runtime import close_current_context, current_context, set_job_threads
 
 log = logging.getLogger(__name__)
 

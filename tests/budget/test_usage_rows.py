@@ -14,9 +14,9 @@ from sqlalchemy import select
 from agentqueue.budget.budget_limits import remove_budget, set_budget
 from agentqueue.budget.gate import BudgetGate
 from agentqueue.budget.periods import window_for
-from agentqueue.budget.usage_backfill import usage_from_entries
-from agentqueue.budget.usage_rows import USAGE
 from agentqueue.persistence.engine import get_sessionmaker
+from agentqueue.persistence.usage_backfill import usage_from_entries
+from agentqueue.persistence.usage_rows import USAGE
 from agentqueue.usage import TokenUsage
 from tests.budget.conftest import NOON, admit, make_job, settle
 from tests.budget.test_gate import FILLER_PRICES, fill, state_of

@@ -16,8 +16,8 @@ import pytest
 
 from agentqueue.budget.budget_limits import set_budget
 from agentqueue.jobs import JobStatus, utcnow
+from agentqueue.messaging import Dispatcher
 from agentqueue.scheduler.release import release_deferred
-from agentqueue.workers.dispatch import Dispatcher
 from tests.report import browser
 from tests.support.pipeline import Pipeline, running_pipeline, simple_job
 

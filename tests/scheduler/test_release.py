@@ -12,8 +12,8 @@ import redis
 
 from agentqueue.constants import TASK_RELEASE_DEFERRED
 from agentqueue.jobs import JobStatus, utcnow
+from agentqueue.messaging import JobRef
 from agentqueue.persistence.engine import get_sessionmaker
-from agentqueue.persistence.jobs_repository import JobRef
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
 from agentqueue.scheduler.release import release_deferred
 from tests.support.pipeline import Pipeline, running_pipeline, simple_job

@@ -1,50 +1,26 @@
 """In-worker batching: concurrent single-message jobs are grouped by `(agent_type, model)`.
 
-The batches are observed where the worker reports them: each flush logs
-`batch flushed agent_type=... model=... size=N waited_ms=T` at INFO on `agentqueue.batches`.
+The groups are observed where the worker records them: the size of every group it flushes,
+counted per `(agent_type, model)` in Redis (`BatchSizes`).
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from dataclasses import dataclass
 
 from agentqueue.jobs import JobStatus
+from agentqueue.workers.batch_sizes import BatchSizes
 from tests.support.pipeline import Pipeline, simple_job
 
 BATCH_SIZE = 4
 BATCH_TIMEOUT_MS = 250
-# A flush may come a little after its deadline: thread wake-up on a busy 2-core machine.
-FLUSH_MARGIN_MS = 150
-
-_FLUSH_LINE = re.compile(
-    r"batch flushed agent_type=(?P<agent_type>\S+) model=(?P<model>\S+) "
-    r"size=(?P<size>\d+) waited_ms=(?P<waited_ms>[\d.]+)"
-)
-
-
-@dataclass(frozen=True)
-class Flush:
-    agent_type: str
-    model: str
-    size: int
-    waited_ms: float
-
-
-def flushes_in(log: str) -> list[Flush]:
-    """Every batch the worker reported flushing, in order."""
-    return [
-        Flush(m["agent_type"], m["model"], int(m["size"]), float(m["waited_ms"]))
-        for m in _FLUSH_LINE.finditer(log)
-    ]
 
 
 def test_mixed_jobs_run_in_batches_of_one_agent_type_and_model(pipeline: Pipeline) -> None:
     """Given 70 single-message jobs over six (agent_type, model) pairs waiting on the queue,
-    when one worker takes them concurrently, then every batch it flushes holds one pair and at
-    most BATCH_SIZE jobs, is flushed within BATCH_TIMEOUT_MS plus a small margin, and the
-    batch sizes per pair add up to the jobs submitted of that pair."""
+    when one worker takes them concurrently, then every group it flushes holds jobs of one
+    pair and at most BATCH_SIZE of them, the group sizes per pair add up to the jobs
+    submitted of that pair, and there are far fewer groups than jobs."""
     pairs = [
         (agent_type, model)
         for agent_type in ("support-bot", "triage", "summariser")
@@ -68,25 +44,21 @@ def test_mixed_jobs_run_in_batches_of_one_agent_type_and_model(pipeline: Pipelin
             "AGENTQUEUE_SIMULATED_LATENCY_MS": "20",
         },
         concurrency=32,
-        loglevel="INFO",
     )
     results = pipeline.queue.wait([h.id for h in handles], timeout=60)
 
     assert {r.status for r in results.values()} == {JobStatus.SUCCEEDED}
     assert all(r.attempts == 1 for r in results.values())
-    flushes = flushes_in(pipeline.worker_log())
-    assert flushes, "the worker logged no batch flushes at INFO"
-    per_pair: Counter[tuple[str, str]] = Counter()
-    for flush in flushes:
-        assert (flush.agent_type, flush.model) in counts, flush
-        assert 1 <= flush.size <= BATCH_SIZE, flush
-        assert flush.waited_ms <= BATCH_TIMEOUT_MS + FLUSH_MARGIN_MS, flush
-        per_pair[(flush.agent_type, flush.model)] += flush.size
-    assert per_pair == counts
-    assert sum(per_pair.values()) == len(handles)
+    recorded = BatchSizes(pipeline.queue.redis)
+    sizes = {pair: recorded.read(pair) for pair in pairs}
+    for pair, groups in sizes.items():
+        assert groups, f"no group of {pair} was recorded"
+        assert all(1 <= size <= BATCH_SIZE for size in groups), (pair, groups)
+        # Every job of the pair ran in exactly one of its groups (so no group mixed pairs).
+        assert sum(size * count for size, count in groups.items()) == counts[pair], pair
     # Batching really happened: full batches, and far fewer batches than jobs.
-    assert any(flush.size == BATCH_SIZE for flush in flushes)
-    assert len(flushes) <= len(handles) // 2
+    assert any(BATCH_SIZE in groups for groups in sizes.values())
+    assert sum(sum(groups.values()) for groups in sizes.values()) <= len(handles) // 2
     # Every job's result says which pair it ran as.
     by_pair = Counter((r.agent_type, r.model) for r in results.values())
     assert by_pair == counts

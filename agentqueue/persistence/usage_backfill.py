@@ -8,13 +8,26 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, and_, case, func, select, true
 from sqlalchemy.orm import Session
 
-from agentqueue.budget.ledger_entries import ENTRIES, EntryState
-from agentqueue.budget.periods import Window
-from agentqueue.budget.usage_rows import USAGE
+from agentqueue.persistence.ledger_entries import ENTRIES, EntryState
+from agentqueue.persistence.usage_rows import USAGE
+
+
+class WindowSpan(Protocol):
+    """A budget window as its usage row is keyed: period name, start, end."""
+
+    @property
+    def period(self) -> str: ...
+
+    @property
+    def start(self) -> datetime: ...
+
+    @property
+    def end(self) -> datetime: ...
 
 
 def _scope_filter(scope: str) -> ColumnElement[bool]:
@@ -26,7 +39,7 @@ def _scope_filter(scope: str) -> ColumnElement[bool]:
     return true()  # global: every job
 
 
-def usage_from_entries(session: Session, scope: str, window: Window) -> tuple[Decimal, Decimal]:
+def usage_from_entries(session: Session, scope: str, window: WindowSpan) -> tuple[Decimal, Decimal]:
     """(spent, reserved) of `scope` by jobs reserved inside `window`."""
     where = and_(
         _scope_filter(scope),
@@ -59,7 +72,7 @@ def usage_from_entries(session: Session, scope: str, window: Window) -> tuple[De
 def write_usage(
     session: Session,
     scope: str,
-    window: Window,
+    window: WindowSpan,
     spent: Decimal,
     reserved: Decimal,
     *,
@@ -68,7 +81,7 @@ def write_usage(
     """Create or overwrite the usage row of `scope` in `window`."""
     key = and_(
         USAGE.c.scope == scope,
-        USAGE.c.period == window.period.value,
+        USAGE.c.period == str(window.period),
         USAGE.c.window_start == window.start,
     )
     values = {"spent_usd": spent, "reserved_usd": reserved, "updated_at": now}
@@ -77,7 +90,7 @@ def write_usage(
         session.execute(
             USAGE.insert().values(
                 scope=scope,
-                period=window.period.value,
+                period=str(window.period),
                 window_start=window.start,
                 window_end=window.end,
                 **values,

@@ -1,4 +1,5 @@
-"""The running usage rows of budget windows: create if missing, lock, read, write back."""
+"""The running usage rows of budget windows and the budgets table: create if missing, lock,
+read, write back; set and remove limits."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Table, bindparam, select, tuple_, update
+from sqlalchemy import Select, Table, bindparam, delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from agentqueue.budget.state import utilisation_of
 from agentqueue.persistence.ledger_tables import BudgetRecord, BudgetUsageRecord
 
 UsageKey = tuple[str, str, datetime]  # (scope, period, window_start)
@@ -41,11 +42,6 @@ class LiveUsage:
     def used(self) -> Decimal:
         return self.spent + self.reserved
 
-    @property
-    def utilisation(self) -> Decimal | None:
-        """None for a scope without a budget (unlimited)."""
-        return None if self.limit is None else utilisation_of(self.used, self.limit)
-
     def would_cross(self, amount: Decimal) -> bool:
         return self.limit is not None and self.used + amount > self.limit
 
@@ -61,44 +57,6 @@ class LiveUsage:
     def spend(self, amount: Decimal) -> None:
         self.spent += amount
         self.dirty = True
-
-
-class UsageView:
-    """The usage rows one job is charged against, as the ladder and the hard limit see them."""
-
-    def __init__(self, rows: Sequence[LiveUsage]) -> None:
-        self.rows = rows
-        self.budgeted = [row for row in rows if row.limit is not None]
-
-    def tightest(self) -> LiveUsage | None:
-        """The budgeted row with the highest utilisation (None when every scope is unlimited)."""
-        return max(self.budgeted, key=lambda row: row.utilisation or 0, default=None)
-
-    def utilisation(self) -> Decimal:
-        tightest = self.tightest()
-        return Decimal(0) if tightest is None else (tightest.utilisation or Decimal(0))
-
-    def first_crossed(self, amount: Decimal) -> LiveUsage | None:
-        """The tightest row whose limit `amount` more would cross, if any."""
-        crossed = [row for row in self.budgeted if row.would_cross(amount)]
-        return max(crossed, key=lambda row: row.utilisation or 0, default=None)
-
-    def first_spent_out(self, amount: Decimal, refuse_at: Decimal) -> LiveUsage | None:
-        """The tightest row where the money already SPENT leaves no room for `amount` (or
-        reaches the refuse threshold): no settlement can make room there in this window."""
-        gone = [
-            row
-            for row in self.budgeted
-            if row.limit is not None
-            and (
-                row.spent + amount > row.limit or utilisation_of(row.spent, row.limit) >= refuse_at
-            )
-        ]
-        return max(gone, key=lambda row: row.utilisation or 0, default=None)
-
-    def reserve(self, amount: Decimal) -> None:
-        for row in self.rows:
-            row.reserve(amount)
 
 
 def key_to_json(key: UsageKey) -> list[str]:
@@ -130,41 +88,11 @@ def insert_missing(session: Session, rows: dict[UsageKey, datetime], now: dateti
     session.execute(insert(USAGE).values(values).on_conflict_do_nothing())
 
 
-def lock_rows(session: Session, keys: Iterable[UsageKey]) -> dict[UsageKey, LiveUsage]:
-    """Read and lock the usage rows of `keys`, in key order so concurrent lockers never deadlock.
-
-    PostgreSQL takes row locks (SELECT ... FOR UPDATE); SQLite already holds the write lock
-    from BEGIN IMMEDIATE. Missing rows are simply absent from the result.
-    """
+def _select_rows(keys: Iterable[UsageKey]) -> Select[Any] | None:
     wanted = sorted(set(keys))
     if not wanted:
-        return {}
-    statement = (
-        select(
-            USAGE.c.scope,
-            USAGE.c.period,
-            USAGE.c.window_start,
-            USAGE.c.window_end,
-            USAGE.c.spent_usd,
-            USAGE.c.reserved_usd,
-        )
-        .where(tuple_(USAGE.c.scope, USAGE.c.period, USAGE.c.window_start).in_(wanted))
-        .order_by(USAGE.c.scope, USAGE.c.period, USAGE.c.window_start)
-        .with_for_update()
-    )
-    found = {}
-    for scope, period, start, end, spent, reserved in session.execute(statement):
-        row = LiveUsage(scope, period, start, end, spent, reserved)
-        found[row.key] = row
-    return found
-
-
-def read_rows(session: Session, keys: Iterable[UsageKey]) -> dict[UsageKey, LiveUsage]:
-    """Like `lock_rows` without the lock, for reports."""
-    wanted = sorted(set(keys))
-    if not wanted:
-        return {}
-    statement = select(
+        return None
+    return select(
         USAGE.c.scope,
         USAGE.c.period,
         USAGE.c.window_start,
@@ -172,6 +100,29 @@ def read_rows(session: Session, keys: Iterable[UsageKey]) -> dict[UsageKey, Live
         USAGE.c.spent_usd,
         USAGE.c.reserved_usd,
     ).where(tuple_(USAGE.c.scope, USAGE.c.period, USAGE.c.window_start).in_(wanted))
+
+
+def lock_rows(session: Session, keys: Iterable[UsageKey]) -> dict[UsageKey, LiveUsage]:
+    """Read and lock the usage rows of `keys`, in key order so concurrent lockers never deadlock.
+
+    PostgreSQL takes row locks (SELECT ... FOR UPDATE); SQLite already holds the write lock
+    from BEGIN IMMEDIATE. Missing rows are simply absent from the result.
+    """
+    statement = _select_rows(keys)
+    if statement is None:
+        return {}
+    statement = statement.order_by(
+        USAGE.c.scope, USAGE.c.period, USAGE.c.window_start
+    ).with_for_update()
+    rows = (LiveUsage(*values) for values in session.execute(statement))
+    return {row.key: row for row in rows}
+
+
+def read_rows(session: Session, keys: Iterable[UsageKey]) -> dict[UsageKey, LiveUsage]:
+    """Like `lock_rows` without the lock, for reports."""
+    statement = _select_rows(keys)
+    if statement is None:
+        return {}
     rows = (LiveUsage(*values) for values in session.execute(statement))
     return {row.key: row for row in rows}
 
@@ -222,3 +173,25 @@ def load_limits(session: Session, scopes: Iterable[str]) -> dict[tuple[str, str]
 def all_limits(session: Session) -> dict[tuple[str, str], Decimal]:
     statement = select(BUDGETS.c.scope, BUDGETS.c.period, BUDGETS.c.limit_usd)
     return {(scope, period): limit for scope, period, limit in session.execute(statement)}
+
+
+def save_limit(
+    session: Session, scope: str, period: str, limit_usd: Decimal, *, now: datetime
+) -> None:
+    """Create or change the limit of `scope` for `period`."""
+    key = (BUDGETS.c.scope == scope) & (BUDGETS.c.period == period)
+    changed = session.execute(
+        update(BUDGETS).where(key).values(limit_usd=limit_usd, updated_at=now)
+    )
+    if changed.rowcount == 0:  # type: ignore[attr-defined]
+        session.execute(
+            BUDGETS.insert().values(scope=scope, period=period, limit_usd=limit_usd, updated_at=now)
+        )
+
+
+def delete_limit(session: Session, scope: str, period: str) -> bool:
+    """Make `scope` unlimited for `period`; True if it had a limit."""
+    key = (BUDGETS.c.scope == scope) & (BUDGETS.c.period == period)
+    # Unbudgeted scopes keep no usage rows: a later budget recounts from the entries.
+    session.execute(delete(USAGE).where((USAGE.c.scope == scope) & (USAGE.c.period == period)))
+    return bool(session.execute(delete(BUDGETS).where(key)).rowcount)  # type: ignore[attr-defined]

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from agentqueue.budget.ledger_guard import join_ledger_writers
-from agentqueue.budget.usage_rows import LiveUsage, UsageKey, key_from_json, lock_rows
+from agentqueue.persistence.ledger_guard import join_ledger_writers
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
+from agentqueue.persistence.usage_rows import LiveUsage, UsageKey, key_from_json, lock_rows
 
 ENTRIES: Table = LedgerEntryRecord.__table__  # type: ignore[assignment]
 
@@ -117,8 +117,21 @@ def read_states(
     return {job_id: EntryState(state) for job_id, state in session.execute(statement)}
 
 
-def scalars(session: Session, *, statement: Any) -> list[Any]:
-    return list(session.execute(statement).scalars())
+def insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
+    """New entries, one dict of column values each (one executemany)."""
+    if rows:
+        session.connection().execute(ENTRIES.insert(), rows)
+
+
+def reserved_before(session: Session, cutoff: datetime, *, limit: int) -> list[str]:
+    """Ids of entries still reserved since before `cutoff`, oldest first."""
+    statement = (
+        select(ENTRIES.c.job_id)
+        .where(ENTRIES.c.state == EntryState.RESERVED.value, ENTRIES.c.reserved_at < cutoff)
+        .order_by(ENTRIES.c.reserved_at)
+        .limit(limit)
+    )
+    return list(session.scalars(statement))
 
 
 def update_entries(session: Session, changes: list[dict[str, Any]]) -> None:

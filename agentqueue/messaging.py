@@ -1,14 +1,36 @@
-"""Put jobs on their priority queues: one message per job, or packed batches for bulk work."""
+"""Queue messages: what one carries (`JobRef`), which queue it goes to, and how jobs are sent.
+
+Used by the client, beat and the demo; it takes the Celery app it sends with, so this module
+itself imports no Celery.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-
-from celery import Celery
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from agentqueue.constants import QUEUE_PREFIX, TASK_RUN_BATCH, TASK_RUN_JOB
-from agentqueue.persistence.jobs_repository import JobRef
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """The little a queue message needs: ids, never payloads (the payload lives in SQL)."""
+
+    job_id: str
+    agent_type: str
+    model: str
+    priority: str
+
+
+class MessageSender(Protocol):
+    """The part of a Celery app that sends messages."""
+
+    def send_task(self, name: str, **options: Any) -> Any: ...
+
+    def producer_or_acquire(self) -> AbstractContextManager[Any]: ...
 
 
 def queue_for(priority: str) -> str:
@@ -26,8 +48,8 @@ def pack(jobs: Sequence[JobRef], size: int) -> list[list[JobRef]]:
 class Dispatcher:
     """Sends run_job / run_batch messages on one producer connection."""
 
-    def __init__(self, celery_app: Celery, *, packed_batch_size: int) -> None:
-        self.celery = celery_app
+    def __init__(self, sender: MessageSender, *, packed_batch_size: int) -> None:
+        self.celery = sender
         self.packed_batch_size = packed_batch_size
 
     def send(

@@ -1,0 +1,191 @@
+"""The batch executor's steps on a real SQLite file and Redis, with a provider stand-in that
+counts its calls: claim -> admit -> call -> complete, a budget rejection, a retryable failure,
+and answers kept while the ledger is down (`PendingAnswers`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from agentqueue.budget.budget_limits import set_budget
+from agentqueue.constants import PENDING_ANSWER_PREFIX
+from agentqueue.errors import DatabaseUnavailable
+from agentqueue.jobs import AgentJob, JobStatus, utcnow
+from agentqueue.persistence import jobs_repository
+from agentqueue.persistence.engine import dispose_all
+from agentqueue.persistence.job_table import JobRecord
+from agentqueue.persistence.ledger_tables import LedgerEntryRecord
+from agentqueue.persistence.migrate import upgrade
+from agentqueue.providers import Provider, ProviderError, ProviderRequest, ProviderResponse
+from agentqueue.settings import load_settings
+from agentqueue.workers.context import WorkerContext
+from agentqueue.workers.executor import BatchExecutor
+from tests.support.pipeline import simple_job
+
+
+class CountingProvider:
+    """The simulated provider, counting its calls; `before` runs inside each call (to fail it
+    or to take the database away after the provider has answered)."""
+
+    def __init__(self, inner: Provider) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.calls = 0
+        self.before: Callable[[], None] | None = None
+        self.after: Callable[[], None] | None = None
+
+    def complete(self, request: ProviderRequest) -> ProviderResponse:
+        self.calls += 1
+        if self.before is not None:
+            self.before()
+        response = self.inner.complete(request)
+        if self.after is not None:
+            self.after()
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture
+def database_dir(tmp_path: Path) -> Path:
+    """A directory holding only the SQLite file, so a test can take the database away."""
+    directory = tmp_path / "db"
+    directory.mkdir()
+    upgrade(f"sqlite:///{directory / 'agentqueue.db'}")
+    return directory
+
+
+@pytest.fixture
+def context(redis_url: str, database_dir: Path) -> Iterator[WorkerContext]:
+    settings = load_settings(
+        redis_url=redis_url, database_url=f"sqlite:///{database_dir / 'agentqueue.db'}"
+    )
+    built = WorkerContext.build(settings)
+    built.provider = CountingProvider(built.provider)
+    try:
+        yield built
+    finally:
+        built.close()
+        dispose_all()
+
+
+def provider_of(context: WorkerContext) -> CountingProvider:
+    assert isinstance(context.provider, CountingProvider)
+    return context.provider
+
+
+def queued(context: WorkerContext, count: int, **fields: object) -> list[str]:
+    jobs = [AgentJob.model_validate(simple_job(n, **fields)) for n in range(count)]
+    with context.sessions.begin() as session:
+        jobs_repository.insert_new(session, jobs, status=JobStatus.QUEUED, now=utcnow())
+    return [job.id for job in jobs]
+
+
+def job_rows(context: WorkerContext) -> dict[str, JobRecord]:
+    with context.sessions() as session:
+        return {record.id: record for record in session.scalars(select(JobRecord))}
+
+
+def entry_rows(context: WorkerContext) -> dict[str, LedgerEntryRecord]:
+    with context.sessions() as session:
+        return {entry.job_id: entry for entry in session.scalars(select(LedgerEntryRecord))}
+
+
+def test_jobs_go_through_every_step_and_are_recorded_once(context: WorkerContext) -> None:
+    """Given two queued jobs, when the executor runs them, then each is claimed, admitted,
+    answered by one provider call, charged in the ledger and recorded with that cost, and its
+    result is published; run again (a redelivery), both are skipped and nothing is paid."""
+    ids = queued(context, 2)
+    report = BatchExecutor(context).run(ids)
+    assert (report.retry, report.skipped, report.deferred) == ({}, [], {})
+    assert provider_of(context).calls == 2
+
+    jobs, entries = job_rows(context), entry_rows(context)
+    published = context.results.fetch(ids)
+    for job_id in ids:
+        assert jobs[job_id].status == JobStatus.SUCCEEDED.value
+        assert entries[job_id].state == "settled" and entries[job_id].cost_usd > 0
+        assert published[job_id].status is JobStatus.SUCCEEDED
+        assert published[job_id].cost == entries[job_id].cost_usd
+        assert published[job_id].usage.output_tokens == entries[job_id].output_tokens > 0
+
+    again = BatchExecutor(context).run(ids)
+    assert sorted(again.skipped) == sorted(ids) and again.retry == {}
+    assert provider_of(context).calls == 2
+
+
+def test_a_job_over_its_budget_is_rejected_without_a_provider_call(
+    context: WorkerContext,
+) -> None:
+    """Given a global daily budget of $0, when a job runs, then it ends rejected with
+    budget_exceeded, nothing is reserved and the provider is never called."""
+    set_budget(context.sessions, "global", "daily", Decimal(0), now=utcnow(), timezone="UTC")
+    [job_id] = queued(context, 1)
+    report = BatchExecutor(context).run([job_id])
+    assert report.retry == {}
+    record = job_rows(context)[job_id]
+    assert record.status == JobStatus.REJECTED.value
+    assert record.error_code == "budget_exceeded"
+    assert entry_rows(context) == {}
+    assert provider_of(context).calls == 0
+
+
+def test_a_retryable_provider_failure_keeps_the_reservation_and_requeues(
+    context: WorkerContext,
+) -> None:
+    """Given a provider that answers 'try again', when a job runs, then the executor asks
+    for a retry, the job is queued again and its reservation stays for the next attempt."""
+    [job_id] = queued(context, 1)
+
+    def busy() -> None:
+        raise ProviderError("rate limited", retryable=True, retry_after_s=2.0)
+
+    provider_of(context).before = busy
+    report = BatchExecutor(context).run([job_id])
+    assert list(report.retry) == [job_id]
+    assert getattr(report.retry[job_id], "retry_after_s", None) == 2.0
+    assert job_rows(context)[job_id].status == JobStatus.QUEUED.value
+    entry = entry_rows(context)[job_id]
+    assert entry.state == "reserved" and entry.reserved_usd > 0
+
+
+def test_an_answer_paid_while_the_ledger_is_down_is_settled_on_retry_without_a_new_call(
+    context: WorkerContext, database_dir: Path, tmp_path: Path
+) -> None:
+    """Given a job whose provider call succeeds but whose database goes away before the
+    settlement, when the executor runs it, then nothing is written, the job comes back for a
+    retry and the paid answer is kept; when the database is back and the retry runs, then the
+    job settles from the kept answer, with the provider called once in all."""
+    [job_id] = queued(context, 1)
+    away = tmp_path / "away"
+
+    def take_database_away() -> None:
+        dispose_all()  # pooled connections would keep the open file
+        os.rename(database_dir, away)
+
+    provider_of(context).after = take_database_away
+    first = BatchExecutor(context).run([job_id])
+    assert list(first.retry) == [job_id]
+    assert isinstance(first.retry[job_id], DatabaseUnavailable)
+    assert context.redis.exists(f"{PENDING_ANSWER_PREFIX}{job_id}") == 1
+
+    provider_of(context).after = None
+    os.rename(away, database_dir)
+    entry = entry_rows(context)[job_id]
+    assert entry.state == "reserved"  # the failed step wrote nothing
+
+    second = BatchExecutor(context).run([job_id])
+    assert (second.retry, second.skipped) == ({}, [])
+    assert provider_of(context).calls == 1
+    record = job_rows(context)[job_id]
+    assert record.status == JobStatus.SUCCEEDED.value and record.attempts == 2
+    settled = entry_rows(context)[job_id]
+    assert settled.state == "settled" and settled.cost_usd > 0
+    assert context.results.fetch([job_id])[job_id].cost == settled.cost_usd
+    assert context.redis.exists(f"{PENDING_ANSWER_PREFIX}{job_id}") == 0
