@@ -30,7 +30,7 @@ from agentqueue.jobs import (
     parse_job,
     utcnow,
 )
-from agentqueue.messaging import Dispatcher, JobRef
+from agentqueue.messaging import Dispatcher, JobRef, PublishFailed
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.persistence.migrate import ensure_embedded_schema
@@ -41,7 +41,14 @@ from agentqueue.settings import Settings, get_settings
 
 
 class BrokerUnavailable(AgentQueueError):
+    """Redis took some or none of a submission's messages; `enqueued` lists the job ids
+    that went out (recorded, they will run); the others were not recorded."""
+
     code = "broker_unavailable"
+
+    def __init__(self, message: str, *, enqueued: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.enqueued = list(enqueued)
 
 
 class JobNotFound(AgentQueueError):
@@ -186,6 +193,12 @@ class AgentQueue:
         one `(agent_type, model)` each. A `low` job outside the off-peak windows is stored
         as deferred and released by beat. A malformed job refuses the whole call before
         anything is recorded.
+
+        Raises:
+            JobValidationError: a job is malformed (nothing is recorded or enqueued).
+            BrokerUnavailable: Redis failed part-way; the jobs whose messages went out stay
+                recorded (`error.enqueued`), the others are not: submit the same jobs again,
+                no job runs twice.
         """
         parsed = [self._own(parse_job(job, max_bytes=self.settings.max_job_bytes)) for job in jobs]
         known = self._known_models()
@@ -267,14 +280,25 @@ class AgentQueue:
         sendable = [JobRef(job.id, job.agent_type, job.model, job.priority.value) for job in jobs]
         try:
             self.dispatcher.send(sendable, packed=packed)
-        except Exception as exc:
-            # Which messages got out is unknown mid-batch; those that did will find no row
-            # and be skipped, the rest must not linger as queued forever.
+        except PublishFailed as failure:
+            # Jobs whose message went out keep their rows (a worker will run them, and
+            # resubmitting their ids adds nothing). The others are forgotten, so resubmitting
+            # them enqueues them; should the failed message have gone out after all, it finds
+            # no row, or the row of the resubmission, which only one message can claim.
+            unsent = [job.job_id for job in failure.unsent]
             with database_errors(), self.sessions.begin() as session:
-                jobs_repository.delete_jobs(session, [job.id for job in jobs])
+                jobs_repository.delete_jobs(session, unsent)
+            enqueued = [job.job_id for job in failure.sent]
             raise BrokerUnavailable(
-                f"{len(jobs)} job(s) could not be enqueued ({type(exc).__name__}); "
-                "they were not recorded, submit them again when Redis is reachable"
+                f"{len(unsent)} of {len(jobs)} job(s) could not be enqueued "
+                f"({type(failure.cause).__name__}) and were not recorded; submit the same jobs "
+                "again when Redis is reachable"
+                + (
+                    f" ({len(enqueued)} already enqueued keep their records and run once)"
+                    if enqueued
+                    else ""
+                ),
+                enqueued=enqueued,
             ) from None
 
     # Reading ----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Final
 
 # Celery queues, one per priority (not Redis message priorities, which are approximate).
@@ -36,6 +37,10 @@ CACHE_STATS_KEY_PREFIX: Final = f"{KEY_PREFIX}cachestats:"
 SINGLE_FLIGHT_PREFIX: Final = f"{KEY_PREFIX}inflight:"
 ALERT_KEY_PREFIX: Final = f"{KEY_PREFIX}alert:"
 
+# A task retry waits at most this long (its backoff is capped here); a requeued job's message
+# is due within this plus a lease before the sweepers send it again.
+MAX_RETRY_COUNTDOWN_S: Final = 60.0
+
 # Limits.
 MAX_JOB_ID_LENGTH: Final = 128
 MAX_METADATA_BYTES: Final = 4096
@@ -58,6 +63,9 @@ BUDGET_ALERT_EVENT: Final = "agentqueue-budget-alert"
 # growing with its wait up to the cap: settlements free room within about one provider call.
 BUDGET_WAIT_FIRST_BACKOFF_S: Final = 0.25
 BUDGET_WAIT_MAX_BACKOFF_S: Final = 2.0
+# Utilisation from which admission reads a budget's waiters to keep their priority order
+# (below it a waiter is rare: it would need more than half the limit).
+BUDGET_WAITERS_MATTER_AT: Final = Decimal("0.5")
 
 # Cache layout details (cache package): key scheme version, single-flight keys, stats, epoch.
 CACHE_KEY_VERSION: Final = 1

@@ -134,6 +134,9 @@ class AgentJob(StrictModel):
     deadline: datetime | None = None
     cache: CacheControl = Field(default_factory=CacheControl)
     metadata: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    # May the provider be called again when a crash left it unknown whether a call was made
+    # (and paid)? None: the agent type's setting (AGENTQUEUE_NO_REPEAT_AGENT_TYPES), else yes.
+    repeatable: bool | None = None
 
     @field_validator("deadline")
     @classmethod

@@ -45,6 +45,17 @@ def pack(jobs: Sequence[JobRef], size: int) -> list[list[JobRef]]:
     return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 
+class PublishFailed(Exception):
+    """Publishing stopped part-way: `sent` jobs went out; the rest (`unsent`) did not, or the
+    message that failed may or may not have (its jobs are among `unsent`)."""
+
+    def __init__(self, sent: Sequence[JobRef], unsent: Sequence[JobRef], cause: Exception):
+        super().__init__(f"{len(sent)} job(s) sent, {len(unsent)} not: {type(cause).__name__}")
+        self.sent = list(sent)
+        self.unsent = list(unsent)
+        self.cause = cause
+
+
 class Dispatcher:
     """Sends run_job / run_batch messages on one producer connection."""
 
@@ -60,38 +71,48 @@ class Dispatcher:
         service_tier: str = "standard",
         released: bool = False,
     ) -> int:
-        """Publish; returns how many jobs were sent before any failure (which re-raises).
+        """Publish; returns how many jobs were sent.
 
         `released` marks jobs coming back from deferral (they must not be deferred again).
+
+        Raises:
+            PublishFailed: the broker failed part-way; it says which jobs went out.
         """
         if not jobs:
             return 0
-        sent = 0
-        with self.celery.producer_or_acquire() as producer:
-            if not packed:
-                for job in jobs:
-                    self.celery.send_task(
-                        TASK_RUN_JOB,
-                        args=[job.job_id, job.agent_type, job.model],
-                        task_id=job.job_id,
-                        queue=queue_for(job.priority),
-                        producer=producer,
-                    )
-                    sent += 1
-                return sent
-            for chunk in pack(jobs, self.packed_batch_size):
-                first = chunk[0]
-                self.celery.send_task(
-                    TASK_RUN_BATCH,
-                    args=[
-                        [j.job_id for j in chunk],
-                        first.agent_type,
-                        first.model,
-                        service_tier,
-                        released,
-                    ],
-                    queue=queue_for(first.priority),
-                    producer=producer,
-                )
-                sent += len(chunk)
-        return sent
+        messages = [[job] for job in jobs] if not packed else pack(jobs, self.packed_batch_size)
+        sent: list[JobRef] = []
+        try:
+            with self.celery.producer_or_acquire() as producer:
+                for chunk in messages:
+                    self._send_one(chunk, packed, service_tier, released, producer)
+                    sent.extend(chunk)
+        except Exception as error:
+            done = {job.job_id for job in sent}
+            raise PublishFailed(sent, [j for j in jobs if j.job_id not in done], error) from error
+        return len(sent)
+
+    def _send_one(
+        self,
+        chunk: Sequence[JobRef],
+        packed: bool,
+        service_tier: str,
+        released: bool,
+        producer: Any,
+    ) -> None:
+        first = chunk[0]
+        if not packed:
+            self.celery.send_task(
+                TASK_RUN_JOB,
+                args=[first.job_id, first.agent_type, first.model],
+                task_id=first.job_id,
+                queue=queue_for(first.priority),
+                producer=producer,
+            )
+            return
+        self.celery.send_task(
+            TASK_RUN_BATCH,
+            args=[[j.job_id for j in chunk], first.agent_type, first.model, service_tier, released],
+            queue=queue_for(first.priority),
+            producer=producer,
+        )

@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     job_time_limit_s: int = Field(default=300, ge=1)
     job_max_retries: int = Field(default=5, ge=0)
     result_ttl_s: int = Field(default=86_400, ge=1)
+    # A claimed job belongs to its worker for this long; a live worker renews the lease every
+    # third of it, and a job whose lease ran out (its worker died) is sent again from SQL.
+    # 15 s recovers a SIGKILLed worker's jobs in about 20 s.
+    job_lease_s: int = Field(default=15, ge=2, le=3600)
+    # Agent types whose jobs must never call the provider twice: when a crash leaves it
+    # unknown whether a call was made, such a job fails (`call_outcome_unknown`) instead of
+    # being retried. Comma list; a job's own `repeatable` wins.
+    no_repeat_agent_types: str = ""
 
     # Workers.
     worker_pool: Literal["threads", "gevent", "prefork", "solo"] = "threads"
@@ -181,6 +189,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'agentqueue.db'}"
+
+    @property
+    def lease_renew_interval_s(self) -> float:
+        """How often leases are renewed and expired ones looked for."""
+        return self.job_lease_s / 3
+
+    def repeat_allowed(self, agent_type: str, repeatable: bool | None) -> bool:
+        """Whether a job may call the provider again after a call of unknown outcome."""
+        if repeatable is not None:
+            return repeatable
+        listed = {name.strip() for name in self.no_repeat_agent_types.split(",")}
+        return agent_type not in listed
 
     @property
     def effective_visibility_timeout_s(self) -> int:

@@ -31,6 +31,9 @@ class Admission:
     reservation: Reservation
     error: AgentQueueError | None = None
     already_settled: bool = False
+    # Reserved by an earlier attempt that never settled: that attempt may have called the
+    # provider (unless its answer was journaled).
+    carried_over: bool = False
     waiting_for: str | None = None  # "wait": the budget ("<period>:<scope>") it waits for
     retry_after_s: float = 0.0  # "wait": when to ask again
 
@@ -48,7 +51,13 @@ def admission_from_entry(entry: Entry) -> Admission:
         model_reason=entry.model_reason,
         budget_action=entry.budget_action,
     )
-    return Admission(entry.job_id, "run", reservation, already_settled=finished)
+    return Admission(
+        entry.job_id,
+        "run",
+        reservation,
+        already_settled=finished,
+        carried_over=entry.state is EntryState.RESERVED,
+    )
 
 
 class AdmissionRules:

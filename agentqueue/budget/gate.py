@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -24,8 +24,9 @@ from agentqueue.budget.pricing import PriceBook
 from agentqueue.budget.scopes import scopes_for
 from agentqueue.budget.selection import SelectionWeights
 from agentqueue.budget.state import BudgetState, utilisation_of
-from agentqueue.budget.usage_view import UsageView
+from agentqueue.budget.usage_view import UsageView, utilisation
 from agentqueue.budget.waiting import Waiters
+from agentqueue.constants import BUDGET_WAITERS_MATTER_AT
 from agentqueue.jobs import AgentJob
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import PRIORITY_RANK
@@ -145,9 +146,12 @@ class BudgetGate:
         waiters = Waiters()
 
         def observe(session: Session, budgeted: Sequence[LiveUsage]) -> None:
-            if budgeted:  # without a budget nothing ever waits: skip the query
+            waiters.most_urgent.clear()  # the transaction may be a rerun
+            # Order among waiters matters where room is scarce; on a budget less than half
+            # used only a job needing over half the limit can wait, so the common case (a
+            # budget far from full) skips the query.
+            if any(utilisation(row) >= BUDGET_WAITERS_MATTER_AT for row in budgeted):
                 since = moment - self.max_wait
-                waiters.most_urgent.clear()
                 for priority, label in jobs_repository.budget_waiters(session, since=since):
                     waiters.add(priority, label)
 
@@ -220,13 +224,25 @@ class BudgetGate:
     # Settlement, inside the caller's transaction.
 
     def settle_in(
-        self, session: Session, usages: Mapping[str, TokenUsage], *, now: datetime | None = None
+        self,
+        session: Session,
+        usages: Mapping[str, TokenUsage],
+        *,
+        now: datetime | None = None,
+        possible_repeats: Collection[str] = (),
     ) -> dict[str, Decimal]:
         """Charge the provider-reported usage of each job (job id -> usage); job id -> actual
-        cost. Idempotent: a settled job returns its recorded cost and is not charged again."""
+        cost. Idempotent: a settled job returns its recorded cost and is not charged again.
+        Jobs in `possible_repeats` are also charged an earlier call of unknown outcome at its
+        reservation (see `Ledger.settle_in`)."""
         if not usages:
             return {}
-        return self.ledger.settle_in(session, usages=usages, now=now or datetime.now(UTC))
+        return self.ledger.settle_in(
+            session,
+            usages=usages,
+            now=now or datetime.now(UTC),
+            possible_repeats=possible_repeats,
+        )
 
     def record_cache_hits_in(
         self, session: Session, hits: Sequence[CacheHit], *, now: datetime | None = None

@@ -10,7 +10,7 @@ concurrent workers and redelivered copies of a job never charge it twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -47,6 +47,10 @@ from agentqueue.usage import TokenUsage
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+POSSIBLE_REPEAT_REASON = (
+    "possibly_repeated: an earlier attempt died after its provider call may have been sent "
+    "and before the answer was kept; charged at that call's reservation"
+)
 SWEEP_BATCH = 500
 
 
@@ -224,7 +228,12 @@ class Ledger:
         return to_money(priced.cost(*tokens)), to_money(standard.cost(*tokens))
 
     def settle_in(
-        self, session: Session, *, usages: Mapping[str, TokenUsage], now: datetime
+        self,
+        session: Session,
+        *,
+        usages: Mapping[str, TokenUsage],
+        now: datetime,
+        possible_repeats: Collection[str] = (),
     ) -> dict[str, Decimal]:
         """Charge each job (job id -> reported usage) its actual cost and drop its
         reservation, inside the caller's transaction (so the caller can add its own writes,
@@ -232,7 +241,9 @@ class Ledger:
 
         A settled job returns its recorded cost again; a released one (swept while it was
         still running) is charged now, since the provider did the work. Unknown ids are
-        skipped with a warning.
+        skipped with a warning. A job in `possible_repeats` had an earlier attempt whose call
+        may have been paid without its answer being kept: that call is charged at its
+        reservation on top, and the entry says so (never released silently).
         """
         entries, rows = lock_entries(session, list(usages))
         costs: dict[str, Decimal] = {}
@@ -246,6 +257,10 @@ class Ledger:
                 costs[job_id] = entry.cost_usd
                 continue
             cost, standard_cost = self._actual_cost(entry, usage)
+            repeat = Decimal(0)
+            if job_id in possible_repeats and entry.state is EntryState.RESERVED:
+                repeat = entry.reserved_usd
+                cost, standard_cost = cost + repeat, standard_cost + repeat
             for key in entry.usage_keys:
                 row = rows.get(key)
                 if row is None:
@@ -263,6 +278,8 @@ class Ledger:
                     "input_tokens": usage.input_tokens,
                     "output_tokens": usage.output_tokens,
                     "cached_input_tokens": usage.cached_input_tokens,
+                    "possible_repeat_usd": repeat,
+                    "charge_reason": POSSIBLE_REPEAT_REASON if repeat else None,
                     "settled_at": now,
                     "updated_at": now,
                 }
@@ -304,7 +321,9 @@ class Ledger:
         return in_transaction(self.factory, work)
 
     def sweep_stale(self, *, older_than: timedelta, now: datetime | None = None) -> int:
-        """Release reservations older than `older_than` (their workers died); returns how many."""
+        """Release reservations older than `older_than` whose job is over (or unknown): a
+        failed job whose release did not get through. A job still owed a run keeps its
+        reservation: its next attempt settles it, at worst as a possibly repeated call."""
         moment = now or datetime.now(UTC)
         cutoff = moment - older_than
         total = 0

@@ -18,6 +18,12 @@ from agentqueue.jobs import AgentJob
 
 ZERO = Decimal(0)
 
+# The levers, as the metrics' `lever` label and the report name them; a cache hit is
+# "cache_<tier>", a cheaper tier its own name ("flex", "batch").
+LEVER_RIGHT_SIZING = "right_sizing"
+LEVER_PRUNING = "pruning"
+CACHE_LEVER_PREFIX = "cache_"
+
 
 def pruning_saving(
     prices: PriceBook, model: str, service_tier: str, tokens_saved: int, *, at: datetime

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 
 from agentqueue.settings import get_settings
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.command()

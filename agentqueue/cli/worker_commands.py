@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Mapping, Sequence
 
 import click
 
 from agentqueue.constants import QUEUES
 from agentqueue.settings import get_settings
+from agentqueue.workers.supervisor import Supervisor
 
 
 def _celery(argv: list[str]) -> None:
@@ -37,6 +40,20 @@ def _celery(argv: list[str]) -> None:
 )
 @click.option("--loglevel", "-l", default=None, help="Log level (default AGENTQUEUE_LOG_LEVEL).")
 @click.option("--hostname", "-n", default=None, help="Worker node name.")
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Celery worker processes to run and supervise (one per CPU suits I/O-bound jobs).",
+)
+@click.option(
+    "--max-restarts",
+    type=click.IntRange(0, 1000),
+    default=5,
+    show_default=True,
+    help="Give up (exit non-zero) when one process dies more often than this within a minute.",
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(
     pool_name: str | None,
@@ -44,12 +61,15 @@ def worker(
     concurrency: int | None,
     loglevel: str | None,
     hostname: str | None,
+    processes: int,
+    max_restarts: int,
     celery_args: tuple[str, ...],
 ) -> None:
-    """Start a worker (resizable threads pool). Extra arguments go to `celery worker`.
+    """Start worker processes (resizable threads pool) and restart any that dies.
 
-    With AGENTQUEUE_METRICS_PORT set, its processes count into PROMETHEUS_MULTIPROC_DIR (emptied
-    at start; a private directory when unset) and /metrics is served on that port.
+    Extra arguments go to each `celery worker`. With AGENTQUEUE_METRICS_PORT set, its
+    processes count into PROMETHEUS_MULTIPROC_DIR (emptied at start; a private directory when
+    unset) and /metrics is served on that port.
     """
     settings = get_settings()
     if settings.metrics_port:
@@ -69,11 +89,29 @@ def worker(
             "--concurrency",
             str(concurrency or settings.worker_concurrency),
         ]
-    if hostname:
-        argv += ["--hostname", hostname]
     # No --pool: Celery's option knows only its own pool names and would replace the
     # configured resizable one.
-    _celery(argv + list(celery_args))
+    commands = [
+        [*CELERY_COMMAND, *argv, *_hostname_args(hostname, index, processes), *celery_args]
+        for index in range(1, processes + 1)
+    ]
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    code = Supervisor(commands, max_restarts=max_restarts).run()
+    if code:
+        sys.exit(code)
+
+
+CELERY_COMMAND = (sys.executable, "-m", "celery", "-A", "agentqueue.workers.app")
+
+
+def _hostname_args(hostname: str | None, index: int, processes: int) -> list[str]:
+    """Each process needs its own node name: `name@host` becomes `name-2@host`."""
+    if processes == 1:
+        return ["--hostname", hostname] if hostname else []
+    name, at, host = (hostname or "worker@%h").partition("@")
+    return ["--hostname", f"{name}-{index}{at}{host or ''}"]
 
 
 @click.command(context_settings={"ignore_unknown_options": True})

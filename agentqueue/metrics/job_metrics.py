@@ -7,6 +7,7 @@ process keeps its values, so every process of one worker adds to the same files.
 from __future__ import annotations
 
 import logging
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,10 +18,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.planning import JobPlanner
 from agentqueue.budget.pricing import PriceBook
-from agentqueue.budget.savings import pruning_saving, right_sizing_saving
+from agentqueue.budget.savings import (
+    CACHE_LEVER_PREFIX,
+    LEVER_PRUNING,
+    LEVER_RIGHT_SIZING,
+    pruning_saving,
+    right_sizing_saving,
+)
 from agentqueue.jobs import AgentJob, JobResult
 from agentqueue.metrics import names
-from agentqueue.persistence.money_queries import JobMoney, read_job_money
+from agentqueue.persistence.money_queries import read_job_money
 
 log = logging.getLogger(__name__)
 
@@ -130,85 +137,100 @@ class JobMetrics:
     def _count(
         self, finished: Sequence[FinishedJob], deferred: Sequence[AgentJob], size: int
     ) -> None:
-        instruments = _get()
-        instruments.group_size.observe(size)
+        # Summed per label set first: in multiprocess mode every increment is a locked write.
+        jobs: Counter[tuple[str, str, str, str]] = Counter()
+        spend: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+        saved: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        hits: Counter[str] = Counter()
         for job in deferred:
-            instruments.jobs.labels("deferred", job.agent_type, job.model, job.priority.value).inc()
-        for item in finished:
-            result = item.result
-            instruments.jobs.labels(
-                result.status.value,
-                result.agent_type or item.job.agent_type,
-                result.model or item.job.model,
-                (result.priority or item.job.priority).value,
-            ).inc()
-            if result.cache_tier:
-                instruments.cache_hits.labels(result.cache_tier).inc()
-            if result.submitted_at and result.finished_at:
-                seconds = (result.finished_at - result.submitted_at).total_seconds()
-                instruments.job_latency.labels(result.priority or item.job.priority).observe(
-                    max(0.0, seconds)
-                )
-        self._count_money(finished)
-
-    def _count_money(self, finished: Sequence[FinishedJob]) -> None:
-        if self._sessions is None:
-            return
-        try:
-            with self._sessions() as session:
-                money = read_job_money(session, [f.result.job_id for f in finished])
-        except SQLAlchemyError as error:
-            log.warning("metrics could not read the ledger: %s", type(error).__name__)
-            return
-        instruments = _get()
+            jobs[("deferred", job.agent_type, job.model, job.priority.value)] += 1
+        from_ledger = []
         now = datetime.now(UTC)
         for item in finished:
+            result, job = item.result, item.job
+            model = result.model or job.model
+            jobs[(result.status.value, job.agent_type, model, job.priority.value)] += 1
+            # The result carries the ledger's charge; avoided and standard prices live only
+            # in the ledger, read back for the jobs that have them.
+            cost = result.cost
+            if cost:
+                spend[(model, job.agent_type, job.tenant)] += cost
+            if result.cache_tier:
+                hits[result.cache_tier] += 1
+            if result.cache_tier or (result.service_tier or "standard") != "standard":
+                from_ledger.append(item)
+            for lever, amount in self._estimated_savings(item, cost, now):
+                saved[(lever, model)] += amount
+        for lever_model, amount in self._ledger_savings(from_ledger).items():
+            saved[lever_model] += amount
+        instruments = _get()
+        instruments.group_size.observe(size)
+        for labels, count in jobs.items():
+            instruments.jobs.labels(*labels).inc(count)
+        for spend_labels, amount in spend.items():
+            instruments.spend.labels(*spend_labels).inc(float(amount))
+        for saved_labels, amount in saved.items():
+            if amount > 0:
+                instruments.saved.labels(*saved_labels).inc(float(amount))
+        for tier, count in hits.items():
+            instruments.cache_hits.labels(tier).inc(count)
+        for item in finished:
+            result = item.result
+            if result.submitted_at and result.finished_at:
+                seconds = (result.finished_at - result.submitted_at).total_seconds()
+                instruments.job_latency.labels(item.job.priority.value).observe(max(0.0, seconds))
+
+    def _ledger_savings(self, items: Sequence[FinishedJob]) -> dict[tuple[str, str], Decimal]:
+        """What cache hits avoided and cheaper tiers saved, as the ledger recorded it."""
+        saved: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        if not items or self._sessions is None:
+            return saved
+        try:
+            with self._sessions() as session:
+                money = read_job_money(session, [item.result.job_id for item in items])
+        except SQLAlchemyError as error:
+            log.warning("metrics could not read the ledger: %s", type(error).__name__)
+            return saved
+        for item in items:
             entry = money.get(item.result.job_id)
             if entry is None:
                 continue
-            if entry.cost_usd:
-                instruments.spend.labels(entry.model, item.job.agent_type, entry.tenant).inc(
-                    float(entry.cost_usd)
-                )
-            for lever, amount in self._savings(item, entry, now):
-                if amount > 0:
-                    instruments.saved.labels(lever, entry.model).inc(float(amount))
+            if entry.state == "cache_hit":
+                tier = item.result.cache_tier or "unknown"
+                saved[(f"{CACHE_LEVER_PREFIX}{tier}", entry.model)] += entry.avoided_usd
+            elif entry.state == "settled" and entry.cost_usd < entry.standard_cost_usd:
+                discount = entry.standard_cost_usd - entry.cost_usd
+                saved[(entry.service_tier, entry.model)] += discount
+        return saved
 
-    def _savings(
-        self, item: FinishedJob, entry: JobMoney, now: datetime
+    def _estimated_savings(
+        self, item: FinishedJob, cost: Decimal, now: datetime
     ) -> list[tuple[str, Decimal]]:
+        """Pruning and right-sizing, which the ledger does not record (rare: only jobs that
+        were pruned or right-sized pay for this)."""
         result = item.result
+        model = result.model or item.job.model
+        tier = result.service_tier or "standard"
         levers: list[tuple[str, Decimal]] = []
-        if entry.state == "cache_hit":
-            tier = result.cache_tier or "unknown"
-            levers.append((f"{names.CACHE_LEVER_PREFIX}{tier}", entry.avoided_usd))
-        elif entry.state == "settled" and entry.cost_usd < entry.standard_cost_usd:
-            levers.append((entry.service_tier, entry.standard_cost_usd - entry.cost_usd))
         if self._prices is not None and result.context_tokens_saved:
             levers.append(
                 (
-                    names.LEVER_PRUNING,
-                    pruning_saving(
-                        self._prices,
-                        entry.model,
-                        entry.service_tier,
-                        result.context_tokens_saved,
-                        at=now,
-                    ),
+                    LEVER_PRUNING,
+                    pruning_saving(self._prices, model, tier, result.context_tokens_saved, at=now),
                 )
             )
         if self._planner is not None and result.budget_action == "right_size":
             levers.append(
                 (
-                    names.LEVER_RIGHT_SIZING,
+                    LEVER_RIGHT_SIZING,
                     right_sizing_saving(
                         self._planner,
                         item.job,
-                        entry.service_tier,
+                        tier,
                         at=now,
                         input_tokens=result.usage.input_tokens,
                         output_tokens=result.usage.output_tokens,
-                        cost=entry.cost_usd,
+                        cost=cost,
                     ),
                 )
             )

@@ -43,11 +43,3 @@ def exposed_series_names() -> frozenset[str]:
     for name in HISTOGRAMS:
         names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
     return frozenset(names)
-
-
-# The levers that save money, as `lever` label values of SAVED_USD ("cache_<tier>" per tier).
-LEVER_FLEX: Final = "flex"
-LEVER_BATCH: Final = "batch"
-LEVER_RIGHT_SIZING: Final = "right_sizing"
-LEVER_PRUNING: Final = "pruning"
-CACHE_LEVER_PREFIX: Final = "cache_"

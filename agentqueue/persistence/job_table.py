@@ -28,6 +28,10 @@ class JobRecord(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     release_after: Mapped[datetime | None] = mapped_column(default=None)
     deadline: Mapped[datetime | None] = mapped_column(default=None)
+    # Who holds a running job and until when; a queued job's lease is how long its message may
+    # take to be claimed before the job is sent again (see scheduler/redelivery.py).
+    lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     # A queued job waiting for budget room held by other jobs' reservations: since when (its
     # wait is bounded) and on which budget ("<period>:<scope>", so waiters keep their order).
     waiting_since: Mapped[datetime | None] = mapped_column(default=None)
@@ -36,5 +40,6 @@ class JobRecord(Base):
     __table_args__ = (
         Index("ix_jobs_status_release_after", "status", "release_after"),
         Index("ix_jobs_tenant_submitted_at", "tenant", "submitted_at"),
+        Index("ix_jobs_status_lease_expires_at", "status", "lease_expires_at"),
         Index("ix_jobs_waiting_since", "waiting_since"),
     )

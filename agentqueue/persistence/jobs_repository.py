@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
+    ColumnElement,
     Table,
     and_,
     bindparam,
@@ -26,7 +27,6 @@ from agentqueue.messaging import JobRef
 from agentqueue.persistence.job_table import JobRecord
 
 jobs: Table = JobRecord.__table__  # type: ignore[assignment]
-CLAIMABLE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 CANCELLABLE = (JobStatus.QUEUED.value, JobStatus.DEFERRED.value)
 
 
@@ -102,14 +102,42 @@ def delete_jobs(session: Session, ids: Sequence[str]) -> None:
     session.execute(delete(jobs).where(jobs.c.id.in_(list(ids))))
 
 
-def claim(session: Session, ids: Sequence[str], *, now: datetime) -> list[ClaimedJob]:
-    """Mark queued (or redelivered running) jobs as running; final ones are left alone."""
+def claim(
+    session: Session,
+    ids: Sequence[str],
+    *,
+    now: datetime,
+    owner: str = "",
+    lease_until: datetime | None = None,
+    own: Sequence[str] = (),
+) -> list[ClaimedJob]:
+    """Mark queued jobs (or running ones whose lease ran out) as running under `owner`'s lease
+    until `lease_until`. A job under a live lease, or final, is left alone: only one worker
+    holds a job at a time (the UPDATE rechecks its condition on the locked row). `own` names
+    jobs `owner` may take back under its own live lease: ones it no longer runs (a retry
+    whose requeue could not be written)."""
     if not ids:
         return []
+    condition = claimable(now)
+    if owner and own:
+        condition = or_(
+            condition,
+            and_(
+                jobs.c.status == JobStatus.RUNNING.value,
+                jobs.c.lease_owner == owner,
+                jobs.c.id.in_(list(own)),
+            ),
+        )
     statement = (
         update(jobs)
-        .where(jobs.c.id.in_(list(ids)), jobs.c.status.in_(CLAIMABLE))
-        .values(status=JobStatus.RUNNING.value, attempts=jobs.c.attempts + 1, started_at=now)
+        .where(jobs.c.id.in_(list(ids)), condition)
+        .values(
+            status=JobStatus.RUNNING.value,
+            attempts=jobs.c.attempts + 1,
+            started_at=now,
+            lease_owner=owner or None,
+            lease_expires_at=lease_until,
+        )
         .returning(jobs.c.payload, jobs.c.attempts, jobs.c.submitted_at, jobs.c.waiting_since)
     )
     claimed = []
@@ -126,23 +154,51 @@ def claim(session: Session, ids: Sequence[str], *, now: datetime) -> list[Claime
     return claimed
 
 
-def requeue(session: Session, ids: Sequence[str]) -> None:
-    """Put running jobs back to queued (a retry is on its way); any budget wait is over."""
-    session.execute(
-        update(jobs)
-        .where(jobs.c.id.in_(list(ids)), jobs.c.status == JobStatus.RUNNING.value)
-        .values(status=JobStatus.QUEUED.value, waiting_since=None, waiting_for=None)
+def claimable(now: datetime) -> ColumnElement[bool]:
+    """Queued, or running under a lease that ran out (its worker is gone)."""
+    return or_(
+        jobs.c.status == JobStatus.QUEUED.value,
+        and_(
+            jobs.c.status == JobStatus.RUNNING.value,
+            or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
+        ),
     )
 
 
-def wait_for_budget(session: Session, waits: Mapping[str, str], *, now: datetime) -> None:
+def requeue(session: Session, ids: Sequence[str], *, message_due: datetime | None = None) -> None:
+    """Put running jobs back to queued (a retry is on its way, due by `message_due`); any
+    budget wait is over."""
+    session.execute(
+        update(jobs)
+        .where(jobs.c.id.in_(list(ids)), jobs.c.status == JobStatus.RUNNING.value)
+        .values(
+            status=JobStatus.QUEUED.value,
+            lease_owner=None,
+            lease_expires_at=message_due,
+            waiting_since=None,
+            waiting_for=None,
+        )
+    )
+
+
+def wait_for_budget(
+    session: Session,
+    waits: Mapping[str, str],
+    *,
+    now: datetime,
+    message_due: datetime | None = None,
+) -> None:
     """Put running jobs back to queued to wait for budget room on `waits[id]` (a
-    "<period>:<scope>" label); the wait keeps its first start, and is not an attempt."""
+    "<period>:<scope>" label); the wait keeps its first start, and is not an attempt. Their
+    messages (retries) are due by `message_due`."""
     if not waits:
         return
     session.connection().execute(
         _WAIT,
-        [{"b_id": job_id, "b_for": label, "b_now": now} for job_id, label in waits.items()],
+        [
+            {"b_id": job_id, "b_for": label, "b_now": now, "b_due": message_due}
+            for job_id, label in waits.items()
+        ],
     )
 
 
@@ -156,6 +212,8 @@ _WAIT = (
             jobs.c.waiting_since, bindparam("b_now", type_=jobs.c.waiting_since.type)
         ),
         waiting_for=bindparam("b_for"),
+        lease_owner=None,
+        lease_expires_at=bindparam("b_due", type_=jobs.c.lease_expires_at.type),
     )
 )
 
@@ -283,13 +341,20 @@ PRIORITY_RANK = {"critical": 0, "high": 1, "normal": 2, "low": 3}
 
 
 def claim_due_deferred(
-    session: Session, *, due_by: datetime | None, limit: int, only_with_deadline: bool = False
+    session: Session,
+    *,
+    due_by: datetime | None,
+    limit: int,
+    only_with_deadline: bool = False,
+    message_due: datetime | None = None,
 ) -> list[JobRef]:
     """Move deferred jobs to queued, highest priority and oldest first, atomically.
 
     `due_by=None` takes every deferred job (the off-peak window is open); otherwise only
-    those whose `release_after` has come. Two callers at once never get the same job:
-    PostgreSQL skips rows another transaction has locked; SQLite serialises writers.
+    those whose `release_after` has come. `message_due`: by when their messages should have
+    been claimed (after that the sweepers send them again). Two callers at once never get
+    the same job: PostgreSQL skips rows another transaction has locked; SQLite serialises
+    writers.
     """
     rank = case(PRIORITY_RANK, value=jobs.c.priority, else_=9)
     due = (
@@ -309,7 +374,7 @@ def claim_due_deferred(
     rows = session.execute(
         update(jobs)
         .where(jobs.c.id.in_(ids), jobs.c.status == JobStatus.DEFERRED.value)
-        .values(status=JobStatus.QUEUED.value)
+        .values(status=JobStatus.QUEUED.value, lease_owner=None, lease_expires_at=message_due)
         .returning(jobs.c.id, jobs.c.agent_type, jobs.c.model, jobs.c.priority)
     ).all()
     order = {job_id: position for position, job_id in enumerate(ids)}
@@ -328,6 +393,8 @@ def defer_running(session: Session, release_after: dict[str, datetime]) -> set[s
             .values(
                 status=JobStatus.DEFERRED.value,
                 release_after=when,
+                lease_owner=None,
+                lease_expires_at=None,
                 waiting_since=None,
                 waiting_for=None,
             )
@@ -336,28 +403,3 @@ def defer_running(session: Session, release_after: dict[str, datetime]) -> set[s
         if row is not None:
             moved.add(row.id)
     return moved
-
-
-def stale_unfinished(
-    session: Session, *, before: datetime, limit: int
-) -> list[tuple[JobRef, bool]]:
-    """Jobs whose message may be gone, each with whether it is `running`: running since
-    before `before` (its worker died), or queued since before `before` and never started."""
-    stale = or_(
-        and_(jobs.c.status == JobStatus.RUNNING.value, jobs.c.started_at < before),
-        and_(
-            jobs.c.status == JobStatus.QUEUED.value,
-            jobs.c.submitted_at < before,
-            jobs.c.started_at.is_(None),
-        ),
-    )
-    rows = session.execute(
-        select(jobs.c.id, jobs.c.agent_type, jobs.c.model, jobs.c.priority, jobs.c.status)
-        .where(stale)
-        .order_by(jobs.c.submitted_at)
-        .limit(limit)
-    ).all()
-    return [
-        (JobRef(r.id, r.agent_type, r.model, r.priority), r.status == JobStatus.RUNNING.value)
-        for r in rows
-    ]

@@ -12,11 +12,14 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.ledger_guard import join_ledger_writers
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
 from agentqueue.persistence.usage_rows import LiveUsage, UsageKey, key_from_json, lock_rows
 
 ENTRIES: Table = LedgerEntryRecord.__table__  # type: ignore[assignment]
+JOBS: Table = JobRecord.__table__  # type: ignore[assignment]
+UNFINISHED = ("queued", "running", "deferred")
 
 
 class EntryState(StrEnum):
@@ -124,10 +127,21 @@ def insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
 
 
 def reserved_before(session: Session, cutoff: datetime, *, limit: int) -> list[str]:
-    """Ids of entries still reserved since before `cutoff`, oldest first."""
+    """Ids of entries still reserved since before `cutoff`, oldest first, whose job is over
+    or unknown (a job still queued, running or deferred keeps its reservation: its next
+    attempt settles it)."""
+    unfinished = (
+        select(JOBS.c.id)
+        .where(JOBS.c.id == ENTRIES.c.job_id, JOBS.c.status.in_(UNFINISHED))
+        .exists()
+    )
     statement = (
         select(ENTRIES.c.job_id)
-        .where(ENTRIES.c.state == EntryState.RESERVED.value, ENTRIES.c.reserved_at < cutoff)
+        .where(
+            ENTRIES.c.state == EntryState.RESERVED.value,
+            ENTRIES.c.reserved_at < cutoff,
+            ~unfinished,
+        )
         .order_by(ENTRIES.c.reserved_at)
         .limit(limit)
     )

@@ -67,6 +67,10 @@ class LedgerEntryRecord(Base):
     day: Mapped[str] = mapped_column(String(10))  # local date of the reservation, for history
     model_reason: Mapped[str | None] = mapped_column(Text, default=None)
     budget_action: Mapped[str | None] = mapped_column(String(32), default=None)
+    # Charged for a provider call that may have been made by a crashed attempt whose answer
+    # was never kept (included in cost_usd), and why.
+    possible_repeat_usd: Mapped[Money] = mapped_column(default=Decimal(0), server_default="0")
+    charge_reason: Mapped[str | None] = mapped_column(Text, default=None)
     reserved_at: Mapped[datetime]
     settled_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime]

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import math
+import ssl
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
-
-# httpcore's pool does work proportional to its connection count under one lock on every request
-# and response; past ~100 connections one client becomes the bottleneck (measured: 64 threads at
-# 200 ms reach 95% of C/latency through one client, 128 threads only 40%, but 91% through four
-# clients of 32). Large pools are therefore split over clients of at most this many connections.
-CONNECTIONS_PER_CLIENT = 32
 
 
 @dataclass(frozen=True)
@@ -38,12 +32,6 @@ class PoolConfig:
         """The most TCP connections the endpoint's pool will ever hold open at once."""
         return min(self.max_connections, self.max_connections_per_host)
 
-    def client_sizes(self) -> list[int]:
-        """How the pool is split over httpx clients: near-equal parts of at most 32."""
-        clients = math.ceil(self.size / CONNECTIONS_PER_CLIENT)
-        base, extra = divmod(self.size, clients)
-        return [base + 1] * extra + [base] * (clients - extra)
-
     def limits(self, size: int) -> httpx.Limits:
         # Keep-alive for every connection: a pool that closes idle ones reopens them next burst.
         return httpx.Limits(
@@ -55,43 +43,69 @@ class PoolConfig:
 
 
 class EndpointPool:
-    """At most `config.size` keep-alive connections to one base URL, leased to threads.
+    """At most `config.size` keep-alive connections to one base URL, each leased to one thread.
 
-    Usually one `httpx.Client`; a pool larger than `CONNECTIONS_PER_CLIENT` is split over several,
-    and each request goes to the client with the most free connections, so a request waits only
-    when the whole pool is busy.
+    Every connection is its own single-connection `httpx.Client`, and a thread holds it for a
+    whole request. httpcore's shared pool is not safe here: a thread finishing a response may
+    judge an idle connection "expired" (idle, socket readable) while another thread it was just
+    handed to has sent a request on it and the answer is arriving, and close it under that
+    request (encode/httpcore#1110). The request then fails with EBADF after the provider served
+    it, so a retry pays twice, and the pool opens a connection beyond its cap. A connection no
+    other thread can reach cannot be closed under anyone. Idle connections are reused last-in
+    first-out (the warmest first); one the server dropped while idle is reopened by its client
+    on next use. A thread waits only when all `config.size` are leased.
     """
 
     def __init__(self, base_url: str, headers: Mapping[str, str], config: PoolConfig) -> None:
         self.config = config
-        self._capacity = config.client_sizes()
-        self._in_flight = [0] * len(self._capacity)
-        self._lock = threading.Lock()
-        self._clients = [
-            httpx.Client(
-                base_url=base_url,
-                headers=dict(headers),
-                limits=config.limits(size),
-                timeout=config.timeout(),
-            )
-            for size in self._capacity
-        ]
+        self._base_url = base_url
+        self._headers = dict(headers)
+        self._available = threading.Condition()
+        self._idle: list[httpx.Client] = []
+        self._opened = 0
+        self._closed = False
+        # One TLS context for every connection: building one loads the CA bundle (milliseconds).
+        self._tls: ssl.SSLContext = httpx.create_ssl_context()
 
     @contextmanager
     def client(self) -> Iterator[httpx.Client]:
         """A client to send one request with; hold it only for that request."""
-        with self._lock:
-            index = max(
-                range(len(self._clients)), key=lambda i: self._capacity[i] - self._in_flight[i]
-            )
-            self._in_flight[index] += 1
+        client = self._lease()
         try:
-            yield self._clients[index]
+            yield client
         finally:
-            with self._lock:
-                self._in_flight[index] -= 1
+            with self._available:
+                if self._closed:
+                    client.close()
+                else:
+                    self._idle.append(client)
+                    self._available.notify()
+
+    def _lease(self) -> httpx.Client:
+        with self._available:
+            while True:
+                if self._closed:
+                    raise RuntimeError("the provider connection pool is closed")
+                if self._idle:
+                    return self._idle.pop()
+                if self._opened < self.config.size:
+                    self._opened += 1
+                    break
+                self._available.wait()
+        # Built outside the lock: other threads keep leasing while this one is made.
+        return httpx.Client(
+            base_url=self._base_url,
+            headers=self._headers,
+            limits=self.config.limits(1),
+            timeout=self.config.timeout(),
+            verify=self._tls,
+        )
 
     def close(self) -> None:
-        """Close every pooled connection."""
-        for client in self._clients:
+        """Close every idle connection now, and each leased one when its request ends."""
+        with self._available:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._available.notify_all()
+        for client in idle:
             client.close()

@@ -42,10 +42,10 @@ def savings(report: SpendReport) -> str:
     items = sorted(((k, float(v)) for k, v in report.savings.items()), key=lambda kv: -kv[1])
     if not items:
         return svg.empty("savings", "no lever saved anything in this period")
-    return svg.horizontal_bars("savings", [(_lever(k), v) for k, v in items], _money)
+    return svg.horizontal_bars("savings", [(lever_label(k), v) for k, v in items], _money)
 
 
-def _lever(name: str) -> str:
+def lever_label(name: str) -> str:
     return {
         "flex": "flex tier",
         "batch": "batch tier",

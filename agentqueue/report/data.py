@@ -17,10 +17,15 @@ from agentqueue.budget.budget_limits import read_budgets
 from agentqueue.budget.gate import BudgetGate
 from agentqueue.budget.periods import current_windows
 from agentqueue.budget.policy import BudgetLadder
-from agentqueue.budget.savings import pruning_saving, right_sizing_saving
+from agentqueue.budget.savings import (
+    CACHE_LEVER_PREFIX,
+    LEVER_PRUNING,
+    LEVER_RIGHT_SIZING,
+    pruning_saving,
+    right_sizing_saving,
+)
 from agentqueue.errors import AgentQueueError
 from agentqueue.jobs import AgentJob
-from agentqueue.metrics import names
 from agentqueue.persistence import report_queries
 from agentqueue.persistence.report_queries import EntryRow, JobRow
 from agentqueue.settings import Settings
@@ -171,7 +176,7 @@ def _add_money(
         result = results.get(entry.job_id, {})
         if entry.state == "cache_hit":
             tier = str(result.get("cache_tier") or "unknown")
-            savings[f"{names.CACHE_LEVER_PREFIX}{tier}"] += entry.avoided_usd
+            savings[f"{CACHE_LEVER_PREFIX}{tier}"] += entry.avoided_usd
             hits[tier][entry.day] += 1
             answered[entry.day] += 1
         elif entry.state == "settled":
@@ -183,12 +188,12 @@ def _add_money(
                 savings[entry.service_tier] += entry.standard_cost_usd - entry.cost_usd
         pruned = int(str(result.get("context_tokens_saved") or 0))
         if pruned:
-            savings[names.LEVER_PRUNING] += pruning_saving(
+            savings[LEVER_PRUNING] += pruning_saving(
                 gate.prices, entry.model, entry.service_tier, pruned, at=entry.reserved_at
             )
         payload = payloads.get(entry.job_id)
         if payload is not None and entry.state == "settled":
-            savings[names.LEVER_RIGHT_SIZING] += right_sizing_saving(
+            savings[LEVER_RIGHT_SIZING] += right_sizing_saving(
                 gate.planner,
                 AgentJob.model_validate_json(payload),
                 entry.service_tier,

@@ -83,7 +83,8 @@ def _totals(report: SpendReport) -> str:
     )
 
 
-def write_html(data: SpendReport, path: Path) -> None:
-    """Write the report as one self-contained HTML file (creating its folder)."""
+def write_html(report: SpendReport, path: Path) -> Path:
+    """Write the page (creating its directory); returns the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(data), encoding="utf-8")
+    path.write_text(render_html(report), encoding="utf-8")
+    return path

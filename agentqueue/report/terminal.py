@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentqueue.money import format_usd
-from agentqueue.report.charts import _lever
+from agentqueue.report.charts import lever_label
 from agentqueue.report.data import CACHE_TIERS, DIMENSIONS, PERCENTILES, ZERO, SpendReport
 from agentqueue.report.format import seconds, share
 
@@ -23,7 +23,7 @@ def print_report(report: SpendReport, console: Console) -> None:
         console.print(_spend_table(report, dimension))
     savings = Table("lever", "saved", title="money saved by lever")
     for lever, amount in sorted(report.savings.items(), key=lambda kv: -kv[1]):
-        savings.add_row(_lever(lever), format_usd(amount))
+        savings.add_row(lever_label(lever), format_usd(amount))
     console.print(savings)
     console.print(_cache_table(report))
     console.print(_budget_table(report))

@@ -25,6 +25,7 @@ def release_deferred(
     limit: int,
     window_open: bool,
     deadline_only: bool = False,
+    message_due: datetime | None = None,
 ) -> list[JobRef]:
     """Claim up to `limit` due jobs (highest priority, oldest first) and publish them.
 
@@ -39,6 +40,7 @@ def release_deferred(
             due_by=None if window_open and not deadline_only else now,
             limit=limit,
             only_with_deadline=deadline_only,
+            message_due=message_due,
         )
     if not released:
         return []

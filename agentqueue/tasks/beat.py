@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 
 from agentqueue.constants import (
@@ -16,10 +17,10 @@ from agentqueue.constants import (
     TASK_SWEEP_STALE_RESERVATIONS,
 )
 from agentqueue.jobs import utcnow
-from agentqueue.messaging import Dispatcher, JobRef, queue_for
-from agentqueue.scheduler.redelivery import redeliver_stale
+from agentqueue.messaging import Dispatcher, JobRef
 from agentqueue.scheduler.release import release_deferred as release_due
 from agentqueue.workers.app import app
+from agentqueue.workers.lost_jobs import send_lost_jobs
 from agentqueue.workers.runtime import current_context
 
 log = logging.getLogger(__name__)
@@ -56,29 +57,19 @@ def release_deferred() -> int:
         limit=settings.release_rate_per_minute,
         window_open=context.offpeak.is_off_peak(now),
         deadline_only=pressure,
+        message_due=now + timedelta(seconds=settings.job_lease_s),
     )
     return len(released)
 
 
 @app.task(name=TASK_REDELIVER_STALE_JOBS, ignore_result=True)
 def redeliver_stale_jobs() -> int:
-    """Send again the jobs whose message a crash lost (they live on in SQL)."""
-    context = current_context()
-    settings = context.settings
-    dispatcher = Dispatcher(app, packed_batch_size=settings.packed_batch_size)
-    owed = redeliver_stale(
-        context.sessions,
-        lambda jobs: dispatcher.send(
-            jobs,
-            packed=False,
-        ),
-        lambda priority: context.redis.llen(queue_for(priority)) == 0,
-        now=utcnow(),
-        visibility_timeout_s=settings.effective_visibility_timeout_s,
-    )
-    if owed:
-        log.warning("sent %d job(s) again whose message was lost", len(owed))
-    return len(owed)
+    """Send again the jobs whose worker died (lease expired) or whose message was lost.
+
+    Every worker process sweeps on its own every third of the lease; this is the same sweep
+    for deployments that want beat to do it too.
+    """
+    return len(send_lost_jobs(current_context(), app))
 
 
 @app.task(name=TASK_SWEEP_STALE_RESERVATIONS, ignore_result=True)

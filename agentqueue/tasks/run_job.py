@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from agentqueue.backoff import backoff_s
-from agentqueue.constants import TASK_RUN_JOB
+from agentqueue.constants import MAX_RETRY_COUNTDOWN_S, TASK_RUN_JOB
 from agentqueue.errors import AgentQueueError
 from agentqueue.workers.app import app
 from agentqueue.workers.arrivals import is_urgent
@@ -15,7 +15,6 @@ from agentqueue.workers.runtime import current_aggregator
 log = logging.getLogger(__name__)
 
 RETRY_BASE_S = 0.5
-MAX_RETRY_COUNTDOWN_S = 60.0
 
 
 class JobFailed(AgentQueueError):

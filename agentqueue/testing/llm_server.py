@@ -132,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         refusal = None if fault is not None else owner.policy.refusal(model, body)
         label = fault.spec if fault else (refusal.label if refusal else None)
-        owner.counters.arrived(Arrival(time.monotonic(), path, model, label))
+        owner.counters.arrived(Arrival(time.monotonic(), path, model, label, last_text))
         answered = False
         try:
             answered = self._answer(body, fault, refusal, anthropic=anthropic)

@@ -15,6 +15,7 @@ class Arrival:
     path: str
     model: str
     fault: str | None
+    text: str = ""  # the last message's text, so tests can count calls per job
 
 
 class ServerCounters:

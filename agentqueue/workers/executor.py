@@ -25,6 +25,7 @@ from agentqueue.metrics.job_metrics import FinishedJob
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
 from agentqueue.scheduler.deferral_policy import release_time_for
+from agentqueue.usage import TokenUsage
 from agentqueue.workers.context import WorkerContext
 from agentqueue.workers.context_window import fit_to_context
 from agentqueue.workers.group_commit import Completion
@@ -32,6 +33,13 @@ from agentqueue.workers.job_results import answered, ended
 from agentqueue.workers.provider_calls import CallOutcome, PlannedCall, call_all
 
 log = logging.getLogger(__name__)
+
+CALL_OUTCOME_UNKNOWN = AgentQueueError(
+    "an earlier attempt may have called the provider and died before keeping the answer; "
+    "this job does not allow a repeated call, so it was charged at its reservation and not "
+    "run again",
+    code="call_outcome_unknown",
+)
 
 
 @dataclass
@@ -59,6 +67,8 @@ class _Work:
     service_tier: str = "standard"
     tokens_saved: int = 0
     result: JobResult | None = None
+    # An earlier attempt may have paid for this job's call without keeping the answer.
+    possible_repeat: bool = False
 
     @property
     def job_id(self) -> str:
@@ -89,8 +99,15 @@ class BatchExecutor:
             self._republish_final(report.skipped)
         if not claimed:
             return report
-
         work = [_Work(item) for item in claimed]
+        try:
+            return self._run_claimed(work, service_tier, released, report)
+        finally:  # final, requeued or lost: this process holds none of them any more
+            self.context.leases.drop(claimed_ids)
+
+    def _run_claimed(
+        self, work: list[_Work], service_tier: str, released: bool, report: ExecutionReport
+    ) -> ExecutionReport:
         try:
             self._admit(work, service_tier, released, report)
         except DatabaseUnavailable as error:
@@ -98,8 +115,10 @@ class BatchExecutor:
         held = report.deferred.keys() | report.waiting.keys()
         runnable = [w for w in work if w.result is None and w.job_id not in held]
         self._recover_paid(runnable)
-        self._look_up([w for w in runnable if w.entry is None])
-        self._call([w for w in runnable if w.entry is None], report)
+        self._mark_possible_repeats(runnable)
+        pending = [w for w in runnable if w.entry is None and w.result is None]
+        self._look_up(pending)
+        self._call([w for w in pending if w.entry is None], report)
         return self._complete(work, report)
 
     # Steps ---------------------------------------------------------------------------------
@@ -195,14 +214,33 @@ class BatchExecutor:
         return wanted
 
     def _recover_paid(self, runnable: list[_Work]) -> None:
-        """Answers paid for on an earlier attempt, when only the ledger write failed."""
+        """Answers paid for on an earlier attempt that died or could not settle: journaled."""
         retried = [w.job_id for w in runnable if w.item.attempts > 1]
         if not retried:
             return
-        kept = self.context.pending_answers.take(retried)
+        kept = self.context.journal.take(retried)
         for w in runnable:
             if w.job_id in kept:
                 w.entry = kept[w.job_id]
+
+    def _mark_possible_repeats(self, runnable: list[_Work]) -> None:
+        """An earlier attempt reserved, kept no answer and never settled: its call may have
+        been made and paid. The money is charged either way; the provider is called again
+        only where the job accepts a repeat."""
+        for w in runnable:
+            if w.entry is not None or w.admission is None or not w.admission.carried_over:
+                continue
+            w.possible_repeat = True
+            job = w.item.job
+            log.warning("job %s: an earlier attempt's provider call may have been paid", job.id)
+            if not self.settings.repeat_allowed(job.agent_type, job.repeatable):
+                w.result = ended(
+                    w.item,
+                    w.admission,
+                    CALL_OUTCOME_UNKNOWN,
+                    provider=self.provider_name,
+                    status=JobStatus.FAILED,
+                )
 
     def _look_up(self, runnable: list[_Work]) -> None:
         for w in runnable:
@@ -247,6 +285,8 @@ class BatchExecutor:
             try:
                 self.context.gate.release_many(failed)
             except DatabaseUnavailable:
+                # Left reserved, a job still to run counts as possibly repeated later: the
+                # money errs on the side of being charged.
                 log.warning(
                     "could not release %d reservation(s) now; the sweeper will", len(failed)
                 )
@@ -260,10 +300,15 @@ class BatchExecutor:
             return
         error = outcome.error
         assert error is not None
-        if error.retryable and w.item.attempts <= self.settings.job_max_retries:
-            report.retry[w.job_id] = error  # the reservation stays for the next attempt
+        retry = error.retryable and w.item.attempts <= self.settings.job_max_retries
+        if retry:
+            report.retry[w.job_id] = error
+        if not w.possible_repeat:
+            # This call answered with an error (nothing to pay): the next attempt reserves
+            # afresh, and a reservation it finds left over means a call of unknown outcome.
+            failed.append(w.job_id)
+        if retry:
             return
-        failed.append(w.job_id)
         w.result = ended(
             w.item, w.admission, error, provider=self.provider_name, status=JobStatus.FAILED
         )
@@ -277,6 +322,8 @@ class BatchExecutor:
             if w.cache_tier is None:
                 paid[w.job_id] = w.entry
                 continue
+            if w.possible_repeat:
+                continue  # charged below as a possibly repeated call, not as a cache hit
             job = w.item.job
             model = w.admission.reservation.model
             hits.append(CacheHit(w.job_id, job.tenant, job.agent_type, model, w.entry.usage))
@@ -297,39 +344,51 @@ class BatchExecutor:
             return [w.result for w in work if w.result is not None]
 
         usages = {job_id: entry.usage for job_id, entry in paid.items()}
+        # Possibly paid before and not paid now (a cache answer, a failure, no repeat
+        # allowed): the earlier call is charged at its reservation, with no usage of its own.
+        repeats = [w.job_id for w in work if w.possible_repeat and w.job_id not in report.retry]
+        for job_id in repeats:
+            usages.setdefault(job_id, TokenUsage())
         waits = {
             w.job_id: w.admission.waiting_for or ""
             for w in work
             if w.job_id in report.waiting and w.admission is not None
         }
         completion = Completion(
-            usages, hits, results, report.deferred, list(report.retry), waiting=waits
+            usages,
+            hits,
+            results,
+            report.deferred,
+            list(report.retry),
+            possible_repeats=repeats,
+            journaled=list(paid),
+            waiting=waits,
         )
         try:
             written = self.context.group_commit.complete(completion)
         except DatabaseUnavailable as error:
-            # The provider was paid: keep its answers so the retry settles, not re-calls.
-            self.context.pending_answers.keep(paid)
+            # The provider was paid: its answers are journaled, so the retry settles them.
             for w in work:  # nothing of this step was written: every job comes back
                 report.retry[w.job_id] = error
             report.deferred.clear()
             report.waiting.clear()
             return report
-        self.context.pending_answers.forget(
+        self.context.journal.fallback.forget(
             [w.job_id for w in answered_work if w.job_id in paid and w.item.attempts > 1]
         )
         final = [w.result for w in work if w.result is not None and w.job_id in written]
-        self.context.results.publish(final)
         report.failed.update(
             {r.job_id: r.error for r in final if r.status == JobStatus.FAILED and r.error}
         )
-        # Fresh answers were written to the cache tiers by their single-flight tickets.
         finished = {result.job_id for result in final}
+        # Counted before the results go out: whoever waited for them then scrapes them counted.
         self.context.metrics.group_finished(
             [FinishedJob(w.item.job, w.result) for w in work if w.result and w.job_id in finished],
             [w.item.job for w in work if w.job_id in report.deferred],
             size=len(work),
         )
+        self.context.results.publish(final)
+        # Fresh answers were written to the cache tiers by their single-flight tickets.
         return report
 
     # Recovery ------------------------------------------------------------------------------
@@ -341,9 +400,13 @@ class BatchExecutor:
             report.retry[w.job_id] = error
         try:
             with self.context.sessions.begin() as session:
-                jobs_repository.requeue(session, [w.job_id for w in work])
+                jobs_repository.requeue(
+                    session,
+                    [w.job_id for w in work],
+                    message_due=self.context.group_commit.retry_due(utcnow()),
+                )
         except (OperationalError, DBAPIError):
-            pass  # the claim stays 'running'; the retry claims it again all the same
+            pass  # the claim stays 'running' under this worker, which may claim it again
         return report
 
     def _republish_final(self, job_ids: Sequence[str]) -> None:

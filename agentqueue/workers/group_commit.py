@@ -11,20 +11,22 @@ gate inside; the budget package never runs worker code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.gate import Admission, AdmissionGroup, BudgetGate, CacheHit
+from agentqueue.constants import MAX_RETRY_COUNTDOWN_S
 from agentqueue.jobs import JobResult, utcnow
-from agentqueue.persistence import jobs_repository
+from agentqueue.persistence import answers_repository, jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
 from agentqueue.persistence.transactions import in_transaction
 from agentqueue.usage import TokenUsage
 from agentqueue.workers.coalescer import Coalescer
+from agentqueue.workers.lease_keeper import LeaseKeeper
 
 # Enough to merge every batch a busy worker has in flight at one step, few enough that a
 # transaction stays well inside SQLite's limit on statement parameters even for packed
@@ -45,15 +47,23 @@ class Completion:
     results: Callable[[Mapping[str, Decimal]], Sequence[JobResult]]
     deferred: Mapping[str, datetime] = field(default_factory=dict)
     requeued: Sequence[str] = ()
+    # Jobs an earlier attempt may have paid a call for without keeping its answer: that call
+    # is charged at its reservation too (see `Ledger.settle_in`).
+    possible_repeats: Collection[str] = ()
+    # Jobs whose journaled answer this step settles: the journal rows go with it.
+    journaled: Sequence[str] = ()
     waiting: Mapping[str, str] = field(default_factory=dict)
 
 
 class GroupCommit:
     """Claim, admit and complete groups of jobs, several groups per transaction under load."""
 
-    def __init__(self, sessions: sessionmaker[Session], gate: BudgetGate) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], gate: BudgetGate, leases: LeaseKeeper | None = None
+    ) -> None:
         self._sessions = sessions
         self._gate = gate
+        self._leases = leases
         most = GROUPS_PER_TRANSACTION
         self._claims: Coalescer[Sequence[str], list[ClaimedJob]] = Coalescer(
             self.claim_groups, max_requests=most
@@ -89,8 +99,20 @@ class GroupCommit:
         """Claim several groups' ids in one transaction; a job asked for twice goes to the
         first group that asked (the others see it as not claimable)."""
         wanted = list(dict.fromkeys(job_id for ids in requests for job_id in ids))
+        now = utcnow()
+        leases = self._leases
+        held = set(leases.held()) if leases else set()
         with self._sessions.begin() as session:
-            claimed = jobs_repository.claim(session, wanted, now=utcnow())
+            claimed = jobs_repository.claim(
+                session,
+                wanted,
+                now=now,
+                owner=leases.owner if leases else "",
+                lease_until=leases.lease_until(now) if leases else None,
+                own=[job_id for job_id in wanted if job_id not in held],
+            )
+        if leases is not None:  # renewed from now on, until the executor drops them
+            leases.hold(item.job.id for item in claimed)
         by_id = {item.job.id: item for item in claimed}
         shares = []
         for ids in requests:
@@ -110,20 +132,33 @@ class GroupCommit:
         hits = [hit for c in completions for hit in c.cache_hits]
         deferred = {job_id: when for c in completions for job_id, when in c.deferred.items()}
         requeued = [job_id for c in completions for job_id in c.requeued]
+        repeats = {job_id for c in completions for job_id in c.possible_repeats}
+        journaled = [job_id for c in completions for job_id in c.journaled]
         waiting = {job_id: label for c in completions for job_id, label in c.waiting.items()}
 
         def work(session: Session) -> list[set[str]]:
             now = utcnow()
-            costs = self._gate.settle_in(session, usages, now=now)
+            costs = self._gate.settle_in(session, usages, now=now, possible_repeats=repeats)
             self._gate.record_cache_hits_in(session, hits, now=now)
             results = [c.results(costs) for c in completions]
             written = jobs_repository.finish(session, [r for rs in results for r in rs])
             if deferred:
                 jobs_repository.defer_running(session, deferred)
             if requeued:
-                jobs_repository.requeue(session, requeued)
+                jobs_repository.requeue(session, requeued, message_due=self.retry_due(now))
+            if journaled:
+                answers_repository.forget(session, journaled)
             if waiting:
-                jobs_repository.wait_for_budget(session, waiting, now=now)
+                jobs_repository.wait_for_budget(
+                    session, waiting, now=now, message_due=self.retry_due(now)
+                )
             return [{r.job_id for r in rs} & written for rs in results]
 
         return in_transaction(self._sessions, work)
+
+    def retry_due(self, now: datetime) -> datetime | None:
+        """When a retry's message should have been claimed by, at the latest: past its
+        longest backoff plus a lease (after that, the sweepers send the job again)."""
+        if self._leases is None:
+            return None
+        return now + timedelta(seconds=self._leases.lease_s + MAX_RETRY_COUNTDOWN_S)

@@ -12,6 +12,7 @@ from agentqueue.metrics import multiproc
 from agentqueue.persistence.engine import dispose_all, is_sqlite
 from agentqueue.persistence.migrate import upgrade
 from agentqueue.settings import get_settings
+from agentqueue.workers.lost_jobs import send_lost_jobs
 from agentqueue.workers.memory_guard import MemoryGuard
 from agentqueue.workers.runtime import close_current_context, current_context, set_job_threads
 
@@ -43,9 +44,12 @@ def _fresh_clients_after_fork(**_: Any) -> None:
 
 
 @signals.worker_ready.connect
-def _warm_up(**_: Any) -> None:
+def _warm_up(sender: Any = None, **_: Any) -> None:
     context = current_context()
     settings = context.settings
+    celery_app = getattr(sender, "app", None)
+    if celery_app is not None:
+        context.leases.start(sweep=lambda: send_lost_jobs(context, celery_app))
     if settings.worker_max_memory_mb:
         guard = MemoryGuard.for_limit(
             settings.worker_max_memory_mb,

@@ -28,11 +28,49 @@ class WorkerProcess:
         log_file: Path | None = None,
         app: str = "agentqueue.workers.app",
         extra_args: Sequence[str] = (),
+        processes: int | None = None,
     ) -> None:
+        """`processes`: run `agentqueue worker --processes N` (the supervisor and its Celery
+        children) instead of one bare Celery worker."""
         self.env = {**os.environ, **env}
         self.name = name
         self.hostname = f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h"
-        self.argv = [
+        self.processes = processes
+        if processes is not None:
+            self.argv = [
+                sys.executable,
+                "-m",
+                "agentqueue.cli",
+                "worker",
+                "--processes",
+                str(processes),
+                "--concurrency",
+                str(concurrency),
+                "--queues",
+                ",".join(queues),
+                "--loglevel",
+                loglevel,
+                "--hostname",
+                self.hostname,
+                "--without-mingle",
+                "--without-gossip",
+                *extra_args,
+            ]
+        else:
+            self.argv = self._celery_argv(app, pool, concurrency, queues, loglevel, extra_args)
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _celery_argv(
+        self,
+        app: str,
+        pool: str | None,
+        concurrency: int,
+        queues: Sequence[str],
+        loglevel: str,
+        extra_args: Sequence[str],
+    ) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "celery",
@@ -52,8 +90,6 @@ class WorkerProcess:
             "--without-gossip",
             *extra_args,
         ]
-        self.log_file = log_file
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
@@ -69,18 +105,39 @@ class WorkerProcess:
     def wait_ready(self, celery_app: object, timeout: float = 30.0) -> None:
         """Block until this worker answers a ping over the broker."""
         deadline = time.monotonic() + timeout
-        node = self.hostname.replace("%h", os.uname().nodename)
+        node = self.node_name
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"worker exited with code {self.process.returncode}")
-            replies = celery_app.control.ping(destination=[node], timeout=0.5)  # type: ignore[attr-defined]
+            try:
+                replies = celery_app.control.ping(destination=[node], timeout=0.5)  # type: ignore[attr-defined]
+            except Exception:  # the broker restarted under a pooled connection: ask again
+                time.sleep(0.2)
+                continue
             if replies:
                 return
         raise TimeoutError(f"worker {node} did not answer a ping within {timeout} s")
 
     @property
     def node_name(self) -> str:
-        return self.hostname.replace("%h", os.uname().nodename)
+        """The node name of the (first) Celery worker."""
+        hostname = self.hostname
+        if self.processes is not None and self.processes > 1:
+            name, _, host = hostname.partition("@")
+            hostname = f"{name}-1@{host}"
+        return hostname.replace("%h", os.uname().nodename)
+
+    def children(self) -> list[int]:
+        """Pids of the Celery worker processes a supervised worker runs right now."""
+        import psutil
+
+        if self.process is None or self.process.poll() is not None:
+            return []
+        try:
+            kids = psutil.Process(self.process.pid).children()
+        except psutil.NoSuchProcess:
+            return []
+        return [kid.pid for kid in kids if kid.is_running() and kid.status() != "zombie"]
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """Warm shutdown (SIGTERM): finish what it holds, then exit."""

@@ -89,7 +89,10 @@ def _call_provider(context: WorkerContext, call: PlannedCall) -> CallOutcome:
         return CallOutcome(
             error=ProviderError(f"provider failed: {type(error).__name__}", retryable=False)
         )
-    return CallOutcome(entry=entry_for(response, provider=context.provider.name))
+    entry = entry_for(response, provider=context.provider.name)
+    # Paid for: written down before anything else can fail, so no retry pays for it again.
+    context.journal.record(call.job.id, entry)
+    return CallOutcome(entry=entry)
 
 
 def entry_for(response: ProviderResponse, *, provider: str) -> CacheEntry:

@@ -67,7 +67,12 @@ def test_worker_command_sums_its_processes_metrics(pipeline: Pipeline, tmp_path:
         results = pipeline.queue.wait([h.id for h in handles], timeout=90)
         assert len(results) == 24
 
+        # A group is counted just after its results are published: wait for the last one.
         text = _scrape(port)
+        deadline = time.monotonic() + 15
+        while text is not None and _jobs_total(text) < 24 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            text = _scrape(port)
         assert text is not None
         assert _jobs_total(text) == 24
         writers = {p.stem.rsplit("_", 1)[1] for p in multiproc_dir.glob("counter_*.db")}

@@ -3,6 +3,7 @@ jobs table and the ledger hold."""
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections import defaultdict
 from decimal import Decimal
@@ -11,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from agentqueue.budget.budget_limits import set_budget
+from agentqueue.budget.savings import CACHE_LEVER_PREFIX
 from agentqueue.jobs import utcnow
 from agentqueue.metrics import names
 from agentqueue.persistence.job_table import JobRecord
@@ -63,11 +65,17 @@ def test_worker_metrics_match_the_ledger(pipeline: Pipeline) -> None:
     again = pipeline.queue.submit_many([{**job} for job in jobs[:5]], packed=False)
     pipeline.queue.wait([h.id for h in again], timeout=60)
 
+    with pipeline.queue.sessions() as session:
+        succeeded = session.scalar(select(func.count()).where(JobRecord.status == "succeeded"))
+    # A group is counted just after its results are published: wait for the last one.
+    deadline = time.monotonic() + 15
     samples = scrape(port)
+    while total(samples[f"{names.JOBS}_total"]) < succeeded and time.monotonic() < deadline:
+        time.sleep(0.2)
+        samples = scrape(port)
     assert {n for n in samples if n.startswith(names.PREFIX)} <= names.exposed_series_names()
 
     with pipeline.queue.sessions() as session:
-        succeeded = session.scalar(select(func.count()).where(JobRecord.status == "succeeded"))
         spend_by_model = dict(
             session.execute(
                 select(LedgerEntryRecord.model, func.sum(LedgerEntryRecord.cost_usd)).group_by(
@@ -99,7 +107,7 @@ def test_worker_metrics_match_the_ledger(pipeline: Pipeline) -> None:
     cache_saved = [
         (labels, value)
         for labels, value in samples[f"{names.SAVED_USD}_total"]
-        if labels["lever"].startswith(names.CACHE_LEVER_PREFIX)
+        if labels["lever"].startswith(CACHE_LEVER_PREFIX)
     ]
     assert as_money(total(cache_saved)) == str(avoided)
     budget = {"scope": "global", "period": "daily"}

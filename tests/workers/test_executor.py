@@ -136,11 +136,13 @@ def test_a_job_over_its_budget_is_rejected_without_a_provider_call(
     assert provider_of(context).calls == 0
 
 
-def test_a_retryable_provider_failure_keeps_the_reservation_and_requeues(
+def test_a_retryable_provider_failure_releases_the_reservation_and_requeues(
     context: WorkerContext,
 ) -> None:
     """Given a provider that answers 'try again', when a job runs, then the executor asks
-    for a retry, the job is queued again and its reservation stays for the next attempt."""
+    for a retry, the job is queued again and its reservation is released: that call is known
+    to have cost nothing, and a reservation left over for the next attempt would mean a call
+    of unknown outcome (charged as possibly repeated, issue 11)."""
     [job_id] = queued(context, 1)
 
     def busy() -> None:
@@ -152,7 +154,7 @@ def test_a_retryable_provider_failure_keeps_the_reservation_and_requeues(
     assert getattr(report.retry[job_id], "retry_after_s", None) == 2.0
     assert job_rows(context)[job_id].status == JobStatus.QUEUED.value
     entry = entry_rows(context)[job_id]
-    assert entry.state == "reserved" and entry.reserved_usd > 0
+    assert entry.state == "released" and entry.cost_usd == 0 and entry.possible_repeat_usd == 0
 
 
 def test_an_answer_paid_while_the_ledger_is_down_is_settled_on_retry_without_a_new_call(
