@@ -80,5 +80,12 @@ SINGLE_FLIGHT_HANDOFF_TTL_MS: Final = 5000
 # Provider answers whose settlement could not be written yet (ledger down): kept until the
 # job's retry settles them, so the paid call is never made twice.
 PENDING_ANSWER_PREFIX: Final = f"{KEY_PREFIX}pending-answer:"
+
+# Provider rate limits shared by every worker (ratelimit package): per-limit state lives under
+# `{RATE_LIMIT_PREFIX}{provider}:{model}:{key id}:...`; the set lists every limit seen.
+RATE_LIMIT_PREFIX: Final = f"{KEY_PREFIX}ratelimit:"
+RATE_LIMIT_REGISTRY_KEY: Final = f"{KEY_PREFIX}ratelimit-index"
+BREAKER_PREFIX: Final = f"{KEY_PREFIX}breaker:"
+FALLBACK_COUNTS_KEY: Final = f"{KEY_PREFIX}fallbacks"
 # One hash per (agent_type, model): how many in-worker groups of each size were flushed.
 BATCH_SIZES_PREFIX: Final = f"{KEY_PREFIX}batch-sizes:"

@@ -87,6 +87,18 @@ class Settings(BaseSettings):
     provider_backoff_max_s: float = Field(default=20.0, ge=0.0)
     provider_max_retry_after_s: float = Field(default=60.0, ge=0.0)
 
+    # Shared provider limits, fallbacks, circuit breaker, served models.
+    rate_limits_file: Path | None = None
+    rate_limit_burst_s: float = Field(default=0.5, gt=0.0, le=60.0)
+    rate_limit_max_wait_s: float = Field(default=120.0, ge=0.0)
+    fallback_after_wait_s: float = Field(default=10.0, ge=0.0)
+    outage_max_wait_s: float = Field(default=300.0, ge=0.0)
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_window_s: float = Field(default=30.0, gt=0.0)
+    breaker_cooling_s: float = Field(default=15.0, gt=0.0)
+    served_models: str | None = None
+    served_models_refresh_s: float = Field(default=300.0, gt=0.0)
+
     # Budget.
     prices_file: Path | None = None
     catalog_file: Path | None = None

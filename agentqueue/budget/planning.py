@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -13,7 +14,9 @@ from agentqueue.budget.selection import (
     SelectionMode,
     SelectionWeights,
     candidates_for,
+    score,
     select_model,
+    unmet_requirements,
 )
 from agentqueue.budget.tokens import estimate_input_tokens, output_token_bound, worst_case_cost
 from agentqueue.errors import AgentQueueError
@@ -61,6 +64,8 @@ class JobPlanner:
         self.weights = weights
         self.default_max_tokens = default_max_tokens
         self.chars_per_token = chars_per_token
+        # Whether the endpoint serves a model; `auto` and fallbacks choose only served ones.
+        self.serves: Callable[[str], bool] = lambda model: True
 
     def plan(self, job: AgentJob, service_tier: str, moment: datetime) -> JobPlan:
         """Both selection modes are resolved now, so the locked part only picks one."""
@@ -87,6 +92,7 @@ class JobPlanner:
             service_tier=service_tier,
             at=moment,
         )
+        candidates = [c for c in candidates if self.serves(c.entry.id)]
         options: list[RunOption | AgentQueueError] = []
         modes: tuple[SelectionMode, SelectionMode] = ("weighted", "cheapest")
         for mode in modes:
@@ -106,6 +112,38 @@ class JobPlanner:
                 )
             )
         return options[0], options[1]
+
+    def fallback_models(
+        self, job: AgentJob, chosen: str, service_tier: str = "standard"
+    ) -> list[str]:
+        """Where `job` may go if `chosen` cannot serve it, in order: for `auto`, the other
+        models meeting its requirements by score; then its own `fallbacks`. Only models that
+        are priced and served."""
+        names: list[str] = []
+        if job.model == "auto" and job.requirements is not None:
+            input_tokens = estimate_input_tokens(job.messages, chars_per_token=self.chars_per_token)
+            candidates = candidates_for(
+                self.catalog,
+                self.prices,
+                input_tokens=input_tokens,
+                requested_max_tokens=job.params.max_tokens,
+                default_max_tokens=self.default_max_tokens,
+                service_tier=service_tier,
+            )
+            qualifying = [c for c in candidates if not unmet_requirements(c, job.requirements)]
+            scores = score(qualifying, self.weights) if qualifying else {}
+            names += [c.entry.id for c in sorted(qualifying, key=lambda c: -scores[c.entry.id])]
+        names += job.fallbacks
+        found: list[str] = []
+        for name in names:
+            if name.lower() == chosen.lower() or name in found or not self.serves(name):
+                continue
+            try:
+                self.prices.price(name, service_tier)
+            except UnknownModelPrice:
+                continue
+            found.append(name)
+        return found
 
     def _explicit(
         self, job: AgentJob, input_tokens: int, service_tier: str, moment: datetime

@@ -1,4 +1,5 @@
-"""`agentqueue stats`: jobs by status, queue depths, cache tiers and money, in one view."""
+"""`agentqueue stats`: jobs by status, queue depths, cache tiers, money and per-model provider
+limits (limit, current use, jobs waiting, fallbacks taken, breaker state), in one view."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.persistence.ledger_reports import ledger_totals
 from agentqueue.persistence.migrate import ensure_embedded_schema
+from agentqueue.ratelimit.limits_file import load_rate_limits
+from agentqueue.ratelimit.model_stats import collect_model_stats
 from agentqueue.settings import get_settings
 from agentqueue.terminal import emit, new_table, wide_option
 
@@ -30,6 +33,7 @@ def collect_stats() -> dict[str, Any]:
         money = ledger_totals(session)
     client = redis.Redis.from_url(settings.redis_url)
     depths = {queue: int(client.llen(queue)) for queue in QUEUES}
+    models = collect_model_stats(client, load_rate_limits(settings.rate_limits_file))
     cache = TieredCache.from_settings(settings, sessions)
     try:
         cache_stats = cache.stats()
@@ -45,6 +49,7 @@ def collect_stats() -> dict[str, Any]:
             "saved_by_tier_usd": exact_usd(Decimal(money[3])),
         },
         "cache": cache_stats,
+        "models": models,
     }
 
 
@@ -68,6 +73,25 @@ def stats(as_json: bool, wide: bool) -> None:
     for tier in ("l1", "l2", "l3"):
         counts = data["cache"].get(tier, {})
         cache.add_row(tier, *(str(counts.get(counter, 0)) for counter in counters))
+    models = new_table(
+        "model",
+        "limit rpm/tpm",
+        "last minute req/tok",
+        "waiting",
+        "fallbacks",
+        "breaker",
+        title="models",
+    )
+    for row in data["models"]:
+        limit = f"{row['rpm_limit'] or '-'}/{row['tpm_limit'] or '-'} ({row['limit_source']})"
+        models.add_row(
+            f"{row['provider']}:{row['model']}",
+            limit,
+            f"{row['requests_last_minute']}/{row['tokens_last_minute']}",
+            str(row["waiting"]),
+            str(row["fallbacks_taken"]),
+            row["breaker"],
+        )
     ledger = data["ledger"]
     money_line = (
         f"spent {format_usd(ledger['spent_usd'])}, "
@@ -75,4 +99,4 @@ def stats(as_json: bool, wide: bool) -> None:
         f"saved by cheaper tiers {format_usd(ledger['saved_by_tier_usd'])} "
         f"({ledger['entries']} ledger entries)"
     )
-    emit(jobs, "", queues, "", cache, "", money_line, wide=wide)
+    emit(jobs, "", queues, "", cache, "", models, "", money_line, wide=wide)

@@ -45,6 +45,7 @@ class AnthropicProvider(HttpProvider):
 
     name = "anthropic"
     path = "/v1/messages"
+    models_path = "/v1/models?limit=1000"
     default_base_url = "https://api.anthropic.com"
 
     def __init__(

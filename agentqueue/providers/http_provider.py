@@ -16,7 +16,12 @@ from pydantic import SecretStr
 from agentqueue.providers.backoff import BackoffPolicy
 from agentqueue.providers.base import ProviderRequest, ProviderResponse
 from agentqueue.providers.connection_pool import PoolConfig
-from agentqueue.providers.http_transport import HttpTransport, JsonReply
+from agentqueue.providers.http_transport import (
+    HttpTransport,
+    JsonReply,
+    ResponseObserver,
+    model_ids,
+)
 from agentqueue.providers.redaction import secret_text
 from agentqueue.settings import Settings
 
@@ -61,6 +66,7 @@ class HttpProvider:
 
     name: str
     path: ClassVar[str]
+    models_path: ClassVar[str]  # the model listing (`GET`)
     default_base_url: ClassVar[str]
 
     def __init__(
@@ -102,6 +108,15 @@ class HttpProvider:
 
     def _response(self, request: ProviderRequest, reply: JsonReply) -> ProviderResponse:
         raise NotImplementedError
+
+    def list_models(self) -> list[str] | None:
+        """Ids of the models the endpoint serves, or None when it lists none (or fails)."""
+        return model_ids(self._transport.get_json(self.models_path))
+
+    def observe_responses(self, observer: ResponseObserver) -> None:
+        """Tell `observer` (model, status, headers) of every reply, for shared rate limits;
+        a 429 then goes back to the caller at once instead of being retried here."""
+        self._transport.observer = observer
 
     def close(self) -> None:
         self._transport.close()

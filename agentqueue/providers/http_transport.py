@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,10 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 # server errors (Anthropic's 529 "overloaded" included). Any other 4xx will fail the same way again.
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
 _DETAIL_LIMIT = 300
+
+
+# Told (model, HTTP status, reply headers) after every reply: shared rate limits learn from it.
+ResponseObserver = Callable[[str, int, Mapping[str, str]], None]
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,9 @@ class HttpTransport:
         self._url_variable = url_variable
         self.base_url = self._redact(base_url)
         self._connections = EndpointPool(base_url, headers, self.pool)
+        # Set with `observer` by a shared rate limiter: a 429 then goes back to it at once
+        # (to wait its turn with every other worker) instead of being retried here.
+        self.observer: ResponseObserver | None = None
 
     def post_json(self, path: str, body: Mapping[str, Any], *, request_id: str = "") -> JsonReply:
         """POST `body` to `path` under the base URL; the parsed JSON object of the 2xx reply."""
@@ -110,6 +117,21 @@ class HttpTransport:
             retry_after_s=failure.retry_after_s,
         )
 
+    def get_json(self, path: str) -> dict[str, Any] | None:
+        """One GET over the pool (e.g. the model listing); None on any failure, never raises."""
+        try:
+            with self._connections.client() as client:
+                response = client.get(path)
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        try:
+            parsed = response.json()
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+
     def _attempt(self, path: str, body: Mapping[str, Any]) -> JsonReply | _Failure:
         """One HTTP exchange: a reply, a retryable failure, or a raised non-retryable error."""
         # Errors are raised after the `except` block, so no httpx exception (whose request holds
@@ -130,11 +152,21 @@ class HttpTransport:
                 code="provider_bad_config",
             )
         status = response.status_code
+        if self.observer is not None:
+            self.observer(str(body.get("model") or ""), status, response.headers)
         if 200 <= status < 300:
             return JsonReply(self._parse_json(response, path), 1)
         detail = self._error_detail(response)
         if status in _RETRYABLE_STATUSES or status >= 500:
             retry_after_s = parse_retry_after(response.headers.get("retry-after"))
+            if status == 429 and self.observer is not None:
+                raise ProviderError(
+                    f"{self.provider} rate limited the request (HTTP 429: {detail}); it waits "
+                    "its turn at the shared rate limit.",
+                    retryable=True,
+                    code="provider_rate_limited",
+                    retry_after_s=retry_after_s,
+                )
             if retry_after_s is not None and retry_after_s > self.backoff.max_retry_after_s:
                 raise ProviderError(
                     f"{self.provider} asked to wait {retry_after_s:.0f} s (HTTP {status}: "
@@ -195,3 +227,12 @@ class HttpTransport:
 
     def __repr__(self) -> str:
         return f"HttpTransport({self.provider!r}, {self.base_url!r}, pool_size={self.pool.size})"
+
+
+def model_ids(listing: dict[str, Any] | None) -> list[str] | None:
+    """The ids of an OpenAI or Anthropic model listing (`{"data": [{"id": ...}]}`)."""
+    data = listing.get("data") if listing is not None else None
+    if not isinstance(data, list):
+        return None
+    ids = [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
+    return ids

@@ -34,6 +34,7 @@ class OpenAICompatibleProvider(HttpProvider):
 
     name = "openai"
     path = "/chat/completions"
+    models_path = "/models"
     default_base_url = "https://api.openai.com/v1"
 
     def __init__(

@@ -15,10 +15,12 @@ from agentqueue.cache.tiered import TieredCache
 from agentqueue.metrics.job_metrics import JobMetrics
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.providers import Provider, build_provider
+from agentqueue.ratelimit.served_models import ServedModels
 from agentqueue.results import ResultStore
 from agentqueue.scheduler.windows import OffPeakSchedule
 from agentqueue.settings import Settings
 from agentqueue.workers.answer_journal import AnswerJournal
+from agentqueue.workers.call_guard import CallGuard
 from agentqueue.workers.group_commit import GroupCommit
 from agentqueue.workers.lease_keeper import LeaseKeeper
 from agentqueue.workers.pending_answers import PendingAnswers
@@ -38,6 +40,8 @@ class WorkerContext:
     offpeak: OffPeakSchedule
     journal: AnswerJournal
     calls: ThreadPoolExecutor = field(repr=False)
+    guard: CallGuard = field(repr=False)
+    served: ServedModels = field(repr=False)
     leases: LeaseKeeper = field(repr=False)
     metrics: JobMetrics = field(default_factory=lambda: JobMetrics(enabled=False), repr=False)
     group_commit: GroupCommit = field(init=False, repr=False)
@@ -59,13 +63,17 @@ class WorkerContext:
         sessions = get_sessionmaker(settings.resolved_database_url)
         cache = TieredCache.from_settings(settings, sessions)
         cache.start_listener(wait_s=0)
+        provider = build_provider(settings)
         gate = BudgetGate(sessions, settings, alert_sink=alert_sink)
+        served = ServedModels.from_settings(settings, getattr(provider, "list_models", None))
+        served.refresh_if_due()  # read at start, then every few minutes when asked
+        gate.planner.serves = served.serves
         return cls(
             settings=settings,
             sessions=sessions,
             redis=client,
             results=ResultStore(client, ttl_s=settings.result_ttl_s),
-            provider=build_provider(settings),
+            provider=provider,
             gate=gate,
             cache=cache,
             offpeak=OffPeakSchedule.from_settings(settings),
@@ -77,6 +85,8 @@ class WorkerContext:
                 max_workers=max(settings.worker_concurrency, job_threads or 0),
                 thread_name_prefix="aq-call",
             ),
+            guard=CallGuard.build(settings, client, provider),
+            served=served,
             metrics=JobMetrics(
                 enabled=settings.metrics_port > 0,
                 sessions=sessions,

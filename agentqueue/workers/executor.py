@@ -26,8 +26,10 @@ from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
 from agentqueue.scheduler.deferral_policy import release_time_for
 from agentqueue.usage import TokenUsage
+from agentqueue.workers.call_guard import FallbackNeeded
 from agentqueue.workers.context import WorkerContext
 from agentqueue.workers.context_window import fit_to_context
+from agentqueue.workers.fallback_step import fall_back
 from agentqueue.workers.group_commit import Completion
 from agentqueue.workers.job_results import answered, ended
 from agentqueue.workers.provider_calls import CallOutcome, PlannedCall, call_all
@@ -67,6 +69,12 @@ class _Work:
     service_tier: str = "standard"
     tokens_saved: int = 0
     result: JobResult | None = None
+    # Fallbacks: why the current model cannot serve the job now, the models already tried,
+    # the models left to try (None until first asked), and the line the result will carry.
+    fallback: FallbackNeeded | None = None
+    tried: list[str] = field(default_factory=list)
+    remaining: list[str] | None = None
+    note: str | None = None
     # An earlier attempt may have paid for this job's call without keeping the answer.
     possible_repeat: bool = False
 
@@ -119,6 +127,7 @@ class BatchExecutor:
         pending = [w for w in runnable if w.entry is None and w.result is None]
         self._look_up(pending)
         self._call([w for w in pending if w.entry is None], report)
+        fall_back(self, work, service_tier, report)
         return self._complete(work, report)
 
     # Steps ---------------------------------------------------------------------------------
@@ -161,49 +170,60 @@ class BatchExecutor:
             )
         )
         for w, admission in zip(work, admissions, strict=True):
-            w.admission = admission
-            if admission.already_settled:
-                # Settlement and final record are written together, so this means a record
-                # was lost by hand; calling the provider again would spend unrecorded money.
-                w.result = ended(
-                    w.item,
-                    admission,
-                    AgentQueueError(
-                        "the ledger already charged this job but holds no result for it; "
-                        "it was not run again (submit it with a new id to rerun it)",
-                        code="already_settled",
-                    ),
-                    provider=self.provider_name,
-                    status=JobStatus.FAILED,
+            self.apply_admission(w, admission, now, report)
+
+    def apply_admission(
+        self,
+        w: _Work,
+        admission: Admission,
+        now: datetime,
+        report: ExecutionReport,
+    ) -> None:
+        """Record the gate's verdict on one job: a final result, a deferral, or a tier to run on."""
+        offpeak = self.context.offpeak
+        w.admission = admission
+        if admission.already_settled:
+            # Settlement and final record are written together, so this means a record
+            # was lost by hand; calling the provider again would spend unrecorded money.
+            w.result = ended(
+                w.item,
+                admission,
+                AgentQueueError(
+                    "the ledger already charged this job but holds no result for it; "
+                    "it was not run again (submit it with a new id to rerun it)",
+                    code="already_settled",
+                ),
+                provider=self.provider_name,
+                status=JobStatus.FAILED,
+            )
+        elif admission.decision == "reject":
+            assert admission.error is not None
+            w.result = ended(
+                w.item,
+                admission,
+                admission.error,
+                provider=self.provider_name,
+                status=JobStatus.REJECTED,
+            )
+        elif admission.decision == "wait":
+            # Not running while it waits: back to queued (in `_complete`), asks again later.
+            report.waiting[w.job_id] = admission.retry_after_s
+        elif admission.decision == "defer":
+            job = w.item.job
+            report.deferred[w.job_id] = (
+                release_time_for(
+                    job.priority,
+                    job.deadline,
+                    self.settings.expected_run_s_default,
+                    now,
+                    offpeak.windows,
+                    offpeak.tz,
+                    budget_says_defer=True,
                 )
-            elif admission.decision == "reject":
-                assert admission.error is not None
-                w.result = ended(
-                    w.item,
-                    admission,
-                    admission.error,
-                    provider=self.provider_name,
-                    status=JobStatus.REJECTED,
-                )
-            elif admission.decision == "wait":
-                # Not running while it waits: back to queued (in `_complete`), asks again later.
-                report.waiting[w.job_id] = admission.retry_after_s
-            elif admission.decision == "defer":
-                job = w.item.job
-                report.deferred[w.job_id] = (
-                    release_time_for(
-                        job.priority,
-                        job.deadline,
-                        self.settings.expected_run_s_default,
-                        now,
-                        offpeak.windows,
-                        offpeak.tz,
-                        budget_says_defer=True,
-                    )
-                    or now
-                )
-            else:
-                w.service_tier = self._tier(admission)
+                or now
+            )
+        else:
+            w.service_tier = self._tier(admission)
 
     def _tier(self, admission: Admission) -> str:
         """The cheaper tier only where the model really has one; otherwise standard."""
@@ -222,6 +242,23 @@ class BatchExecutor:
         for w in runnable:
             if w.job_id in kept:
                 w.entry = kept[w.job_id]
+
+    def fallback_models(self, w: _Work) -> list[str]:
+        """Models `w` may still move to, in order (priced, served, not yet tried)."""
+        if w.remaining is None:
+            job = w.item.job
+            if job.model != "auto" and not job.fallbacks:
+                w.remaining = []
+            else:
+                chosen = w.admission.reservation.model if w.admission else job.model
+                w.remaining = self.context.gate.planner.fallback_models(job, chosen)
+        return [m for m in w.remaining if m not in w.tried]
+
+    def look_up(self, runnable: list[_Work]) -> None:
+        self._look_up(runnable)
+
+    def call(self, runnable: list[_Work], report: ExecutionReport) -> None:
+        self._call(runnable, report)
 
     def _mark_possible_repeats(self, runnable: list[_Work]) -> None:
         """An earlier attempt reserved, kept no answer and never settled: its call may have
@@ -270,6 +307,8 @@ class BatchExecutor:
                 w.admission.reservation.max_output_tokens,
                 w.service_tier,
                 w.cache,
+                w.admission.reservation.input_tokens_estimate,
+                bool(self.fallback_models(w)),
             )
             for w in pending
             if w.admission is not None
@@ -300,6 +339,11 @@ class BatchExecutor:
             return
         error = outcome.error
         assert error is not None
+        if isinstance(error, FallbackNeeded) and self.fallback_models(w):
+            w.fallback = error  # released and re-admitted at the next model by `fall_back`
+            return
+        if error.retryable and w.item.attempts <= self.settings.job_max_retries:
+            report.retry[w.job_id] = error  # the reservation stays for the next attempt
         retry = error.retryable and w.item.attempts <= self.settings.job_max_retries
         if retry:
             report.retry[w.job_id] = error
@@ -341,6 +385,12 @@ class BatchExecutor:
                     cache_tier=w.cache_tier,
                     tokens_saved=w.tokens_saved,
                 )
+            for w in work:
+                if w.note and w.result is not None:
+                    why = w.result.model_reason
+                    w.result = w.result.model_copy(
+                        update={"model_reason": f"{w.note}; {why}" if why else w.note}
+                    )
             return [w.result for w in work if w.result is not None]
 
         usages = {job_id: entry.usage for job_id, entry in paid.items()}

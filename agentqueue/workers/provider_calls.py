@@ -1,4 +1,5 @@
-"""Concurrent provider calls for a batch, each behind the cache's single-flight."""
+"""Concurrent provider calls for a batch, each behind the cache's single-flight and the
+shared rate limits and circuit breaker (`CallGuard`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class PlannedCall:
     max_tokens: int
     service_tier: str
     cache: CacheRequest | None
+    input_tokens: int = 0  # the estimate: with max_tokens, what the call takes from TPM
+    can_fall_back: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,13 @@ def _complete(context: WorkerContext, call: PlannedCall) -> CallOutcome:
 
 def _call_provider(context: WorkerContext, call: PlannedCall) -> CallOutcome:
     try:
-        response = context.provider.complete(request_for(call))
+        response = context.guard.complete(
+            request_for(call),
+            priority=call.job.priority.value,
+            tokens=call.input_tokens + call.max_tokens,
+            can_fall_back=call.can_fall_back,
+            provider=context.provider,
+        )
     except ProviderError as error:
         return CallOutcome(error=error)
     except Exception as error:  # a provider bug must fail one job, not the batch

@@ -230,3 +230,23 @@ def test_max_tokens_field_follows_the_endpoint() -> None:
     assert local.max_tokens_field == "max_tokens"
     official.close()
     local.close()
+
+
+def test_with_a_response_observer_a_429_goes_back_at_once(llm_server: LLMTestServer) -> None:
+    """Given an observer (the shared rate limiter), every reply's status and headers reach it,
+    and a 429, with or without Retry-After, is raised at once (retryable) rather than retried
+    here, so the caller waits its turn with every other worker."""
+    llm_server.add_fault("status=429,first=1")
+    seen: list[tuple[str, int]] = []
+    provider = OpenAICompatibleProvider(base_url=llm_server.base_url, backoff=FAST_BACKOFF)
+    provider.observe_responses(lambda model, status, headers: seen.append((model, status)))
+    try:
+        with pytest.raises(ProviderError) as raised:
+            provider.complete(chat("hello"))
+        answered = provider.complete(chat("hello"))
+    finally:
+        provider.close()
+    assert raised.value.code == "provider_rate_limited" and raised.value.retryable
+    assert answered.output
+    assert [status for _, status in seen] == [429, 200]
+    assert llm_server.requests_received == 2

@@ -1,0 +1,77 @@
+"""Move jobs whose model cannot serve them now to their next model, through the budget again.
+
+Each moving job's reservation is released and the job re-admitted at the fallback model's
+price (the ladder applies as to any job), then looked up in the cache and called. Jobs that
+fail again move on, until their fallbacks run out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import redis
+
+from agentqueue.budget.gate import AdmissionGroup
+from agentqueue.constants import FALLBACK_COUNTS_KEY, MAX_FALLBACKS
+from agentqueue.errors import DatabaseUnavailable
+from agentqueue.jobs import utcnow
+
+if TYPE_CHECKING:
+    from agentqueue.workers.executor import BatchExecutor, ExecutionReport, _Work
+
+log = logging.getLogger(__name__)
+
+
+def fall_back(
+    executor: BatchExecutor, work: list[_Work], service_tier: str, report: ExecutionReport
+) -> None:
+    """Re-admit and call every job marked with `fallback`, for as many rounds as needed."""
+    context = executor.context
+    for _ in range(MAX_FALLBACKS + 1):
+        moving = [w for w in work if w.fallback is not None]
+        if not moving:
+            return
+        try:
+            context.gate.release_many([w.job_id for w in moving])
+        except DatabaseUnavailable as error:
+            for w in moving:  # the reservations stand; the retry runs the primary again
+                w.fallback = None
+                report.retry[w.job_id] = error
+            return
+        for w in moving:
+            _move(executor, w)
+        now = utcnow()
+        group = AdmissionGroup([w.item.job for w in moving], now, service_tier, defer_allowed=False)
+        try:
+            admissions = context.group_commit.admit(group)
+        except DatabaseUnavailable as error:
+            for w in moving:
+                report.retry[w.job_id] = error
+            return
+        for w, admission in zip(moving, admissions, strict=True):
+            executor.apply_admission(w, admission, now, report)
+        held = report.deferred.keys() | report.waiting.keys()
+        runnable = [w for w in moving if w.result is None and w.job_id not in held]
+        executor.look_up([w for w in runnable if w.entry is None])
+        executor.call([w for w in runnable if w.entry is None], report)
+
+
+def _move(executor: BatchExecutor, w: _Work) -> None:
+    assert w.fallback is not None and w.admission is not None
+    old = w.admission.reservation.model
+    following = executor.fallback_models(w)
+    new = following[0]
+    w.tried.append(old)
+    step = f"fallback from {old} ({w.fallback.reason}) to {new}"
+    w.note = f"{w.note}; {step}" if w.note else step
+    log.warning("job %s: %s", w.job_id, step)
+    with contextlib.suppress(redis.RedisError):  # a statistic: never worth failing a job for
+        executor.context.redis.hincrby(FALLBACK_COUNTS_KEY, old, 1)
+    w.item = replace(w.item, job=w.item.job.model_copy(update={"model": new}))
+    w.fallback = None
+    w.admission = None
+    w.cache = None
+    w.cache_tier = None
