@@ -28,6 +28,7 @@ from agentqueue.constants import (
 )
 from agentqueue.errors import AgentQueueError
 from agentqueue.job_input import describe, first_key, safe_field, structure_problem
+from agentqueue.money import exact_usd
 from agentqueue.strict import StrictModel
 from agentqueue.usage import TokenUsage
 
@@ -318,6 +319,15 @@ class JobResult(BaseModel):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @field_validator("cost_usd")
+    @classmethod
+    def _plain_decimal_cost(cls, value: str) -> str:
+        # A ledger Decimal's str() can be "0E-10"; results carry the exact amount, plainly.
+        try:
+            return exact_usd(Decimal(value))
+        except ArithmeticError:
+            raise ValueError(f"cost_usd {value!r} is not a decimal amount") from None
 
 
 def utcnow() -> datetime:

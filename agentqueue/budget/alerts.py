@@ -13,8 +13,9 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.policy import BudgetAction, BudgetLadder
-from agentqueue.budget.state import BudgetState, format_usd
+from agentqueue.budget.state import BudgetState
 from agentqueue.errors import DatabaseUnavailable
+from agentqueue.money import format_usd
 from agentqueue.persistence.alert_records import insert_new_alerts
 from agentqueue.persistence.transactions import in_transaction
 

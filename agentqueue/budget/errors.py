@@ -52,7 +52,7 @@ class BudgetExceeded(AgentQueueError):
         needed_usd: Decimal,
         waited_s: float | None = None,
     ) -> None:
-        from agentqueue.budget.state import format_usd
+        from agentqueue.money import format_usd
 
         budget = f"the {period} budget of {scope} ({format_usd(limit_usd)} for {window_label})"
         needs = f"this job needs up to {format_usd(needed_usd)}"

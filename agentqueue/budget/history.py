@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.pricing import MONEY_QUANTUM
+from agentqueue.money import exact_usd
 from agentqueue.persistence.ledger_reports import spend_by_day_and_model
 from agentqueue.persistence.transactions import in_transaction
 
@@ -34,10 +35,10 @@ class DayModelSpend:
             "model": self.model,
             "jobs": self.jobs,
             "cache_hits": self.cache_hits,
-            "spent_usd": str(self.spent_usd),
-            "reserved_usd": str(self.reserved_usd),
-            "avoided_usd": str(self.avoided_usd),
-            "tier_savings_usd": str(self.tier_savings_usd),
+            "spent_usd": exact_usd(self.spent_usd),
+            "reserved_usd": exact_usd(self.reserved_usd),
+            "avoided_usd": exact_usd(self.avoided_usd),
+            "tier_savings_usd": exact_usd(self.tier_savings_usd),
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
         }

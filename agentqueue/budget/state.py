@@ -7,15 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from agentqueue.money import exact_usd
+
 FULL = Decimal(1)
-CENT = Decimal("0.01")
-
-
-def format_usd(amount: Decimal) -> str:
-    """Dollars for people: at least cents, more digits only when they matter ($0.000435)."""
-    if amount == amount.quantize(CENT):
-        return f"${amount.quantize(CENT)}"
-    return f"${amount.normalize():f}"
 
 
 def utilisation_of(used_usd: Decimal, limit_usd: Decimal) -> Decimal:
@@ -52,10 +46,10 @@ class BudgetState:
             "window": self.window_label,
             "window_start": self.window_start.isoformat(),
             "window_end": self.window_end.isoformat(),
-            "spent_usd": str(self.spent_usd),
-            "reserved_usd": str(self.reserved_usd),
-            "limit_usd": str(self.limit_usd),
-            "remaining_usd": str(self.remaining_usd),
+            "spent_usd": exact_usd(self.spent_usd),
+            "reserved_usd": exact_usd(self.reserved_usd),
+            "limit_usd": exact_usd(self.limit_usd),
+            "remaining_usd": exact_usd(self.remaining_usd),
             "utilisation": str(self.utilisation.quantize(Decimal("0.0001"))),
             "action": self.action,
         }

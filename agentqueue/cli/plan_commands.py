@@ -7,13 +7,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import click
-from rich import box
-from rich.console import Console
-from rich.table import Table
+from rich.console import RenderableType
 
-from agentqueue.scheduler.capacity_plan import CapacityPlan, load_forecast, money, plan_capacity
+from agentqueue.money import format_usd
+from agentqueue.scheduler.capacity_plan import CapacityPlan, load_forecast, plan_capacity
 from agentqueue.scheduler.pools import load_pools
 from agentqueue.settings import get_settings
+from agentqueue.terminal import emit, new_table, wide_option
 
 
 def _share(_: click.Context, __: click.Parameter, value: str | None) -> Decimal | None:
@@ -44,9 +44,10 @@ def _current(_: click.Context, __: click.Parameter, values: tuple[str, ...]) -> 
     "forecast_path",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="JSON forecast of requests/s per pool per hour (format: scheduler/capacity_plan.py).",
+    help="JSON forecast of requests/s per pool per hour (format: README, 'Capacity plan').",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@wide_option
 @click.option(
     "--spot-share",
     callback=_share,
@@ -60,7 +61,11 @@ def _current(_: click.Context, __: click.Parameter, values: tuple[str, ...]) -> 
     help="Workers running now in POOL; overrides the file's current_workers. Repeatable.",
 )
 def plan(
-    forecast_path: Path, as_json: bool, spot_share: Decimal | None, current: dict[str, int]
+    forecast_path: Path,
+    as_json: bool,
+    wide: bool,
+    spot_share: Decimal | None,
+    current: dict[str, int],
 ) -> None:
     """Plan the workers each pool needs over the forecast hours, and the hourly cost impact."""
     result = plan_capacity(
@@ -72,22 +77,26 @@ def plan(
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
-        _print_plan(result)
+        _print_plan(result, wide=wide)
 
 
-def _print_plan(result: CapacityPlan) -> None:
-    console = Console()
-    if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
-        console = Console(width=120)
-    console.print(
-        f"worker ${result.worker_hourly_cost_usd}/hour, spot share {result.spot_share}, "
-        f"spot discount {result.spot_discount}"
+def _print_plan(result: CapacityPlan, *, wide: bool) -> None:
+    lines: list[RenderableType] = [
+        f"worker {format_usd(result.worker_hourly_cost_usd)}/hour, spot share "
+        f"{result.spot_share}, spot discount {result.spot_discount}"
+    ]
+    right = ("spot", "$/hour", "change $/hour")
+    table = new_table(
+        "hour (UTC)",
+        "pool",
+        "req/s",
+        "in flight",
+        "workers",
+        "now",
+        "change",
+        *right,
+        numeric=right,
     )
-    table = Table(box=box.SIMPLE_HEAD)
-    for header in ("hour (UTC)", "pool", "req/s", "in flight", "workers", "now", "change"):
-        table.add_column(header, no_wrap=True)
-    for header in ("spot", "$/hour", "change $/hour"):
-        table.add_column(header, no_wrap=True, justify="right")
     for row in result.rows:
         workers = f"{row.workers}{' (max)' if row.demand_exceeds_max else ''}"
         table.add_row(
@@ -99,24 +108,26 @@ def _print_plan(result: CapacityPlan) -> None:
             str(row.current_workers),
             f"{row.change:+d}",
             str(row.spot_workers),
-            money(row.hourly_cost_usd),
-            _signed(money(row.cost_change_usd)),
+            format_usd(row.hourly_cost_usd),
+            _signed(row.cost_change_usd),
         )
-    console.print(table)
+    lines.append(table)
     totals = result.hourly_totals()
     peak_hour, peak_workers, peak_cost, peak_change = max(totals, key=lambda total: total[2])
     total_cost = sum((cost for _, _, cost, _ in totals), Decimal(0))
     total_change = sum((change for _, _, _, change in totals), Decimal(0))
-    console.print(
+    lines.append(
         f"peak {peak_hour.strftime('%Y-%m-%d %H:%MZ')}: {peak_workers} workers, "
-        f"${money(peak_cost)}/hour ({_signed(money(peak_change))} vs now)"
+        f"{format_usd(peak_cost)}/hour ({_signed(peak_change)} vs now)"
     )
-    console.print(
-        f"over {len(totals)} hours: ${money(total_cost)} ({_signed(money(total_change))} vs now)"
+    lines.append(
+        f"over {len(totals)} hours: {format_usd(total_cost)} ({_signed(total_change)} vs now)"
     )
     if any(row.demand_exceeds_max for row in result.rows):
-        console.print("(max): demand needs more workers than worker_limits allows")
+        lines.append("(max): demand needs more workers than worker_limits allows")
+    emit(*lines, wide=wide)
 
 
-def _signed(amount: str) -> str:
-    return amount if amount.startswith("-") else f"+{amount}"
+def _signed(amount: Decimal) -> str:
+    text = format_usd(amount)
+    return text if text.startswith("-") else f"+{text}"

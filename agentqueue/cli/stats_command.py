@@ -9,10 +9,9 @@ from typing import Any
 
 import click
 import redis
-from rich.console import Console
-from rich.table import Table
 
 from agentqueue.constants import QUEUES
+from agentqueue.money import exact_usd, format_usd
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.persistence.ledger_reports import ledger_totals
@@ -20,6 +19,7 @@ from agentqueue.persistence.migrate import ensure_embedded_schema
 from agentqueue.ratelimit.limits_file import load_rate_limits
 from agentqueue.ratelimit.model_stats import collect_model_stats
 from agentqueue.settings import get_settings
+from agentqueue.terminal import emit, new_table, wide_option
 
 
 def collect_stats() -> dict[str, Any]:
@@ -44,9 +44,9 @@ def collect_stats() -> dict[str, Any]:
         "queues": depths,
         "ledger": {
             "entries": int(money[0]),
-            "spent_usd": str(Decimal(money[1])),
-            "avoided_by_cache_usd": str(Decimal(money[2])),
-            "saved_by_tier_usd": str(Decimal(money[3])),
+            "spent_usd": exact_usd(Decimal(money[1])),
+            "avoided_by_cache_usd": exact_usd(Decimal(money[2])),
+            "saved_by_tier_usd": exact_usd(Decimal(money[3])),
         },
         "cache": cache_stats,
         "models": models,
@@ -54,30 +54,26 @@ def collect_stats() -> dict[str, Any]:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
-def stats(as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (exact amounts) instead.")
+@wide_option
+def stats(as_json: bool, wide: bool) -> None:
     """Jobs by status, queue depths, cache hit rates and money spent or avoided."""
     data = collect_stats()
     if as_json:
         click.echo(json.dumps(data, default=str, sort_keys=True))
         return
-    console = Console()
-    jobs = Table("status", "jobs", title="jobs")
+    jobs = new_table("status", "jobs", title="jobs", numeric=("jobs",))
     for status, count in sorted(data["jobs"].items()):
         jobs.add_row(status, str(count))
-    queues = Table("queue", "waiting", title="queues")
+    queues = new_table("queue", "waiting", title="queues", numeric=("waiting",))
     for queue, depth in data["queues"].items():
         queues.add_row(queue, str(depth))
-    cache = Table("tier", "hits", "misses", "errors", title="cache")
+    counters = ("hits", "misses", "errors")
+    cache = new_table("tier", *counters, title="cache", numeric=counters)
     for tier in ("l1", "l2", "l3"):
-        counters = data["cache"].get(tier, {})
-        cache.add_row(
-            tier,
-            str(counters.get("hits", 0)),
-            str(counters.get("misses", 0)),
-            str(counters.get("errors", 0)),
-        )
-    models = Table(
+        counts = data["cache"].get(tier, {})
+        cache.add_row(tier, *(str(counts.get(counter, 0)) for counter in counters))
+    models = new_table(
         "model",
         "limit rpm/tpm",
         "last minute req/tok",
@@ -97,9 +93,10 @@ def stats(as_json: bool) -> None:
             row["breaker"],
         )
     ledger = data["ledger"]
-    console.print(jobs, queues, cache, models)
-    console.print(
-        f"spent ${ledger['spent_usd']}, avoided by cache ${ledger['avoided_by_cache_usd']}, "
-        f"saved by cheaper tiers ${ledger['saved_by_tier_usd']} "
+    money_line = (
+        f"spent {format_usd(ledger['spent_usd'])}, "
+        f"avoided by cache {format_usd(ledger['avoided_by_cache_usd'])}, "
+        f"saved by cheaper tiers {format_usd(ledger['saved_by_tier_usd'])} "
         f"({ledger['entries']} ledger entries)"
     )
+    emit(jobs, "", queues, "", cache, "", models, "", money_line, wide=wide)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Mapping, Sequence
 
 import click
 
@@ -113,10 +115,10 @@ def _hostname_args(hostname: str | None, index: int, processes: int) -> list[str
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--loglevel", "-l", default=None)
+@click.option("--loglevel", "-l", default=None, help="Log level (default AGENTQUEUE_LOG_LEVEL).")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def beat(loglevel: str | None, celery_args: tuple[str, ...]) -> None:
-    """Start Celery beat with agentqueue's schedule."""
+    """Start Celery beat with agentqueue's schedule. Extra arguments go to `celery beat`."""
     settings = get_settings()
     schedule = settings.data_dir / "celerybeat-schedule"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -132,8 +134,29 @@ def beat(loglevel: str | None, celery_args: tuple[str, ...]) -> None:
     )
 
 
+_FLOWER_AUTH_OPTIONS = ("--basic-auth", "--basic_auth", "--auth")
+_FLOWER_AUTH_ENV = ("FLOWER_BASIC_AUTH", "FLOWER_AUTH")
+
+
+def flower_auth_warning(args: Sequence[str], environ: Mapping[str, str]) -> str | None:
+    """The warning to print when Flower would start without any authentication, else None."""
+    if any(arg.split("=", 1)[0] in _FLOWER_AUTH_OPTIONS for arg in args):
+        return None
+    if any(environ.get(name) for name in _FLOWER_AUTH_ENV):
+        return None
+    return (
+        "warning: Flower is starting without authentication: anyone who can reach its port "
+        "sees every job and can revoke tasks or shut workers down; pass "
+        "--basic-auth=user:password (or set FLOWER_BASIC_AUTH)"
+    )
+
+
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
 def flower(flower_args: tuple[str, ...]) -> None:
-    """Start Flower against the same broker (pass --basic-auth=user:pass in production)."""
+    """Start Flower against the same broker; warns unless --basic-auth=user:pass (or --auth)
+    is given. Extra arguments go to `celery flower`."""
+    warning = flower_auth_warning(flower_args, os.environ)
+    if warning:
+        click.echo(warning, err=True)
     _celery(["flower", *flower_args])

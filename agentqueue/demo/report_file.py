@@ -20,5 +20,5 @@ def write_demo_report(console: Console, settings: Settings) -> Path:
     path = settings.data_dir / REPORT_NAME
     sessions = get_sessionmaker(settings.resolved_database_url)
     write_html(build_report(sessions, settings, since=timedelta(days=1)), path)
-    console.print(f"spend report with charts: {path}  (agentqueue report for the tables)")
+    console.print(f"spend report with charts: {path}", soft_wrap=True)
     return path

@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import os
-import threading
+import shutil
+import sys
 import time
 import uuid
-from collections import defaultdict
-from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from agentqueue.client import AgentQueue
-from agentqueue.constants import TASK_POLL_PROVIDER_BATCHES, TASK_SUBMIT_PROVIDER_BATCHES
 from agentqueue.demo.embedded_redis import EmbeddedRedis, redis_answers
 from agentqueue.demo.report_file import write_demo_report
+from agentqueue.demo.summary import Batching, OffPeak, read_ledger, summary
 from agentqueue.demo.workload import sample_jobs
 from agentqueue.jobs import JobResult, JobStatus, utcnow
-from agentqueue.messaging import Dispatcher
+from agentqueue.messaging import Dispatcher, JobRef, pack
 from agentqueue.persistence.migrate import upgrade
 from agentqueue.progress import wait_with_progress
 from agentqueue.scheduler.release import release_deferred
+from agentqueue.scheduler.windows import OffPeakSchedule
 from agentqueue.settings import get_settings, load_settings
+from agentqueue.terminal import emit
 from agentqueue.workers.process import WorkerProcess
 
 
@@ -50,8 +52,8 @@ def run_demo(
             "AGENTQUEUE_REDIS_URL": settings.redis_url,
             "AGENTQUEUE_DATABASE_URL": database,
             "AGENTQUEUE_AUTO_MIGRATE": "false",
-            # The simulated provider's batches end at their first poll: poll at once.
-            "AGENTQUEUE_BATCH_POLL_S": "0.2",
+            # The demo runs no beat to submit provider batches: off-peak work takes flex.
+            "AGENTQUEUE_BATCH_API": "off",
         },
         name="demo",
         concurrency=concurrency,
@@ -62,23 +64,84 @@ def run_demo(
             worker.wait_ready(queue.celery, timeout=60)
             console.print(f"[dim]worker {worker.node_name} is up[/dim]")
             workload = sample_jobs(jobs, run_tag=f" ({uuid.uuid4().hex[:6]})")
+            offpeak = OffPeakSchedule.from_settings(settings)
+            inside_window = offpeak.is_off_peak(utcnow())
             started = time.monotonic()
-            with _BatchBeat(queue):
-                ids = [h.id for h in queue.submit_many(workload)]
-                current = queue.statuses(ids)
-                deferred = [i for i in ids if current[i].status is JobStatus.DEFERRED]
-                now_ids = [i for i in ids if i not in set(deferred)]
-                results = wait_with_progress(queue, now_ids, timeout=timeout, label="jobs")
-                if deferred:
-                    results.update(_run_deferred(console, queue, deferred, current, timeout))
+            ids = [h.id for h in queue.submit_many(workload)]
+            current = queue.statuses(ids)
+            deferred = [i for i in ids if current[i].status is JobStatus.DEFERRED]
+            now_ids = [i for i in ids if i not in set(deferred)]
+            results = wait_with_progress(queue, now_ids, timeout=timeout, label="jobs")
+            if deferred:
+                results.update(_run_deferred(console, queue, deferred, current, timeout))
             elapsed = time.monotonic() - started
+            ledger = read_ledger(queue.sessions, ids)
     finally:
         worker.stop()
         if embedded is not None:
             embedded.stop()
-    print_summary(console, [results[i] for i in ids], elapsed)
+    final = [results[i] for i in ids]
+    emit(
+        *summary(
+            final,
+            elapsed,
+            batching=_batching(
+                dict(zip(ids, workload, strict=True)),
+                [now_ids, deferred],
+                queue.settings.packed_batch_size,
+            ),
+            offpeak=OffPeak(
+                inside_window=inside_window,
+                windows=f"{settings.offpeak_windows} {settings.timezone}",
+                low_jobs=sum(job.get("priority") == "low" for job in workload),
+                deferred=len(deferred),
+            ),
+            ledger=ledger,
+        )
+    )
     write_demo_report(console, settings)
+    command = agentqueue_command()
+    needs_no_redis = " (they read only the database; the demo's private Redis has stopped)"
+    console.print(
+        f"[dim]the ledger keeps these figures: `{command} report` prints them as tables and "
+        f"`{command} budget history` per day and model"
+        f"{needs_no_redis if embedded is not None else ''}[/dim]",
+        soft_wrap=True,
+    )
     return 0 if len(results) == len(ids) else 1
+
+
+def _batching(jobs: dict[str, dict[str, Any]], sends: list[list[str]], size: int) -> Batching:
+    """The packed batch tasks that the client's submit and the release sent: the same `pack`."""
+    tasks = [
+        chunk
+        for sent in sends
+        for chunk in pack(
+            [
+                JobRef(i, job["agent_type"], job["model"], job.get("priority", "normal"))
+                for i, job in ((i, jobs[i]) for i in sent)
+            ],
+            size,
+        )
+    ]
+    return Batching(
+        jobs=sum(len(chunk) for chunk in tasks),
+        tasks=len(tasks),
+        largest=max((len(chunk) for chunk in tasks), default=0),
+    )
+
+
+def agentqueue_command() -> str:
+    """How to run `agentqueue` from here: the bare name if PATH finds this one, else its path
+    (`.venv/bin/agentqueue` after `make demo`)."""
+    script = Path(sys.prefix) / "bin" / "agentqueue"
+    if not script.exists():
+        return f"{Path(sys.executable).name} -m agentqueue.cli"
+    found = shutil.which("agentqueue")
+    if found and Path(found).resolve() == script.resolve():
+        return "agentqueue"
+    relative = os.path.relpath(script)
+    return str(script) if relative.startswith("..") else relative
 
 
 def _run_deferred(
@@ -93,7 +156,7 @@ def _run_deferred(
     console.print(
         f"{len(deferred)} low-priority jobs were deferred to the off-peak window "
         f"(opens {opens:%Y-%m-%d %H:%M} UTC); releasing them now as beat would then, "
-        "into a provider batch at the batch price"
+        "on the cheaper tier where the model has one"
     )
     dispatcher = Dispatcher(queue.celery, packed_batch_size=queue.settings.packed_batch_size)
     release_deferred(
@@ -101,7 +164,7 @@ def _run_deferred(
         lambda released: dispatcher.send(
             released,
             packed=True,
-            service_tier="batch",
+            service_tier="flex",
             released=True,
         ),
         now=opens,
@@ -109,65 +172,3 @@ def _run_deferred(
         window_open=True,
     )
     return wait_with_progress(queue, deferred, timeout=timeout, label="off-peak jobs")
-
-
-class _BatchBeat:
-    """Beat's provider-batch tasks every half second (the demo runs no beat of its own), so
-    `low` jobs sent to a provider batch are submitted, polled and settled."""
-
-    def __init__(self, queue: AgentQueue) -> None:
-        self.queue = queue
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="demo-batch-beat", daemon=True)
-
-    def _run(self) -> None:
-        while not self.stopping.wait(0.5):
-            for task in (TASK_SUBMIT_PROVIDER_BATCHES, TASK_POLL_PROVIDER_BATCHES):
-                self.queue.celery.send_task(task, queue="agentqueue.critical")
-
-    def __enter__(self) -> _BatchBeat:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stopping.set()
-        self.thread.join()
-
-
-def print_summary(console: Console, results: list[JobResult], elapsed: float) -> None:
-    groups: dict[tuple[str, str], list[JobResult]] = defaultdict(list)
-    for result in results:
-        groups[(result.agent_type or "?", result.model or "?")].append(result)
-    table = Table(
-        "agent type",
-        "model",
-        "jobs",
-        "ok",
-        "tokens in/out",
-        "cached",
-        "cost $",
-        title="agentqueue demo",
-    )
-    total_cost = Decimal(0)
-    for (agent_type, model), group in sorted(groups.items()):
-        cost = sum((r.cost for r in group), Decimal(0))
-        total_cost += cost
-        table.add_row(
-            agent_type,
-            model,
-            str(len(group)),
-            str(sum(r.status.value == "succeeded" for r in group)),
-            f"{sum(r.usage.input_tokens for r in group)}/"
-            f"{sum(r.usage.output_tokens for r in group)}",
-            str(sum(r.cache_tier is not None for r in group)),
-            f"{cost:.6f}",
-        )
-    console.print(table)
-    rate = len(results) / elapsed if elapsed else 0.0
-    batch = sum(r.service_tier == "batch" for r in results)
-    flex = sum(r.service_tier == "flex" for r in results)
-    console.print(
-        f"{len(results)} jobs in {elapsed:.2f} s ({rate:.0f} jobs/s), "
-        f"total cost ${total_cost:.6f}; {batch} ran in provider batches, {flex} on flex"
-    )
-    console.print("[dim]see `agentqueue stats` and `agentqueue budget show` for the ledger[/dim]")

@@ -10,7 +10,11 @@ AGENTS = {
     "summarizer": ("gpt-4.1-nano", "You summarise documents in three sentences."),
     "code-reviewer": ("gpt-4.1-mini", "You review code diffs for bugs."),
     "researcher": ("gpt-4o", "You research a topic and cite sources."),
+    "digest-writer": ("gpt-5-mini", "You write tonight's digest of the day's tickets."),
 }
+# Work that can wait: always `low`, so outside the off-peak window it is deferred, and its
+# model has a flex price, so the release shows a real saving.
+OFFPEAK_AGENTS = frozenset({"digest-writer"})
 PRIORITIES = ("critical", "high", "normal", "normal", "normal", "low")
 TOPICS = (
     "refund policy",
@@ -43,7 +47,7 @@ def sample_jobs(count: int = 120, *, seed: int = 7, run_tag: str = "") -> list[d
             {
                 "agent_type": agent_type,
                 "model": model,
-                "priority": rng.choice(PRIORITIES),
+                "priority": "low" if agent_type in OFFPEAK_AGENTS else rng.choice(PRIORITIES),
                 "tenant": rng.choice(("acme", "globex")),
                 "messages": [
                     {"role": "system", "content": system},

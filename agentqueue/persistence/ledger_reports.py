@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Numeric, case, func, select
@@ -46,8 +47,9 @@ def spend_by_day_and_model(
     return [tuple(row) for row in session.execute(statement)]
 
 
-def ledger_totals(session: Session) -> tuple[Any, ...]:
-    """(entries, spent, avoided by the cache, saved by cheaper tiers) over the whole ledger."""
+def ledger_totals(session: Session, job_ids: Sequence[str] | None = None) -> tuple[Any, ...]:
+    """(entries, spent, avoided by the cache, saved by cheaper tiers) over the whole ledger,
+    or over the entries of `job_ids` only (keep a call's ids under ~500: one IN list)."""
     statement = select(
         func.count(),
         func.coalesce(func.sum(ENTRIES.c.cost_usd), 0),
@@ -59,4 +61,6 @@ def ledger_totals(session: Session) -> tuple[Any, ...]:
             0,
         ),
     )
+    if job_ids is not None:
+        statement = statement.where(ENTRIES.c.job_id.in_(list(job_ids)))
     return tuple(session.execute(statement).one())

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 
+from agentqueue.money import format_usd
 from agentqueue.report import svg
 from agentqueue.report.data import CACHE_TIERS, PERCENTILES, BudgetBurn, SpendReport
-from agentqueue.report.format import seconds, share, usd
+from agentqueue.report.format import seconds, share
 
 MAX_SERIES = 8
 
 
 def _money(value: float) -> str:
-    return usd(value)
+    # An axis tick or a bar's value for display; the money itself stays Decimal.
+    return format_usd(Decimal(repr(float(value))))
 
 
 def _top(series: dict[str, list[float]]) -> dict[str, list[float]]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from agentqueue.money import format_usd
 from agentqueue.report import charts
 from agentqueue.report.data import SpendReport
-from agentqueue.report.format import share, usd
+from agentqueue.report.format import share
 
 STYLE = """
 body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px;
@@ -50,8 +51,8 @@ def render_html(report: SpendReport) -> str:
     for index, budget in enumerate(report.budgets):
         parts.append(
             f"<div class='card'><h3>{escape(budget.scope)} · {escape(budget.period)}: "
-            f"{usd(budget.spent_usd)} spent + {usd(budget.reserved_usd)} reserved of "
-            f"{usd(budget.limit_usd)} ({share(float(budget.utilisation))})</h3>"
+            f"{format_usd(budget.spent_usd)} spent + {format_usd(budget.reserved_usd)} reserved of "
+            f"{format_usd(budget.limit_usd)} ({share(float(budget.utilisation))})</h3>"
             f"{charts.budget_burn(budget, index)}</div>"
         )
     parts.append("</div></body></html>")
@@ -69,8 +70,8 @@ def _totals(report: SpendReport) -> str:
     answered = sum(report.answered_by_day.values())
     hits = sum(sum(days.values()) for days in report.cache_hits.values())
     boxes = [
-        ("spent", usd(report.total_spent)),
-        ("saved", usd(report.total_saved)),
+        ("spent", format_usd(report.total_spent)),
+        ("saved", format_usd(report.total_saved)),
         ("jobs answered", str(answered)),
         ("cache hits", f"{hits} ({share(hits / answered) if answered else '0.0%'})"),
         ("deferred now", str(report.deferred_now)),

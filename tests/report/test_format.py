@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from agentqueue.money import format_usd
 from agentqueue.report.data import InvalidSince, parse_since
-from agentqueue.report.format import usd
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,7 @@ from agentqueue.report.format import usd
     ],
 )
 def test_dollars_have_no_exponent_and_enough_digits(amount: str, shown: str) -> None:
-    assert usd(Decimal(amount)) == shown
+    assert format_usd(Decimal(amount)) == shown
 
 
 def test_since_takes_hours_days_and_weeks() -> None:

@@ -100,8 +100,8 @@ def test_options_override_spot_share_and_current_workers(tmp_path: Path) -> None
 def test_text_output_shows_the_table_and_the_peak(tmp_path: Path) -> None:
     result = run_plan(tmp_path)
     assert result.exit_code == 0, result.output
-    assert "peak 2026-11-28 02:00Z: 61 workers, $8.0000/hour (+5.6000 vs now)" in result.output
-    assert "over 3 hours: $15.4200 (+8.2200 vs now)" in result.output
+    assert "peak 2026-11-28 02:00Z: 61 workers, $8.00/hour (+$5.60 vs now)" in result.output
+    assert "over 3 hours: $15.42 (+$8.22 vs now)" in result.output
     assert "interactive" in result.output and "batch" in result.output
 
 

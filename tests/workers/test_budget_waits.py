@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from agentqueue.budget.budget_limits import set_budget
 from agentqueue.budget.gate import BudgetGate
 from agentqueue.jobs import AgentJob, JobStatus, utcnow
+from agentqueue.money import format_usd
 from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.ledger_tables import BudgetUsageRecord, LedgerEntryRecord
 from tests.budget.conftest import admit
@@ -125,8 +126,7 @@ def test_a_budget_really_spent_refuses_at_once_naming_scope_window_spent_and_lim
         assert result.status is JobStatus.REJECTED
         assert result.error is not None and result.error.code == "budget_exceeded"
         message = result.error.message
-        assert f"the daily budget of tenant:acme (${spent.normalize():f} for {today} UTC)" in (
-            message
-        )
-        assert f"is used up: ${spent.normalize():f} of ${spent.normalize():f} is spent" in message
+        shown = format_usd(spent)  # money in messages goes through the one formatter
+        assert f"the daily budget of tenant:acme ({shown} for {today} UTC)" in message
+        assert f"is used up: {shown} of {shown} is spent" in message
         assert result.attempts == 1
