@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -20,7 +20,7 @@ from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.keys import is_cacheable
 from agentqueue.cache.request import CacheRequest
 from agentqueue.errors import AgentQueueError, DatabaseUnavailable
-from agentqueue.jobs import ErrorInfo, JobResult, JobStatus, utcnow
+from agentqueue.jobs import JobResult, JobStatus, utcnow
 from agentqueue.metrics.job_metrics import FinishedJob
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
@@ -34,6 +34,7 @@ from agentqueue.workers.fallback_step import fall_back
 from agentqueue.workers.group_commit import Completion
 from agentqueue.workers.job_results import answered, ended
 from agentqueue.workers.provider_calls import CallOutcome, PlannedCall, call_all
+from agentqueue.workers.work import ExecutionReport, JobWork
 
 log = logging.getLogger(__name__)
 
@@ -43,45 +44,6 @@ CALL_OUTCOME_UNKNOWN = AgentQueueError(
     "run again",
     code="call_outcome_unknown",
 )
-
-
-@dataclass
-class ExecutionReport:
-    """What happened to each job id handed to the executor."""
-
-    retry: dict[str, AgentQueueError] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)
-    deferred: dict[str, datetime] = field(default_factory=dict)
-    # Waiting for budget room other jobs' reservations hold: seconds until it asks again.
-    waiting: dict[str, float] = field(default_factory=dict)
-    # Jobs whose final record (written) says `failed`: their task ends in FAILURE.
-    failed: dict[str, ErrorInfo] = field(default_factory=dict)
-
-
-@dataclass
-class _Work:
-    """One claimed job on its way through the batch."""
-
-    item: ClaimedJob
-    admission: Admission | None = None
-    cache: CacheRequest | None = None
-    entry: CacheEntry | None = None
-    cache_tier: str | None = None
-    service_tier: str = "standard"
-    tokens_saved: int = 0
-    result: JobResult | None = None
-    # Fallbacks: why the current model cannot serve the job now, the models already tried,
-    # the models left to try (None until first asked), and the line the result will carry.
-    fallback: FallbackNeeded | None = None
-    tried: list[str] = field(default_factory=list)
-    remaining: list[str] | None = None
-    note: str | None = None
-    # An earlier attempt may have paid for this job's call without keeping the answer.
-    possible_repeat: bool = False
-
-    @property
-    def job_id(self) -> str:
-        return self.item.job.id
 
 
 class BatchExecutor:
@@ -108,14 +70,14 @@ class BatchExecutor:
             self._republish_final(report.skipped)
         if not claimed:
             return report
-        work = [_Work(item) for item in claimed]
+        work = [JobWork(item) for item in claimed]
         try:
             return self._run_claimed(work, service_tier, released, report)
         finally:  # final, requeued or lost: this process holds none of them any more
             self.context.leases.drop(claimed_ids)
 
     def _run_claimed(
-        self, work: list[_Work], service_tier: str, released: bool, report: ExecutionReport
+        self, work: list[JobWork], service_tier: str, released: bool, report: ExecutionReport
     ) -> ExecutionReport:
         try:
             self._admit(work, service_tier, released, report)
@@ -153,7 +115,7 @@ class BatchExecutor:
             )
             raise DatabaseUnavailable("the jobs database cannot be reached; retrying") from None
 
-    def _fit_context(self, work: list[_Work]) -> None:
+    def _fit_context(self, work: list[JobWork]) -> None:
         for w in work:
             fitted = fit_to_context(
                 w.item.job,
@@ -166,7 +128,7 @@ class BatchExecutor:
                 w.tokens_saved = fitted.tokens_saved
 
     def _admit(
-        self, work: list[_Work], service_tier: str, released: bool, report: ExecutionReport
+        self, work: list[JobWork], service_tier: str, released: bool, report: ExecutionReport
     ) -> None:
         self._fit_context(work)
         now = utcnow()
@@ -175,7 +137,7 @@ class BatchExecutor:
         # Deferring to off-peak gains nothing once off-peak has come.
         defer_allowed = not released and not window_open
         waiting_since = {w.job_id: w.item.waiting_since for w in work if w.item.waiting_since}
-        by_tier: dict[str, list[_Work]] = {}
+        by_tier: dict[str, list[JobWork]] = {}
         for w in work:
             tier = wanted_tier(self.context, w.item.job, service_tier, released, window_open, now)
             by_tier.setdefault(tier, []).append(w)
@@ -196,7 +158,7 @@ class BatchExecutor:
 
     def apply_admission(
         self,
-        w: _Work,
+        w: JobWork,
         admission: Admission,
         now: datetime,
         report: ExecutionReport,
@@ -249,7 +211,7 @@ class BatchExecutor:
             # a price of its own falls back), so result and ledger entry say the same.
             w.service_tier = admission.reservation.service_tier
 
-    def _recover_paid(self, runnable: list[_Work]) -> None:
+    def _recover_paid(self, runnable: list[JobWork]) -> None:
         """Answers paid for on an earlier attempt that died or could not settle: journaled."""
         retried = [w.job_id for w in runnable if w.item.attempts > 1]
         if not retried:
@@ -259,7 +221,7 @@ class BatchExecutor:
             if w.job_id in kept:
                 w.entry = kept[w.job_id]
 
-    def fallback_models(self, w: _Work) -> list[str]:
+    def fallback_models(self, w: JobWork) -> list[str]:
         """Models `w` may still move to, in order (priced, served, not yet tried)."""
         if w.remaining is None:
             job = w.item.job
@@ -270,13 +232,13 @@ class BatchExecutor:
                 w.remaining = self.context.gate.planner.fallback_models(job, chosen)
         return [m for m in w.remaining if m not in w.tried]
 
-    def look_up(self, runnable: list[_Work]) -> None:
+    def look_up(self, runnable: list[JobWork]) -> None:
         self._look_up(runnable)
 
-    def call(self, runnable: list[_Work], report: ExecutionReport) -> None:
+    def call(self, runnable: list[JobWork], report: ExecutionReport) -> None:
         self._call(runnable, report)
 
-    def _mark_possible_repeats(self, runnable: list[_Work]) -> None:
+    def _mark_possible_repeats(self, runnable: list[JobWork]) -> None:
         """An earlier attempt reserved, kept no answer and never settled: its call may have
         been made and paid. The money is charged either way; the provider is called again
         only where the job accepts a repeat."""
@@ -295,7 +257,7 @@ class BatchExecutor:
                     status=JobStatus.FAILED,
                 )
 
-    def _look_up(self, runnable: list[_Work]) -> None:
+    def _look_up(self, runnable: list[JobWork]) -> None:
         for w in runnable:
             assert w.admission is not None
             if not (self.settings.cache_enabled and is_cacheable(w.item.job)):
@@ -314,7 +276,7 @@ class BatchExecutor:
             if lookup.hit and lookup.entry is not None:
                 w.entry, w.cache_tier = lookup.entry, lookup.tier
 
-    def _call(self, runnable: list[_Work], report: ExecutionReport) -> None:
+    def _call(self, runnable: list[JobWork], report: ExecutionReport) -> None:
         pending = [w for w in runnable if w.entry is None]
         calls = [
             PlannedCall(
@@ -347,7 +309,7 @@ class BatchExecutor:
                 )
 
     def _take(
-        self, w: _Work, outcome: CallOutcome, report: ExecutionReport, failed: list[str]
+        self, w: JobWork, outcome: CallOutcome, report: ExecutionReport, failed: list[str]
     ) -> None:
         if outcome.entry is not None:
             w.entry = outcome.entry
@@ -374,7 +336,7 @@ class BatchExecutor:
         )
 
     def _complete(
-        self, work: list[_Work], report: ExecutionReport, batched: list[_Work]
+        self, work: list[JobWork], report: ExecutionReport, batched: list[JobWork]
     ) -> ExecutionReport:
         answered_work = [w for w in work if w.entry is not None and w.result is None]
         paid: dict[str, CacheEntry] = {}
@@ -468,7 +430,7 @@ class BatchExecutor:
     # Recovery ------------------------------------------------------------------------------
 
     def _retry_all(
-        self, work: list[_Work], error: AgentQueueError, report: ExecutionReport
+        self, work: list[JobWork], error: AgentQueueError, report: ExecutionReport
     ) -> ExecutionReport:
         for w in work:
             report.retry[w.job_id] = error

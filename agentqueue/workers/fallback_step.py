@@ -10,23 +10,41 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Protocol
 
 import redis
 
-from agentqueue.budget.gate import AdmissionGroup
+from agentqueue.budget.gate import Admission, AdmissionGroup
 from agentqueue.constants import FALLBACK_COUNTS_KEY, MAX_FALLBACKS
 from agentqueue.errors import DatabaseUnavailable
 from agentqueue.jobs import utcnow
+from agentqueue.workers.context import WorkerContext
+from agentqueue.workers.work import ExecutionReport, JobWork
 
-if TYPE_CHECKING:
-    from agentqueue.workers.executor import BatchExecutor, ExecutionReport, _Work
+
+class StepRunner(Protocol):
+    """The executor's steps a fallback round runs again (kept apart so neither imports the
+    other's module)."""
+
+    context: WorkerContext
+
+    def fallback_models(self, w: JobWork) -> list[str]: ...
+
+    def apply_admission(
+        self, w: JobWork, admission: Admission, now: datetime, report: ExecutionReport
+    ) -> None: ...
+
+    def look_up(self, runnable: list[JobWork]) -> None: ...
+
+    def call(self, runnable: list[JobWork], report: ExecutionReport) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
 
 def fall_back(
-    executor: BatchExecutor, work: list[_Work], service_tier: str, report: ExecutionReport
+    executor: StepRunner, work: list[JobWork], service_tier: str, report: ExecutionReport
 ) -> None:
     """Re-admit and call every job marked with `fallback`, for as many rounds as needed."""
     context = executor.context
@@ -59,7 +77,7 @@ def fall_back(
         executor.call([w for w in runnable if w.entry is None], report)
 
 
-def _move(executor: BatchExecutor, w: _Work) -> None:
+def _move(executor: StepRunner, w: JobWork) -> None:
     assert w.fallback is not None and w.admission is not None
     old = w.admission.reservation.model
     following = executor.fallback_models(w)

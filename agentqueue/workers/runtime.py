@@ -13,7 +13,8 @@ from agentqueue.workers.alert_events import send_alert_event
 from agentqueue.workers.arrivals import held_job_ids
 from agentqueue.workers.batch_sizes import BatchSizes
 from agentqueue.workers.context import WorkerContext
-from agentqueue.workers.executor import BatchExecutor, ExecutionReport
+from agentqueue.workers.executor import BatchExecutor
+from agentqueue.workers.work import ExecutionReport
 
 batch_log = logging.getLogger("agentqueue.batches")
 
