@@ -320,8 +320,6 @@ class BatchExecutor:
         if isinstance(error, FallbackNeeded) and self.fallback_models(w):
             w.fallback = error  # released and re-admitted at the next model by `fall_back`
             return
-        if error.retryable and w.item.attempts <= self.settings.job_max_retries:
-            report.retry[w.job_id] = error  # the reservation stays for the next attempt
         retry = error.retryable and w.item.attempts <= self.settings.job_max_retries
         if retry:
             report.retry[w.job_id] = error

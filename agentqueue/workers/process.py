@@ -44,17 +44,7 @@ class WorkerProcess:
                 "worker",
                 "--processes",
                 str(processes),
-                "--concurrency",
-                str(concurrency),
-                "--queues",
-                ",".join(queues),
-                "--loglevel",
-                loglevel,
-                "--hostname",
-                self.hostname,
-                "--without-mingle",
-                "--without-gossip",
-                *extra_args,
+                *self._worker_options(concurrency, queues, loglevel, extra_args),
             ]
         else:
             self.argv = self._celery_argv(app, pool, concurrency, queues, loglevel, extra_args)
@@ -78,6 +68,14 @@ class WorkerProcess:
             app,
             "worker",
             *(["--pool", pool] if pool else []),
+            *self._worker_options(concurrency, queues, loglevel, extra_args),
+        ]
+
+    def _worker_options(
+        self, concurrency: int, queues: Sequence[str], loglevel: str, extra_args: Sequence[str]
+    ) -> list[str]:
+        """The options both ways of starting a worker pass alike."""
+        return [
             "--concurrency",
             str(concurrency),
             "--queues",

@@ -76,7 +76,7 @@ class ProviderBatches:
                 repo.set_state(
                     session, batch.id, now=now, from_state=repo.RECORDED, state=repo.SUBMITTING
                 )
-        items = self._items(batch.id)
+        _, items = self._requests(batch.id)
         try:
             remote_id = self.api.find(batch.id) if batch.state == repo.SUBMITTING else None
             if remote_id is None:
@@ -103,15 +103,13 @@ class ProviderBatches:
         log.info("submitted provider batch %s (%s, %d jobs)", batch.id, remote_id, len(items))
         return len(items)
 
-    def _items(self, batch_id: str) -> list[BatchItem]:
+    def _requests(self, batch_id: str) -> tuple[list[str], list[BatchItem]]:
+        """The batch's job ids and their requests, in the same order, from one read."""
         with self.context.sessions() as session:
             rows = repo.requests_of(session, batch_id)
         # Index-based ids satisfy every provider's custom_id rules whatever the job ids look like.
-        return [BatchItem(f"r{i}", request_from_json(text)) for i, (_, text) in enumerate(rows)]
-
-    def _job_ids(self, batch_id: str) -> list[str]:
-        with self.context.sessions() as session:
-            return [job_id for job_id, _ in repo.requests_of(session, batch_id)]
+        items = [BatchItem(f"r{i}", request_from_json(text)) for i, (_, text) in enumerate(rows)]
+        return [job_id for job_id, _ in rows], items
 
     # Poll -----------------------------------------------------------------------------------
 
@@ -134,8 +132,7 @@ class ProviderBatches:
     def _poll(self, batch: repo.BatchRow) -> int:
         assert batch.remote_id is not None
         now = utcnow()
-        job_ids = self._job_ids(batch.id)
-        items = self._items(batch.id)
+        job_ids, items = self._requests(batch.id)
         state = batch.state
         try:
             margin = timedelta(seconds=self.settings.batch_deadline_margin_s)
