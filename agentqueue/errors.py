@@ -27,3 +27,22 @@ class DatabaseUnavailable(AgentQueueError):
     text, which may hold the URL."""
 
     code = "database_unavailable"
+
+
+class SettingsError(AgentQueueError, ValueError):
+    """A setting is invalid (raised at start-up); the message names the variable and the path
+    into its value, e.g. `AGENTQUEUE_POOLS.batch.max is invalid: ...`."""
+
+    code = "invalid_setting"
+
+
+class InvalidPools(SettingsError):
+    """`AGENTQUEUE_POOLS` cannot be used."""
+
+    code = "invalid_pools"
+
+
+class InvalidOffPeakWindows(SettingsError):
+    """`AGENTQUEUE_OFFPEAK_WINDOWS` cannot be parsed (or never opens)."""
+
+    code = "invalid_offpeak_windows"

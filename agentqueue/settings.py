@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agentqueue.errors import InvalidOffPeakWindows, InvalidPools, SettingsError
+from agentqueue.setting_types.pools import DEFAULT_POOLS, Pools
+from agentqueue.setting_types.tiers import CacheTiers
+from agentqueue.setting_types.windows import OffPeakWindow, OffPeakWindows
+from agentqueue.strict import describe, field_name
 
 ENV_PREFIX = "AGENTQUEUE_"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-class SettingsError(ValueError):
-    """Raised at start-up when a setting is invalid; the message names the variable."""
-
-    code = "invalid_setting"
+# A refused value of these fields raises its own coded error (a `SettingsError` still).
+_CODED_ERRORS: dict[str, type[SettingsError]] = {
+    "pools": InvalidPools,
+    "offpeak_windows": InvalidOffPeakWindows,
+}
+_SECRET_SUFFIXES = ("_key", "_password", "_secret")
 
 
 def _default_data_dir() -> Path:
@@ -121,9 +127,10 @@ class Settings(BaseSettings):
     reservation_stale_after_s: int = Field(default=0, ge=0)
     chars_per_token: float = Field(default=3.0, gt=0.0)
 
-    # Scheduling.
-    offpeak_windows: str = "22:00-06:00"
-    pools: str | None = None
+    # Scheduling. Off-peak windows and pools are read from the text formats of
+    # `setting_types/windows.py` and `setting_types/pools.py`.
+    offpeak_windows: OffPeakWindows = (OffPeakWindow(22 * 60, 6 * 60),)
+    pools: Pools = DEFAULT_POOLS
     autoscale_up_busy_share: float = Field(default=0.80, gt=0.0, le=1.0)
     autoscale_up_step: int = Field(default=2, ge=1)
     autoscale_max_backlog_step: int = Field(default=16, ge=1)
@@ -150,7 +157,7 @@ class Settings(BaseSettings):
     beat_maintenance_s: float = Field(default=60.0, gt=0.0)
     expected_run_s_default: int = Field(default=60, ge=0)
 
-    # Cache. Policy tiers are comma lists of l1 (process memory), l2 (Redis), l3 (SQL).
+    # Cache. Policy tiers are read from comma lists of l1 (process memory), l2 (Redis), l3 (SQL).
     cache_enabled: bool = True
     cache_redis_db: int | None = Field(default=None, ge=0)  # default: the broker's db + 1
     cache_redis_timeout_s: float = Field(default=0.5, gt=0, le=30)
@@ -158,13 +165,13 @@ class Settings(BaseSettings):
     cache_l1_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
     cache_compress_min_bytes: int = Field(default=4096, ge=0)  # smaller values: speed wins
     cache_agent_response_ttl_s: int = Field(default=3600, ge=1)
-    cache_agent_response_tiers: str = Field(default="l1,l2", pattern=r"^l[123](,l[123])*$")
+    cache_agent_response_tiers: CacheTiers = ("l1", "l2")
     cache_model_output_ttl_s: int = Field(default=7200, ge=1)
-    cache_model_output_tiers: str = Field(default="l2,l3", pattern=r"^l[123](,l[123])*$")
+    cache_model_output_tiers: CacheTiers = ("l2", "l3")
     cache_conversation_context_ttl_s: int = Field(default=1800, ge=1)
-    cache_conversation_context_tiers: str = Field(default="l1", pattern=r"^l[123](,l[123])*$")
+    cache_conversation_context_tiers: CacheTiers = ("l1",)
     cache_tool_result_ttl_s: int = Field(default=600, ge=1)
-    cache_tool_result_tiers: str = Field(default="l1,l2", pattern=r"^l[123](,l[123])*$")
+    cache_tool_result_tiers: CacheTiers = ("l1", "l2")
     cache_single_flight_wait_s: float = Field(default=30.0, gt=0, le=3600)
     cache_tier_retry_s: float = Field(default=5.0, ge=0, le=3600)
     cache_stats_flush_s: float = Field(default=5.0, gt=0, le=3600)
@@ -252,23 +259,24 @@ def has_userinfo(url: str) -> bool:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read settings now; raise `SettingsError` naming the first bad variable."""
+    """Read settings now; raise `SettingsError` naming every bad variable and the path into
+    its value (`AGENTQUEUE_POOLS.batch.max is invalid: ...`). When all of them are in one
+    field with its own code (pools, off-peak windows), the error is that field's."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
-            variable = f"{ENV_PREFIX}{field.upper()}"
-            problems.append(f"{variable} is invalid: {error['msg']} (got {_shown(field, error)})")
-        raise SettingsError("; ".join(problems)) from None
+        errors = exc.errors()
+        fields = {str(error["loc"][0]) if error["loc"] else "?" for error in errors}
+        coded = _CODED_ERRORS.get(fields.pop(), SettingsError) if len(fields) == 1 else None
+        raise (coded or SettingsError)("; ".join(_problem(error) for error in errors)) from None
 
 
-def _shown(field: str, error: Any) -> str:
-    """The offending value as it may appear in a message: never a key, never a password."""
-    if field.endswith(("_key", "_password", "_secret")):
-        return "a value that is not shown"
-    return re.sub(r"://[^/@\s]*@", "://***@", repr(error.get("input")))
+def _problem(error: ErrorDetails) -> str:
+    """One refused value, named by its variable: never a key, never a password."""
+    field, *path = error["loc"] or ("?",)
+    variable = f"{ENV_PREFIX}{str(field).upper()}"
+    secret = str(field).endswith(_SECRET_SUFFIXES)
+    return describe(field_name(variable, path), error, hide_value=secret)
 
 
 @lru_cache(maxsize=1)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from agentqueue.setting_types.tiers import TIER_ORDER, TierName
 from agentqueue.settings import Settings
 
-TierName = Literal["l1", "l2", "l3"]
 PolicyName = Literal["agent_response", "model_output", "conversation_context", "tool_result"]
-TIER_ORDER: tuple[TierName, ...] = ("l1", "l2", "l3")
 POLICY_NAMES: tuple[PolicyName, ...] = (
     "agent_response",
     "model_output",
@@ -38,12 +37,6 @@ class CachePolicy:
         return tier in self.tiers
 
 
-def parse_tiers(text: str) -> frozenset[TierName]:
-    """`"l1,l2"` -> {"l1", "l2"}; settings validation already rejected anything else."""
-    tiers = {part.strip() for part in text.split(",") if part.strip()}
-    return frozenset(tier for tier in TIER_ORDER if tier in tiers)
-
-
 def policy_for(name: str, settings: Settings) -> CachePolicy:
     """The configured policy called `name` (one of `POLICY_NAMES`).
 
@@ -55,7 +48,7 @@ def policy_for(name: str, settings: Settings) -> CachePolicy:
     return CachePolicy(
         name=name,
         ttl_s=int(getattr(settings, f"cache_{name}_ttl_s")),
-        tiers=parse_tiers(str(getattr(settings, f"cache_{name}_tiers"))),
+        tiers=frozenset(getattr(settings, f"cache_{name}_tiers")),
         canonical_json_arguments=name == "tool_result",
     )
 

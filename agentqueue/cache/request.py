@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.keys import cache_key, is_cacheable, is_readable
-from agentqueue.cache.policy import CachePolicy, TierName, policy_for
+from agentqueue.cache.policy import CachePolicy, policy_for
 from agentqueue.jobs import AgentJob
+from agentqueue.setting_types.tiers import TierName
 from agentqueue.settings import Settings
 
 

@@ -21,13 +21,13 @@ from agentqueue.cache.l1_memory import L1MemoryCache
 from agentqueue.cache.l2_redis import L2RedisCache
 from agentqueue.cache.l3_sql import L3SqlCache
 from agentqueue.cache.listener import CacheListener
-from agentqueue.cache.policy import TIER_ORDER, TierName
 from agentqueue.cache.purge import PurgeResult, purge_expired
 from agentqueue.cache.redis_client import build_cache_redis_client, namespaced_channel
 from agentqueue.cache.request import MISS, CacheLookup, CacheRequest
 from agentqueue.cache.single_flight import SingleFlight, SingleFlightTicket
 from agentqueue.cache.stats import CacheStats, read_shared
 from agentqueue.constants import CACHE_INVALIDATION_CHANNEL, SINGLE_FLIGHT_DONE_CHANNEL
+from agentqueue.setting_types.tiers import TIER_ORDER, TierName
 from agentqueue.settings import Settings
 
 

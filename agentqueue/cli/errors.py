@@ -7,7 +7,6 @@ import redis
 from sqlalchemy.exc import DBAPIError
 
 from agentqueue.errors import AgentQueueError, DatabaseUnavailable
-from agentqueue.settings import SettingsError
 
 
 def _schema_missing(error: DBAPIError) -> bool:
@@ -34,9 +33,6 @@ def run_cli(group: click.Group) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except SettingsError as exc:
-        click.echo(f"error: {exc.code}: {exc}", err=True)
-        return 2
     except DatabaseUnavailable as exc:
         # Raised from a transaction (the driver error chained), its sentence speaks to a worker
         # ("the job will be retried"); a command has no job to retry, so say what to check.

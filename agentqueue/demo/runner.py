@@ -23,6 +23,7 @@ from agentqueue.persistence.migrate import upgrade
 from agentqueue.progress import wait_with_progress
 from agentqueue.scheduler.release import release_deferred
 from agentqueue.scheduler.windows import OffPeakSchedule
+from agentqueue.setting_types.windows import windows_text
 from agentqueue.settings import get_settings, load_settings
 from agentqueue.terminal import emit
 from agentqueue.workers.process import WorkerProcess
@@ -92,7 +93,7 @@ def run_demo(
             ),
             offpeak=OffPeak(
                 inside_window=inside_window,
-                windows=f"{settings.offpeak_windows} {settings.timezone}",
+                windows=f"{windows_text(settings.offpeak_windows)} {settings.timezone}",
                 low_jobs=sum(job.get("priority") == "low" for job in workload),
                 deferred=len(deferred),
             ),

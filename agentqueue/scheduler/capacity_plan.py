@@ -5,8 +5,9 @@ worker of a pool runs up to `slots_per_worker` jobs at once (default: the pool's
 concurrency, and never outside its min/max), so it needs `ceil(L / slots_per_worker)`
 workers, at least enough for the pool's min concurrency and at most `worker_limits.max`.
 
-The forecast file is JSON; README.md ("Capacity plan") shows a complete, valid example and what
-each field means (a test parses that example).
+The forecast file is JSON, read into the `Forecast` model; README.md ("Capacity plan") shows a
+complete, valid example and what each field means (a test parses that example). A refused
+entry is named by its path, `forecast.hours[0].hour is invalid: ...`.
 
 Spot workers are `floor(workers x spot_share)`, the rest on-demand (rounding towards the
 capacity that cannot be taken away). Safe because jobs are idempotent and acked late.
@@ -17,16 +18,21 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn, Self
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 
 from agentqueue.errors import AgentQueueError
 from agentqueue.scheduler.pools import PoolSpec
+from agentqueue.strict import StrictModel, describe_all, field_name, invalid
 
+FORECAST = "forecast"  # the root of every field name in an error
 _MONEY_STEP = Decimal("0.0001")
+_HOUR_EXAMPLE = "e.g. 2026-11-28T00:00Z"
 
 
 class InvalidForecast(AgentQueueError):
@@ -35,31 +41,63 @@ class InvalidForecast(AgentQueueError):
     code = "invalid_forecast"
 
 
-@dataclass(frozen=True)
-class HourForecast:
-    hour: datetime
-    requests_per_s: Mapping[str, Decimal]
+def _aware_time(value: object) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 time, {_HOUR_EXAMPLE}") from None
+    if moment.utcoffset() is None:
+        raise ValueError(f"needs a time zone, {_HOUR_EXAMPLE}")
+    return moment.astimezone(UTC)
 
 
-@dataclass(frozen=True)
-class WorkerLimits:
-    min_workers: int | None = None
-    max_workers: int | None = None
+def _share(value: Decimal) -> Decimal:
+    if not Decimal(0) <= value <= Decimal(1):
+        raise ValueError("must be between 0 and 1")
+    return value
 
 
-@dataclass(frozen=True)
-class Forecast:
-    """A parsed forecast file; see the module docstring for its format."""
+Amount = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+Share = Annotated[Decimal, Field(allow_inf_nan=False), AfterValidator(_share)]
+Count = Annotated[int, Field(strict=True, ge=0)]
 
-    hours: tuple[HourForecast, ...]
-    avg_job_seconds: Mapping[str, Decimal]
-    worker_hourly_cost_usd: Decimal
-    spot_discount: Decimal = Decimal(0)
-    spot_share: Decimal = Decimal(0)
-    current_workers: Mapping[str, int] = field(default_factory=dict)
-    current_spot_share: Decimal = Decimal(0)
-    slots_per_worker: Mapping[str, int] = field(default_factory=dict)
-    worker_limits: Mapping[str, WorkerLimits] = field(default_factory=dict)
+
+class HourForecast(StrictModel):
+    """One hour: `{"hour": "2026-11-28T00:00Z", "pools": {"batch": 40}}` (requests per second)."""
+
+    hour: Annotated[datetime, BeforeValidator(_aware_time)]
+    requests_per_s: dict[str, Amount] = Field(default_factory=dict, alias="pools")
+
+
+class WorkerLimits(StrictModel):
+    """The fewest and most workers of a pool: `{"min": 1, "max": 20}`, either optional."""
+
+    min_workers: Count | None = Field(default=None, alias="min")
+    max_workers: Count | None = Field(default=None, alias="max")
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> Self:
+        fewest, most = self.min_workers, self.max_workers
+        if fewest is not None and most is not None and fewest > most:
+            raise ValueError(f"min {fewest} above max {most}")
+        return self
+
+
+class Forecast(StrictModel):
+    """A forecast file; see the module docstring and README.md for its format."""
+
+    hours: tuple[HourForecast, ...] = Field(min_length=1)
+    avg_job_seconds: dict[str, Amount] = Field(default_factory=dict)
+    worker_hourly_cost_usd: Amount
+    spot_discount: Share = Decimal(0)
+    spot_share: Share = Decimal(0)
+    current_workers: dict[str, Count] = Field(default_factory=dict)
+    current_spot_share: Share = Decimal(0)
+    slots_per_worker: dict[str, Count] = Field(default_factory=dict)
+    worker_limits: dict[str, WorkerLimits] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -157,12 +195,15 @@ def plan_capacity(
     """
     pools_by_name = {pool.name: pool for pool in pools}
     share = forecast.spot_share if spot_share is None else spot_share
-    _check_share("spot share", share)
+    try:
+        _share(share)
+    except ValueError as exc:
+        _refuse("spot_share", str(exc), share)
     current = {**forecast.current_workers, **(current_workers or {})}
     named = {name for hour in forecast.hours for name in hour.requests_per_s} | set(current)
     unknown = sorted(named - set(pools_by_name))
     if unknown:
-        _refuse(f"pools {unknown} are not defined; defined: {sorted(pools_by_name)}")
+        _refuse("", f"pools {unknown} are not defined; defined: {sorted(pools_by_name)}")
     rows = []
     for hour in forecast.hours:
         for pool in pools_by_name.values():
@@ -177,14 +218,18 @@ def _plan_pool_hour(
     seconds = forecast.avg_job_seconds.get(pool.name)
     if seconds is None:
         if rps > 0:
-            _refuse(f"avg_job_seconds has no entry for pool {pool.name!r}")
+            _refuse(
+                f"avg_job_seconds.{pool.name}",
+                f"no entry for pool {pool.name!r}, which has requests",
+            )
         seconds = Decimal(0)
     in_flight = rps * seconds
     slots = forecast.slots_per_worker.get(pool.name, pool.max_concurrency)
     if not pool.min_concurrency <= slots <= pool.max_concurrency or slots < 1:
         _refuse(
-            f"slots_per_worker for {pool.name!r} is {slots}, outside the pool's "
-            f"{pool.min_concurrency}-{pool.max_concurrency}"
+            f"slots_per_worker.{pool.name}",
+            f"outside the pool's {pool.min_concurrency}-{pool.max_concurrency}",
+            slots,
         )
     limits = forecast.worker_limits.get(pool.name, WorkerLimits())
     fewest = limits.min_workers
@@ -231,102 +276,27 @@ def load_forecast(path: Path) -> Forecast:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        _refuse(f"cannot read {path}: {exc.strerror}")
+        _refuse("", f"cannot read {path}: {exc.strerror}")
     return parse_forecast(text)
 
 
 def parse_forecast(text: str) -> Forecast:
-    """Parse forecast JSON (format in the module docstring)."""
+    """Parse forecast JSON (numbers exact, as `Decimal`); raises `InvalidForecast` naming every
+    refused entry by its path (`forecast.hours[0].hour`)."""
     try:
         raw = json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as exc:
-        _refuse(f"it is not JSON ({exc.msg} at line {exc.lineno})")
-    if not isinstance(raw, dict):
-        _refuse("it must be a JSON object")
-    hours = raw.get("hours")
-    if not isinstance(hours, list) or not hours:
-        _refuse('"hours" must be a non-empty list')
-    spot_share = _decimal("spot_share", raw.get("spot_share", 0))
-    current_spot_share = _decimal("current_spot_share", raw.get("current_spot_share", 0))
-    spot_discount = _decimal("spot_discount", raw.get("spot_discount", 0))
-    for name, share in (
-        ("spot_share", spot_share),
-        ("current_spot_share", current_spot_share),
-        ("spot_discount", spot_discount),
-    ):
-        _check_share(name, share)
-    if "worker_hourly_cost_usd" not in raw:
-        _refuse('"worker_hourly_cost_usd" is required (the price of one worker for one hour)')
-    return Forecast(
-        hours=tuple(_hour(index, entry) for index, entry in enumerate(hours)),
-        avg_job_seconds=_mapping("avg_job_seconds", raw.get("avg_job_seconds", {}), _decimal),
-        worker_hourly_cost_usd=_decimal("worker_hourly_cost_usd", raw["worker_hourly_cost_usd"]),
-        spot_discount=spot_discount,
-        spot_share=spot_share,
-        current_workers=_mapping("current_workers", raw.get("current_workers", {}), _count),
-        current_spot_share=current_spot_share,
-        slots_per_worker=_mapping("slots_per_worker", raw.get("slots_per_worker", {}), _count),
-        worker_limits=_mapping("worker_limits", raw.get("worker_limits", {}), _limits),
-    )
-
-
-def _hour(index: int, entry: Any) -> HourForecast:
-    where = f"hours[{index}]"
-    if not isinstance(entry, dict) or "hour" not in entry:
-        _refuse(f'{where} must be an object with "hour" and "pools"')
+        _refuse("", f"it is not JSON ({exc.msg} at line {exc.lineno})")
     try:
-        hour = datetime.fromisoformat(str(entry["hour"]))
-    except ValueError:
-        _refuse(f"{where}.hour {entry['hour']!r} is not an ISO 8601 time")
-    if hour.utcoffset() is None:
-        _refuse(f"{where}.hour {entry['hour']!r} needs a time zone, e.g. 2026-11-28T00:00Z")
-    return HourForecast(
-        hour.astimezone(UTC), _mapping(f"{where}.pools", entry.get("pools", {}), _decimal)
-    )
-
-
-def _mapping(where: str, raw: Any, convert: Any) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        _refuse(f"{where} must be an object keyed by pool name")
-    return {str(key): convert(f"{where}.{key}", value) for key, value in raw.items()}
-
-
-def _decimal(where: str, value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
-        _refuse(f"{where} must be a number")
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        _refuse(f"{where} {value!r} is not a number")
-    if not number.is_finite() or number < 0:
-        _refuse(f"{where} must be a finite number >= 0")
-    return number
-
-
-def _count(where: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        _refuse(f"{where} must be a whole number >= 0")
-    return value
-
-
-def _limits(where: str, value: Any) -> WorkerLimits:
-    if not isinstance(value, dict) or set(value) - {"min", "max"}:
-        _refuse(f'{where} must be an object with "min" and/or "max"')
-    fewest = _count(f"{where}.min", value["min"]) if "min" in value else None
-    most = _count(f"{where}.max", value["max"]) if "max" in value else None
-    if fewest is not None and most is not None and fewest > most:
-        _refuse(f"{where} has min {fewest} above max {most}")
-    return WorkerLimits(fewest, most)
-
-
-def _check_share(name: str, share: Decimal) -> None:
-    if not Decimal(0) <= share <= Decimal(1):
-        _refuse(f"{name} must be between 0 and 1, got {share}")
+        return Forecast.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidForecast(describe_all(FORECAST, exc)) from None
 
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _refuse(problem: str) -> NoReturn:
-    raise InvalidForecast(f"The forecast is invalid: {problem}.")
+def _refuse(path: str, problem: str, value: object = None) -> NoReturn:
+    where = field_name(FORECAST, path.split(".") if path else ())
+    raise InvalidForecast(invalid(where, problem, None if value is None else str(value)))

@@ -1,8 +1,9 @@
-"""Off-peak windows: parse `AGENTQUEUE_OFFPEAK_WINDOWS`, answer "off-peak now?" and "from when?".
+"""Off-peak windows: answer "off-peak now?" and "from when?".
 
 A window is a pair of wall-clock times in `AGENTQUEUE_TIMEZONE` that recurs every local day:
 it opens at its start and closes at its end, on the next day when the end is not after the
-start (`22:00-06:00`). `24:00` may end a window. Several windows are comma separated.
+start (`22:00-06:00`). `24:00` may end a window. Several windows are comma separated; the
+settings hold them parsed (`agentqueue.setting_types.windows`).
 
 Daylight-saving rule: a boundary (start or end) happens at the first instant of its local day
 at which the wall clock reads the boundary time or later. Hence
@@ -18,42 +19,20 @@ All functions take an aware `now` and return aware datetimes in UTC.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import NoReturn
 from zoneinfo import ZoneInfo
 
-from agentqueue.errors import AgentQueueError
+from agentqueue.errors import InvalidOffPeakWindows as InvalidOffPeakWindows
+from agentqueue.setting_types.windows import MINUTES_PER_DAY, OFFPEAK_WINDOWS_VARIABLE
+from agentqueue.setting_types.windows import OffPeakWindow as OffPeakWindow
+from agentqueue.setting_types.windows import parse_offpeak_windows as parse_offpeak_windows
 from agentqueue.settings import Settings
+from agentqueue.strict import invalid
 
-OFFPEAK_WINDOWS_VARIABLE = "AGENTQUEUE_OFFPEAK_WINDOWS"
-MINUTES_PER_DAY = 24 * 60
-_WINDOW = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 # A merged opening longer than this can only come from windows covering every hour.
 _ALWAYS_OPEN = timedelta(days=3)
-
-
-class InvalidOffPeakWindows(AgentQueueError):
-    """The off-peak window setting cannot be parsed; the message names the variable."""
-
-    code = "invalid_offpeak_windows"
-
-
-@dataclass(frozen=True, order=True)
-class OffPeakWindow:
-    """One daily window, as minutes after local midnight: start in [0, 1440), end in (0, 1440]."""
-
-    start_minute: int
-    end_minute: int
-
-    @property
-    def crosses_midnight(self) -> bool:
-        return self.end_minute <= self.start_minute
-
-    def __str__(self) -> str:
-        return f"{_hhmm(self.start_minute)}-{_hhmm(self.end_minute)}"
 
 
 @dataclass(frozen=True)
@@ -65,8 +44,8 @@ class OffPeakSchedule:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OffPeakSchedule:
-        """Raises `InvalidOffPeakWindows` when `AGENTQUEUE_OFFPEAK_WINDOWS` is malformed."""
-        return cls(parse_offpeak_windows(settings.offpeak_windows), ZoneInfo(settings.timezone))
+        """The settings' windows (validated when the settings were read) in their time zone."""
+        return cls(settings.offpeak_windows, ZoneInfo(settings.timezone))
 
     def is_off_peak(self, now: datetime) -> bool:
         return is_off_peak(now, self.windows, self.tz)
@@ -76,32 +55,6 @@ class OffPeakSchedule:
 
     def window_end(self, now: datetime) -> datetime | None:
         return window_end(now, self.windows, self.tz)
-
-
-def parse_offpeak_windows(
-    text: str, *, variable: str = OFFPEAK_WINDOWS_VARIABLE
-) -> tuple[OffPeakWindow, ...]:
-    """Parse `HH:MM-HH:MM[,HH:MM-HH:MM...]`.
-
-    Raises `InvalidOffPeakWindows` naming `variable` and the offending part.
-    """
-    parts = [part.strip() for part in text.split(",")]
-    if not any(parts):
-        _refuse(variable, text, "it is empty")
-    windows = []
-    for part in parts:
-        match = _WINDOW.match(part)
-        if match is None:
-            _refuse(variable, text, f"{part!r} is not HH:MM-HH:MM")
-        start_h, start_m, end_h, end_m = (int(group) for group in match.groups())
-        start = _minute_of_day(start_h, start_m, allow_24=False)
-        end = _minute_of_day(end_h, end_m, allow_24=True)
-        if start is None or end is None:
-            _refuse(variable, text, f"{part!r} has a time outside 00:00-23:59 (or 24:00 as an end)")
-        if start == end % MINUTES_PER_DAY and end != MINUTES_PER_DAY:
-            _refuse(variable, text, f"{part!r} is empty; for all day use 00:00-24:00")
-        windows.append(OffPeakWindow(start, end))
-    return tuple(sorted(set(windows)))
 
 
 def is_off_peak(now: datetime, windows: Iterable[OffPeakWindow], tz: tzinfo) -> bool:
@@ -115,7 +68,9 @@ def next_window_start(now: datetime, windows: Iterable[OffPeakWindow], tz: tzinf
     for start, end in _merged_openings(tuple(windows), tz, _local_day(now, tz), days_ahead=9):
         if end > now:
             return max(start, now.astimezone(UTC))
-    raise InvalidOffPeakWindows(f"{OFFPEAK_WINDOWS_VARIABLE} never opens in the coming week.")
+    raise InvalidOffPeakWindows(
+        invalid(OFFPEAK_WINDOWS_VARIABLE, "it never opens in the coming week")
+    )
 
 
 def window_end(now: datetime, windows: Iterable[OffPeakWindow], tz: tzinfo) -> datetime | None:
@@ -199,22 +154,3 @@ def _wall_clock(instant: datetime, tz: tzinfo) -> datetime:
 def _require_aware(now: datetime) -> None:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
-
-
-def _minute_of_day(hour: int, minute: int, *, allow_24: bool) -> int | None:
-    if allow_24 and (hour, minute) == (24, 0):
-        return MINUTES_PER_DAY
-    if hour > 23 or minute > 59:
-        return None
-    return hour * 60 + minute
-
-
-def _hhmm(minute: int) -> str:
-    return f"{minute // 60:02d}:{minute % 60:02d}"
-
-
-def _refuse(variable: str, text: str, problem: str) -> NoReturn:
-    raise InvalidOffPeakWindows(
-        f"{variable}={text!r} is invalid: {problem}. Use HH:MM-HH:MM windows separated by "
-        "commas, e.g. 22:00-06:00,12:00-13:00."
-    )

@@ -37,6 +37,8 @@ def _run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedPro
         ),
         (["worker", "--pool", "nope"], {}, "unknown_pool"),
         (["status", "abc"], {"AGENTQUEUE_TIMEZONE": "Mars/Olympus"}, "invalid_setting"),
+        (["status", "abc"], {"AGENTQUEUE_POOLS": '{"all": {}}'}, "invalid_pools"),
+        (["stats"], {"AGENTQUEUE_OFFPEAK_WINDOWS": "late"}, "invalid_offpeak_windows"),
         (["stats"], {"AGENTQUEUE_AUTO_MIGRATE": "false"}, "schema_missing"),
     ],
 )
@@ -47,6 +49,19 @@ def test_failures_are_one_clear_line(
     assert completed.returncode == 2
     assert f"error: {code}:" in completed.stderr
     assert "Traceback" not in completed.stderr and "pw-not-shown" not in completed.stderr
+
+
+def test_a_bad_setting_is_one_line_naming_its_field(tmp_path: Path) -> None:
+    """Given a pool whose max is 0, any command says which value of which variable is wrong."""
+    pools = '{"all": {"queues": ["critical", "high", "normal", "low"], "min": 1, "max": 0}}'
+
+    completed = _run(["status", "abc"], tmp_path, AGENTQUEUE_POOLS=pools)
+
+    assert completed.returncode == 2
+    assert completed.stderr.startswith(
+        "error: invalid_pools: AGENTQUEUE_POOLS.all.max is invalid: "
+    )
+    assert len(completed.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -123,11 +124,14 @@ def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
-        ({"hours": []}, '"hours" must be a non-empty list'),
+        ({"hours": []}, "forecast.hours is invalid: needs at least 1 item"),
         ({"hours": [{"hour": "2026-11-28T00:00", "pools": {}}]}, "needs a time zone"),
         ({"hours": [{"hour": "tomorrow", "pools": {}}]}, "not an ISO 8601 time"),
-        ({"spot_share": "2"}, "spot_share must be between 0 and 1"),
-        ({"worker_hourly_cost_usd": -1}, "must be a finite number >= 0"),
+        ({"spot_share": "2"}, "forecast.spot_share is invalid: must be between 0 and 1"),
+        (
+            {"worker_hourly_cost_usd": -1},
+            "forecast.worker_hourly_cost_usd is invalid: Input should be greater than or equal",
+        ),
         ({"avg_job_seconds": {"interactive": 4}}, "no entry for pool 'batch'"),
         ({"current_workers": {"gpu": 1}}, "pools ['gpu'] are not defined"),
         ({"slots_per_worker": {"batch": 33}}, "outside the pool's 1-32"),
@@ -163,3 +167,40 @@ def test_plan_follows_configured_pools_and_worker_minimums() -> None:
     # Then gpu needs 15 in flight / 10 = 2 workers; interactive keeps its configured 3
     assert workers == {"interactive": 3, "batch": 1, "gpu": 2}
     assert sum(row.hourly_cost_usd for row in result.rows) == Decimal("6.60")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"hours": [*FORECAST["hours"][:1], {"hour": "2026-11-28T01:00", "pools": {}}]},
+            "forecast.hours[1].hour is invalid: needs a time zone, e.g. 2026-11-28T00:00Z "
+            "(got '2026-11-28T01:00')",
+        ),
+        (
+            {"hours": [{"hour": "2026-11-28T00:00Z", "pools": {"batch": "lots"}}]},
+            "forecast.hours[0].pools.batch is invalid: Input should be a valid decimal",
+        ),
+        ({"worker_limits": {"batch": {"max": 2.5}}}, "forecast.worker_limits.batch.max is invalid"),
+        ({"spot_shares": "0.5"}, "forecast.spot_shares is invalid: unknown key (a typo?)"),
+        ({"slots_per_worker": {"batch": 33}}, "forecast.slots_per_worker.batch is invalid"),
+    ],
+)
+def test_a_bad_forecast_entry_is_named_by_its_path(
+    tmp_path: Path, change: dict[str, Any], expected: str
+) -> None:
+    # Given a forecast with one bad entry, When planned, Then the error names the entry's path
+    # the way settings errors name theirs (`VARIABLE.path is invalid: ...`)
+    result = run_plan(tmp_path, body={**FORECAST, **change})
+    assert isinstance(result.exception, InvalidForecast), result.output
+    assert result.exception.code == "invalid_forecast"
+    assert result.exception.message.startswith(expected)
+
+
+def test_a_good_forecast_is_typed() -> None:
+    forecast = parse_forecast(json.dumps(FORECAST))
+    assert forecast.hours[2].hour == datetime(2026, 11, 28, 2, tzinfo=UTC)
+    assert forecast.hours[0].requests_per_s == {"interactive": Decimal("12.5"), "batch": 40}
+    assert forecast.worker_limits["batch"].max_workers == 60
+    assert forecast.worker_limits["batch"].min_workers is None
+    assert (forecast.spot_share, forecast.current_spot_share) == (Decimal("0.5"), 0)

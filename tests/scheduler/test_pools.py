@@ -76,13 +76,22 @@ def test_a_pool_with_high_is_critical() -> None:
             '{"all": {"queues": ["critical", "high", "normal", "low"], "min": 3, "max": 2}}',
             "min 3 above max 2",
         ),
-        ('{"all": {"queues": ["critical", "high", "normal", "low"], "min": 1}}', "needs max"),
+        (
+            '{"all": {"queues": ["critical", "high", "normal", "low"], "min": 1}}',
+            "AGENTQUEUE_POOLS.all.max is invalid: it is required",
+        ),
         (
             '{"all": {"queues": ["critical", "high", "normal", "low"], "min": true, "max": 2}}',
-            "needs min",
+            "AGENTQUEUE_POOLS.all.min is invalid: Input should be a valid integer (got True)",
         ),
-        ('{"all": {"queues": [], "min": 1, "max": 2}}', "non-empty list of queues"),
-        ('{"all": {"queues": ["low"], "min": 1, "max": 2, "prefetch": 3}}', "unknown keys"),
+        (
+            '{"all": {"queues": [], "min": 1, "max": 2}}',
+            "AGENTQUEUE_POOLS.all.queues is invalid: needs at least 1",
+        ),
+        (
+            '{"all": {"queues": ["low"], "min": 1, "max": 2, "prefetch": 3}}',
+            "AGENTQUEUE_POOLS.all.prefetch is invalid: unknown key",
+        ),
         ('{"All Pools": {"queues": ["low"], "min": 1, "max": 2}}', "pool name"),
     ],
 )
