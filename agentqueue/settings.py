@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -10,12 +11,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as UndecodableSetting
 
 from agentqueue.errors import InvalidOffPeakWindows, InvalidPools, SettingsError
 from agentqueue.setting_types.pools import DEFAULT_POOLS, Pools
 from agentqueue.setting_types.tiers import CacheTiers
 from agentqueue.setting_types.windows import OffPeakWindow, OffPeakWindows
-from agentqueue.strict import describe, field_name
+from agentqueue.strict import describe, field_name, invalid
 
 ENV_PREFIX = "AGENTQUEUE_"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -269,6 +271,10 @@ def load_settings(**overrides: object) -> Settings:
         fields = {str(error["loc"][0]) if error["loc"] else "?" for error in errors}
         coded = _CODED_ERRORS.get(fields.pop(), SettingsError) if len(fields) == 1 else None
         raise (coded or SettingsError)("; ".join(_problem(error) for error in errors)) from None
+    except UndecodableSetting as exc:  # a JSON-valued variable holding something else
+        found = re.search(r'field "(\w+)"', str(exc))
+        variable = f"{ENV_PREFIX}{found.group(1).upper()}" if found else "a JSON setting"
+        raise SettingsError(invalid(variable, "it is not JSON")) from None
 
 
 def _problem(error: ErrorDetails) -> str:

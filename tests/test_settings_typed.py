@@ -158,3 +158,13 @@ def test_several_bad_fields_are_all_named_under_the_general_code(
     assert raised.value.code == "invalid_setting"
     assert "AGENTQUEUE_OFFPEAK_WINDOWS[0] is invalid" in raised.value.message
     assert "AGENTQUEUE_CACHE_TOOL_RESULT_TIERS[0] is invalid" in raised.value.message
+
+
+def test_a_json_variable_that_is_not_json_is_named_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGENTQUEUE_BUDGET_DEFER_PRIORITIES", "low")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert raised.value.code == "invalid_setting"
+    assert raised.value.message == "AGENTQUEUE_BUDGET_DEFER_PRIORITIES is invalid: it is not JSON"
