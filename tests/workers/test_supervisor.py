@@ -83,6 +83,13 @@ def test_the_default_worker_command_runs_one_process_per_cpu_and_each_serves_job
     assert len(worker.children()) == default_processes() == len(worker.node_names)
     replies = pipeline.queue.celery.control.ping(destination=worker.node_names, timeout=2)
     assert {node for reply in replies for node in reply} == set(worker.node_names)
+    # `celery inspect stats`, which Flower shows, answers for each (its transport as a name).
+    inspect = pipeline.queue.celery.control.inspect(destination=worker.node_names, timeout=5)
+    stats = inspect.stats() or {}
+    assert set(stats) == set(worker.node_names)
+    assert {s["broker"]["transport"] for s in stats.values()} == {
+        "agentqueue.workers.message_guard:GuardedTransport"
+    }
     handles = pipeline.queue.submit_many([simple_job(i) for i in range(200)], packed=False)
     results = pipeline.queue.wait([h.id for h in handles], timeout=60)
     assert {r.status for r in results.values()} == {JobStatus.SUCCEEDED}
