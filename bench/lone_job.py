@@ -1,6 +1,7 @@
 """P9: one job alone, submitted and waited for, against bare Celery's `apply_async().get()`.
 
-Both sides run a threads-pool worker (concurrency 32) on the same Redis; the provider is the
+Both sides run threads-pool workers (concurrency 32; agentqueue's default `agentqueue worker`
+command, one process per CPU) on the same Redis; the provider is the
 simulated one at zero latency. Each side sends `count` sequential requests, each waited for
 before the next, and the median round trip counts.
 """
@@ -50,8 +51,12 @@ def agentqueue_lone_job_ms(env: dict[str, str], count: int, log_dir: Path) -> fl
     from agentqueue.settings import get_settings
 
     queue = AgentQueue(get_settings())
-    worker = WorkerProcess(
-        env, name="agentqueue-p9", concurrency=32, log_file=log_dir / "agentqueue-p9.log"
+    worker = WorkerProcess(  # the default `agentqueue worker` command: one process per CPU
+        env,
+        name="agentqueue-p9",
+        concurrency=32,
+        log_file=log_dir / "agentqueue-p9.log",
+        processes="default",
     ).start()
     try:
         worker.wait_ready(queue.celery, timeout=60)

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import redis
 from harness import (
@@ -59,7 +59,17 @@ QUEUE = "agentqueue.normal"
 IDLE_QUEUE = "agentqueue.critical"  # empty during the run; the worker idles on it
 
 
-def _worker(env: dict[str, str], app: str, concurrency: int, log: Path) -> WorkerProcess:
+def _worker(
+    env: dict[str, str],
+    app: str,
+    concurrency: int,
+    log: Path,
+    *,
+    pool: str | None = None,
+    processes: Literal["default"] | None = None,
+) -> WorkerProcess:
+    """A bare Celery worker of `app` (threads pool unless `pool`), or with
+    `processes="default"` the default `agentqueue worker` command (one process per CPU)."""
     from agentqueue.workers.process import WorkerProcess
 
     return WorkerProcess(
@@ -67,9 +77,17 @@ def _worker(env: dict[str, str], app: str, concurrency: int, log: Path) -> Worke
         name=app.split(".")[-1],
         app=app,
         concurrency=concurrency,
+        pool=pool,
         queues=[IDLE_QUEUE],
         log_file=log,
+        processes=processes,
     ).start()
+
+
+def cpu_count() -> int:
+    from agentqueue.workers.supervisor import default_processes
+
+    return default_processes()
 
 
 def preloaded_task_rate(
@@ -82,10 +100,11 @@ def preloaded_task_rate(
     log: Path,
     *,
     first_take: bool = True,
+    pool: str | None = None,
 ) -> float:
     """Jobs/s of a worker of `app_module` draining `jobs` preloaded messages of one task."""
     module = importlib.import_module(app_module)
-    worker = _worker(env, app_module, concurrency, log)
+    worker = _worker(env, app_module, concurrency, log, pool=pool)
     try:
         worker.wait_ready(module.app, timeout=60)
         task = module.app.tasks[task_name]
@@ -108,17 +127,26 @@ def preloaded_task_rate(
 
 
 def bare_celery(
-    env: dict[str, str], jobs: int, concurrency: int, log_dir: Path, *, first_take: bool = True
+    env: dict[str, str],
+    jobs: int,
+    concurrency: int,
+    log_dir: Path,
+    *,
+    first_take: bool = True,
+    pool: str | None = None,
 ) -> float:
+    """Bare Celery's no-op task: threads pool with `concurrency`, or `pool="prefork"` with
+    one child per CPU."""
     return preloaded_task_rate(
         env,
         "noop_app",
         "bench.noop",
         lambda index: (f"job-{index}",),
         jobs,
-        concurrency,
-        log_dir / "noop.log",
+        cpu_count() if pool == "prefork" else concurrency,
+        log_dir / f"noop-{pool or 'threads'}.log",
         first_take=first_take,
+        pool=pool,
     )
 
 
@@ -132,14 +160,18 @@ def agentqueue_jobs(
     log_name: str = "agentqueue.log",
     first_take: bool = True,
 ) -> float:
-    """Jobs/s of `jobs` preloaded jobs: single messages (the aggregator) or packed batch tasks."""
+    """Jobs/s of `jobs` preloaded jobs: single messages (the aggregator) or packed batch tasks,
+    on the default `agentqueue worker` command (one process per CPU) with `concurrency`
+    threads each."""
     from agentqueue.client import AgentQueue
     from agentqueue.jobs import JobStatus
     from agentqueue.settings import get_settings
 
     settings = get_settings()
     queue = AgentQueue(settings)
-    worker = _worker(env, "agentqueue.workers.app", concurrency, log_dir / log_name)
+    worker = _worker(
+        env, "agentqueue.workers.app", concurrency, log_dir / log_name, processes="default"
+    )
     try:
         worker.wait_ready(queue.celery, timeout=60)
         handles = queue.submit_many(
@@ -160,7 +192,7 @@ def agentqueue_jobs(
             QUEUE,
             messages,
             lambda: queue.celery.control.add_consumer(
-                QUEUE, destination=[worker.node_name], reply=True
+                QUEUE, destination=worker.node_names, reply=True
             ),
             from_first_take=first_take,
         )
@@ -206,12 +238,16 @@ def p1(
     first_take: bool = True,
     floor: bool = False,
 ) -> None:
-    """Bare Celery, single messages and packed batches, interleaved; best of `rounds` each.
+    """Bare Celery (threads and prefork), single messages and packed batches, interleaved;
+    best of `rounds` each, and bare Celery at its best (the better pool) as the baseline.
     With `floor`, also the aggregator alone (floor_app), same messages."""
-    best = {"bare": 0.0, "interactive": 0.0, "bulk": 0.0, "floor": 0.0}
+    best = {"bare": 0.0, "prefork": 0.0, "interactive": 0.0, "bulk": 0.0, "floor": 0.0}
     for round_number in range(1, rounds + 1):
         measured = {
             "bare": bare_celery(env, jobs, concurrency, log_dir, first_take=first_take),
+            "prefork": bare_celery(
+                env, jobs, concurrency, log_dir, first_take=first_take, pool="prefork"
+            ),
             "interactive": agentqueue_jobs(env, jobs, concurrency, log_dir, first_take=first_take),
             "bulk": agentqueue_jobs(
                 env, jobs, concurrency, log_dir, packed=True, first_take=first_take
@@ -234,8 +270,11 @@ def p1(
                 + " jobs/s"
             )
         best = {name: max(best[name], rate) for name, rate in measured.items()}
-    baseline = best["bare"]
-    print(f"bare Celery no-op task:                        {baseline:8.0f} jobs/s")
+    baseline = max(best["bare"], best["prefork"])
+    print(f"bare Celery no-op task, threads c={concurrency}:        {best['bare']:8.0f} jobs/s")
+    print(
+        f"bare Celery no-op task, prefork c={cpu_count()}:          {best['prefork']:8.0f} jobs/s"
+    )
     print(f"agentqueue, one message per job (submit):      {best['interactive']:8.0f} jobs/s")
     print(f"agentqueue, packed batch tasks (submit_many):  {best['bulk']:8.0f} jobs/s")
     print(f"P1 interactive ratio: {best['interactive'] / baseline:.2f}")
@@ -269,19 +308,21 @@ def provider_ceiling_run(
     first_take: bool = True,
     floor: bool = False,
 ) -> CeilingRun:
-    """One worker with C threads and a pool of C connections against the test server;
-    `floor`: floor_app's worker, which only makes the provider calls of each group."""
+    """The default `agentqueue worker` command with C threads in all (C / CPUs per process) and
+    as many connections, against the test server; `floor`: floor_app's single worker with C
+    threads, which only makes the provider calls of each group."""
     ceiling = concurrency / latency_s
     jobs = math.ceil(ceiling * seconds)
+    share = concurrency if floor else max(1, concurrency // cpu_count())
     worker_env = {
         **env,
         "AGENTQUEUE_PROVIDER": "openai",
         "AGENTQUEUE_OPENAI_BASE_URL": server.base_url,
         "AGENTQUEUE_OPENAI_API_KEY": "sk-bench-not-a-real-key",
-        "AGENTQUEUE_HTTP_MAX_CONNECTIONS": str(concurrency),
-        "AGENTQUEUE_HTTP_MAX_CONNECTIONS_PER_HOST": str(concurrency),
+        "AGENTQUEUE_HTTP_MAX_CONNECTIONS": str(share),
+        "AGENTQUEUE_HTTP_MAX_CONNECTIONS_PER_HOST": str(share),
         # The executor sizes its provider-call threads from this, not from --concurrency.
-        "AGENTQUEUE_WORKER_CONCURRENCY": str(concurrency),
+        "AGENTQUEUE_WORKER_CONCURRENCY": str(share),
     }
     server.reset()
     if floor:
@@ -298,7 +339,7 @@ def provider_ceiling_run(
         rate = agentqueue_jobs(
             worker_env,
             jobs,
-            concurrency,
+            share,
             log_dir,
             log_name=f"p2-c{concurrency}.log",
             first_take=first_take,
@@ -325,8 +366,8 @@ def p2(
     floor: bool = False,
 ) -> None:
     print(
-        f"LLM test server at {latency_ms:.0f} ms; one worker per C, C threads, "
-        "pool of C connections, single messages"
+        f"LLM test server at {latency_ms:.0f} ms; per C, the default worker command with C "
+        "threads and C connections in all, single messages"
     )
     server = LLMServerProcess(latency_ms)
     try:

@@ -30,11 +30,12 @@ from agentqueue.constants import BUDGET_WAITERS_MATTER_AT
 from agentqueue.jobs import AgentJob
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import PRIORITY_RANK
+from agentqueue.persistence.transactions import in_transaction
 from agentqueue.persistence.usage_rows import LiveUsage, UsageKey
 from agentqueue.settings import Settings
 from agentqueue.usage import TokenUsage
 
-__all__ = ["Admission", "AdmissionGroup", "BudgetGate", "CacheHit"]
+__all__ = ["Admission", "AdmissionGroup", "AdmittedGroups", "BudgetGate", "CacheHit"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,15 @@ class AdmissionGroup:
     defer_allowed: bool = True
     # Job id -> when it began waiting for budget room (jobs asking again after a wait).
     waiting_since: Mapping[str, datetime] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AdmittedGroups:
+    """The admissions of each group, in order, and the budgets they were weighed against."""
+
+    admissions: list[list[Admission]]
+    budgeted_rows: list[LiveUsage]
+    windows: dict[Period, Window]
 
 
 class BudgetGate:
@@ -99,20 +109,30 @@ class BudgetGate:
     # Admission.
 
     def admit_groups(self, groups: Sequence[AdmissionGroup]) -> list[list[Admission]]:
-        """Choose each job's model, estimate its worst case, apply the ladder and reserve every
-        `run` job against all its scopes, for several groups in ONE transaction (each group
-        keeps its own tier and deferral rule); the admissions of each group, in order. All
-        groups are admitted at the latest of their moments, so every reservation shares its
-        windows. Idempotent by job id: a reserved job gets its reservation back; a settled one
-        comes back with `already_settled`. A group with `defer_allowed=False` (jobs released
-        from deferral) runs instead of deferring again.
+        """`admit_groups_in` in a transaction of its own, then `announce`.
 
         Raises:
             DatabaseUnavailable: the database is unreachable; retry later, run nothing.
         """
+        if not any(group.jobs for group in groups):
+            return [[] for _ in groups]
+        admitted = in_transaction(self.sessions, lambda s: self.admit_groups_in(s, groups))
+        self.announce(admitted)
+        return admitted.admissions
+
+    def admit_groups_in(self, session: Session, groups: Sequence[AdmissionGroup]) -> AdmittedGroups:
+        """Choose each job's model, estimate its worst case, apply the ladder and reserve every
+        `run` job against all its scopes, for several groups inside the caller's transaction
+        (each group keeps its own tier and deferral rule); the admissions of each group, in
+        order. All groups are admitted at the latest of their moments, so every reservation
+        shares its windows. Idempotent by job id: a reserved job gets its reservation back; a
+        settled one comes back with `already_settled`. A group with `defer_allowed=False`
+        (jobs released from deferral) runs instead of deferring again. Once the transaction
+        has committed, pass the result to `announce`.
+        """
         jobs = [job for group in groups for job in group.jobs]
         if not jobs:
-            return [[] for _ in groups]
+            return AdmittedGroups([[] for _ in groups], [], {})
         moment = max(group.now for group in groups)
         windows = current_windows(moment, self.timezone)
         plans = {}
@@ -173,8 +193,8 @@ class BudgetGate:
 
         # The most urgent jobs first, so they take the room there is (and waiters queue).
         requests.sort(key=lambda r: PRIORITY_RANK.get(plans[r.job_id].job.priority.value, 9))
-        result = self.ledger.reserve_many(
-            requests, window_ends, decide, now=moment, observe=observe
+        result = self.ledger.reserve_many_in(
+            session, requests, window_ends, decide, now=moment, observe=observe
         )
         admitted = []
         for group in groups:
@@ -185,17 +205,16 @@ class BudgetGate:
                     admission_from_entry(entry) if entry is not None else result.decisions[job.id]
                 )
             admitted.append(admissions)
-        self._alert_after_admission(
-            result.budgeted_rows, [a for group in admitted for a in group], windows
-        )
-        return admitted
+        return AdmittedGroups(admitted, result.budgeted_rows, windows)
 
-    def _alert_after_admission(
-        self,
-        rows: list[LiveUsage],
-        admissions: list[Admission],
-        windows: dict[Period, Window],
-    ) -> None:
+    def announce(self, admitted: AdmittedGroups) -> None:
+        """Alert on the budgets an admission (now committed) took past a threshold or refused
+        a job on."""
+        if not admitted.budgeted_rows:
+            return
+        windows = admitted.windows
+        admissions = [a for group in admitted.admissions for a in group]
+        rows = admitted.budgeted_rows
         states = {row.key: self._state(row, windows[Period(row.period)]) for row in rows}
         self.alerts.check(states.values())
         refused = {

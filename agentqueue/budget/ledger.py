@@ -125,7 +125,26 @@ class Ledger:
         now: datetime,
         observe: Observe | None = None,
     ) -> ReserveResult[T]:
-        """Reserve what `decide` returns for each new job, all in one transaction.
+        """`reserve_many_in` in a transaction of its own."""
+        return in_transaction(
+            self.factory,
+            lambda session: self.reserve_many_in(
+                session, requests, windows, decide, now=now, observe=observe
+            ),
+        )
+
+    def reserve_many_in(
+        self,
+        session: Session,
+        requests: Sequence[ReservationRequest],
+        windows: Mapping[UsageKey, datetime],
+        decide: Decide[T],
+        *,
+        now: datetime,
+        observe: Observe | None = None,
+    ) -> ReserveResult[T]:
+        """Reserve what `decide` returns for each new job, inside the caller's transaction
+        (which must be safe to rerun: a duplicate entry fails it on the primary key).
 
         `decide` sees the job's live usage (including reservations made earlier in this
         batch) and returns the reservation to make (or None) plus its own verdict. Jobs with a
@@ -133,53 +152,49 @@ class Ledger:
         a released job is reserved afresh. Requests are decided in the order given.
         """
         scopes = {key[0] for request in requests for key in request.usage_keys}
-
-        def work(session: Session) -> ReserveResult[T]:
-            result: ReserveResult[T] = ReserveResult()
-            join_ledger_writers(session)  # before reading budgets: see ledger_guard
-            limits = load_limits(session, scopes)
-            # Only scopes with a budget keep usage rows; the others lock nothing shared.
-            budgeted = {key: end for key, end in windows.items() if key[:2] in limits}
-            # Read before locking to keep the lock short: a duplicate inserted meanwhile makes
-            # our insert fail on the primary key and the whole transaction is rerun.
-            states = read_states(session, (r.job_id for r in requests))
-            released = [job_id for job_id, state in states.items() if state is EntryState.RELEASED]
-            if released:  # a concurrent delivery may have re-reserved it: look again, locked
-                states.update(read_states(session, released, lock=True))
-            # Entries before usage rows, as everywhere, so two ledger writers never deadlock.
-            rows = self._lock(session, budgeted.keys(), budgeted, now)
-            for row in rows.values():
-                row.limit = limits.get((row.scope, row.period))
-            if observe is not None:
-                observe(session, [row for row in rows.values() if row.limit is not None])
-            live = [job_id for job_id, state in states.items() if state is not EntryState.RELEASED]
-            result.existing = read_entries(session, live, lock=False)
-            inserts: list[dict[str, Any]] = []
-            updates: list[dict[str, Any]] = []
-            for request in requests:
-                if request.job_id in result.decisions or request.job_id in result.existing:
-                    continue  # already reserved or done, or the same job twice in one batch
-                view = UsageView([rows[key] for key in request.usage_keys if key in rows])
-                reservation, verdict = decide(request, view)
-                result.decisions[request.job_id] = verdict
-                if reservation is None:
-                    continue
-                view.reserve(reservation.reserved_usd)
-                result.reserved[request.job_id] = reservation
-                values = self._entry_values(request, reservation, now)
-                if request.job_id not in states:
-                    inserts.append(values)
-                else:  # released earlier (failed or swept): reserve the same row again
-                    values["k_job_id"] = values.pop("job_id")
-                    updates.append(values)
-            write_back(session, rows.values(), now)
-            insert_entries(session, inserts)
-            if updates:
-                update_entries(session, updates)
-            result.budgeted_rows = [row for row in rows.values() if row.limit is not None]
-            return result
-
-        return in_transaction(self.factory, work)
+        result: ReserveResult[T] = ReserveResult()
+        join_ledger_writers(session)  # before reading budgets: see ledger_guard
+        limits = load_limits(session, scopes)
+        # Only scopes with a budget keep usage rows; the others lock nothing shared.
+        budgeted = {key: end for key, end in windows.items() if key[:2] in limits}
+        # Read before locking to keep the lock short: a duplicate inserted meanwhile makes
+        # our insert fail on the primary key and the whole transaction is rerun.
+        states = read_states(session, (r.job_id for r in requests))
+        released = [job_id for job_id, state in states.items() if state is EntryState.RELEASED]
+        if released:  # a concurrent delivery may have re-reserved it: look again, locked
+            states.update(read_states(session, released, lock=True))
+        # Entries before usage rows, as everywhere, so two ledger writers never deadlock.
+        rows = self._lock(session, budgeted.keys(), budgeted, now)
+        for row in rows.values():
+            row.limit = limits.get((row.scope, row.period))
+        if observe is not None:
+            observe(session, [row for row in rows.values() if row.limit is not None])
+        live = [job_id for job_id, state in states.items() if state is not EntryState.RELEASED]
+        result.existing = read_entries(session, live, lock=False)
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for request in requests:
+            if request.job_id in result.decisions or request.job_id in result.existing:
+                continue  # already reserved or done, or the same job twice in one batch
+            view = UsageView([rows[key] for key in request.usage_keys if key in rows])
+            reservation, verdict = decide(request, view)
+            result.decisions[request.job_id] = verdict
+            if reservation is None:
+                continue
+            view.reserve(reservation.reserved_usd)
+            result.reserved[request.job_id] = reservation
+            values = self._entry_values(request, reservation, now)
+            if request.job_id not in states:
+                inserts.append(values)
+            else:  # released earlier (failed or swept): reserve the same row again
+                values["k_job_id"] = values.pop("job_id")
+                updates.append(values)
+        write_back(session, rows.values(), now)
+        insert_entries(session, inserts)
+        if updates:
+            update_entries(session, updates)
+        result.budgeted_rows = [row for row in rows.values() if row.limit is not None]
+        return result
 
     @staticmethod
     def _entry_values(

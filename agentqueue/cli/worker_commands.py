@@ -11,7 +11,7 @@ import click
 
 from agentqueue.constants import QUEUES
 from agentqueue.settings import get_settings
-from agentqueue.workers.supervisor import Supervisor
+from agentqueue.workers.supervisor import Supervisor, default_processes
 
 
 def _celery(argv: list[str]) -> None:
@@ -43,9 +43,9 @@ def _celery(argv: list[str]) -> None:
 @click.option(
     "--processes",
     type=click.IntRange(1, 256),
-    default=1,
-    show_default=True,
-    help="Celery worker processes to run and supervise (one per CPU suits I/O-bound jobs).",
+    default=None,
+    help="Celery worker processes to run and supervise, each with its own threads "
+    "(default: one per CPU).",
 )
 @click.option(
     "--max-restarts",
@@ -61,7 +61,7 @@ def worker(
     concurrency: int | None,
     loglevel: str | None,
     hostname: str | None,
-    processes: int,
+    processes: int | None,
     max_restarts: int,
     celery_args: tuple[str, ...],
 ) -> None:
@@ -72,6 +72,7 @@ def worker(
     unset) and /metrics is served on that port.
     """
     settings = get_settings()
+    processes = processes or default_processes()
     if settings.metrics_port:
         from agentqueue.metrics import multiproc
 

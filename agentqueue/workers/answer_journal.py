@@ -1,16 +1,21 @@
 """Provider answers written down the moment they arrive, before anything else happens.
 
-The answer of a paid call goes to the SQL journal at once (concurrent answers share one
-transaction), so a worker that dies before settling leaves it behind: the job's next attempt
-settles from it instead of paying for the call again. When the database cannot take it, the
-answer goes to Redis instead (`PendingAnswers`), as before. The settling transaction deletes it.
+The answer of a paid call goes to Redis at once (`PendingAnswers`; concurrent answers share one
+pipelined round trip), so a worker that dies before settling leaves it behind: the job's next
+attempt settles from it instead of paying for the call again. Redis, not SQL, so that a group
+of jobs pays the database only its two transactions (start and completion). When Redis cannot
+take an answer, it goes to the SQL journal (`provider_answers`) instead. After the settling
+transaction has committed, the answers are dropped from Redis; that transaction deletes the SQL
+rows it settles.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 
+import redis
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,42 +29,58 @@ log = logging.getLogger(__name__)
 
 
 class AnswerJournal:
-    def __init__(self, sessions: sessionmaker[Session], fallback: PendingAnswers) -> None:
+    def __init__(self, sessions: sessionmaker[Session], store: PendingAnswers) -> None:
         self.sessions = sessions
-        self.fallback = fallback
+        self.store = store
         self._writes: Coalescer[tuple[str, CacheEntry], None] = Coalescer(self._write_many)
+        self._lock = threading.Lock()
+        self._in_sql: set[str] = set()  # answers this process had to write to SQL
 
     def record(self, job_id: str, entry: CacheEntry) -> None:
         """Keep one paid answer; never raises (the job goes on with its answer in hand)."""
         try:
             self._writes.submit((job_id, entry))
-        except (OperationalError, DBAPIError) as error:
-            log.warning("answer of job %s kept in Redis (%s)", job_id, type(error).__name__)
-            try:
-                self.fallback.keep({job_id: entry})
-            except Exception as redis_error:
-                log.error(
-                    "answer of job %s could not be journaled (%s); a crash before settling "
-                    "would charge it as possibly repeated",
-                    job_id,
-                    type(redis_error).__name__,
-                )
+        except Exception:  # a bug, not an outage: the job still settles with its answer
+            log.exception("answer of job %s could not be journaled", job_id)
 
     def _write_many(self, answers: Sequence[tuple[str, CacheEntry]]) -> list[None]:
-        with self.sessions.begin() as session:
-            answers_repository.write(
-                session,
-                {job_id: entry.to_json().decode() for job_id, entry in answers},
-                now=utcnow(),
-            )
+        by_job = dict(answers)
+        try:
+            self.store.keep(by_job)
+        except redis.RedisError as error:
+            log.warning("%d answer(s) kept in SQL (%s)", len(by_job), type(error).__name__)
+            try:
+                with self.sessions.begin() as session:
+                    answers_repository.write(
+                        session,
+                        {job_id: entry.to_json().decode() for job_id, entry in by_job.items()},
+                        now=utcnow(),
+                    )
+            except (OperationalError, DBAPIError) as sql_error:
+                log.error(
+                    "%d answer(s) could not be journaled (%s); a crash before settling would "
+                    "charge them as possibly repeated",
+                    len(by_job),
+                    type(sql_error).__name__,
+                )
+            else:
+                with self._lock:
+                    self._in_sql.update(by_job)
         return [None] * len(answers)
 
     def take(self, job_ids: Sequence[str]) -> dict[str, CacheEntry]:
         """Answers kept for these jobs by an earlier attempt (they stay until settled)."""
         found: dict[str, CacheEntry] = {}
         try:
+            found.update(self.store.take(job_ids))
+        except redis.RedisError as error:
+            log.warning("could not read answers kept in Redis: %s", type(error).__name__)
+        rest = [job_id for job_id in job_ids if job_id not in found]
+        if not rest:
+            return found
+        try:
             with self.sessions() as session:
-                stored: Mapping[str, str] = answers_repository.read(session, job_ids)
+                stored: Mapping[str, str] = answers_repository.read(session, rest)
         except (OperationalError, DBAPIError):
             stored = {}
         for job_id, text in stored.items():
@@ -67,14 +88,22 @@ class AnswerJournal:
                 found[job_id] = CacheEntry.from_json(text.encode())
             except EntryDecodeError:
                 log.error("journaled answer of job %s cannot be read; ignored", job_id)
-        rest = [job_id for job_id in job_ids if job_id not in found]
-        if rest:
-            try:
-                found.update(self.fallback.take(rest))
-            except Exception as error:
-                log.warning("could not read answers kept in Redis: %s", type(error).__name__)
         return found
 
-    def forget_in(self, session: Session, job_ids: Sequence[str]) -> None:
-        """Drop settled jobs' answers, inside the transaction that settles them."""
-        answers_repository.forget(session, job_ids)
+    def sql_rows(self, job_ids: Sequence[str], retried: Sequence[str]) -> list[str]:
+        """Of these settling jobs, those that may have an answer in the SQL journal: written
+        there by this process, or by an earlier attempt (`retried`) anywhere."""
+        again = set(retried)
+        with self._lock:
+            return [job_id for job_id in job_ids if job_id in self._in_sql or job_id in again]
+
+    def forget(self, job_ids: Sequence[str]) -> None:
+        """Drop settled jobs' answers from Redis (their SQL rows went with the settlement)."""
+        if not job_ids:
+            return
+        with self._lock:
+            self._in_sql.difference_update(job_ids)
+        try:
+            self.store.forget(job_ids)
+        except redis.RedisError as error:  # they expire with their TTL
+            log.warning("could not drop settled answers: %s", type(error).__name__)

@@ -1,8 +1,8 @@
 """Run a group of jobs through the path every job takes, paying fixed costs once per group.
 
-claim (SQL) -> admit: model, ladder, reservation (ledger) -> cache lookup -> provider calls
-behind single-flight -> settle + cache hits + final records (ONE transaction) -> results to
-Redis and the cache tiers.
+start: claim + admit (model, ladder, reservation) in ONE transaction -> cache lookup ->
+provider calls behind single-flight -> settle + cache hits + final records (ONE transaction) ->
+results to Redis and the cache tiers.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from agentqueue.workers.call_guard import FallbackNeeded
 from agentqueue.workers.context import WorkerContext
 from agentqueue.workers.context_window import fit_to_context
 from agentqueue.workers.fallback_step import fall_back
-from agentqueue.workers.group_commit import Completion
+from agentqueue.workers.group_commit import Completion, Start
 from agentqueue.workers.job_results import answered, ended
 from agentqueue.workers.provider_calls import CallOutcome, PlannedCall, call_all
 from agentqueue.workers.work import ExecutionReport, JobWork
@@ -59,30 +59,26 @@ class BatchExecutor:
     ) -> ExecutionReport:
         """`released` marks jobs coming back from deferral: they run, never defer again."""
         report = ExecutionReport()
+        now = utcnow()
         try:
-            claimed = self._claim(job_ids)
+            work = self._start(job_ids, service_tier, released, now, report)
         except DatabaseUnavailable as error:
             report.retry = dict.fromkeys(job_ids, error)
             return report
-        claimed_ids = {c.job.id for c in claimed}
+        claimed_ids = {w.job_id for w in work}
         report.skipped = [job_id for job_id in job_ids if job_id not in claimed_ids]
         if report.skipped:
             self._republish_final(report.skipped)
-        if not claimed:
+        if not work:
             return report
-        work = [JobWork(item) for item in claimed]
         try:
-            return self._run_claimed(work, service_tier, released, report)
+            return self._run_admitted(work, service_tier, report)
         finally:  # final, requeued or lost: this process holds none of them any more
             self.context.leases.drop(claimed_ids)
 
-    def _run_claimed(
-        self, work: list[JobWork], service_tier: str, released: bool, report: ExecutionReport
+    def _run_admitted(
+        self, work: list[JobWork], service_tier: str, report: ExecutionReport
     ) -> ExecutionReport:
-        try:
-            self._admit(work, service_tier, released, report)
-        except DatabaseUnavailable as error:
-            return self._retry_all(work, error, report)
         held = report.deferred.keys() | report.waiting.keys()
         runnable = [w for w in work if w.result is None and w.job_id not in held]
         self._recover_paid(runnable)
@@ -104,16 +100,53 @@ class BatchExecutor:
 
     # Steps ---------------------------------------------------------------------------------
 
-    def _claim(self, job_ids: Sequence[str]) -> list[ClaimedJob]:
+    def _start(
+        self,
+        job_ids: Sequence[str],
+        service_tier: str,
+        released: bool,
+        now: datetime,
+        report: ExecutionReport,
+    ) -> list[JobWork]:
+        """Claim the jobs and admit the claimed ones in one transaction; their work, with each
+        job's verdict applied."""
+        offpeak = self.context.offpeak
+        window_open = offpeak.is_off_peak(now)
+        # Deferring to off-peak gains nothing once off-peak has come.
+        defer_allowed = not released and not window_open
+        planned: list[JobWork] = []
+
+        def plan(claimed: list[ClaimedJob]) -> list[AdmissionGroup]:
+            planned[:] = [JobWork(item) for item in claimed]  # afresh if the transaction reruns
+            self._fit_context(planned)
+            by_tier: dict[str, list[JobWork]] = {}
+            for w in planned:
+                job = w.item.job
+                tier = wanted_tier(self.context, job, service_tier, released, window_open, now)
+                by_tier.setdefault(tier, []).append(w)
+            return [
+                AdmissionGroup(
+                    [w.item.job for w in share],
+                    now,
+                    tier,
+                    defer_allowed,
+                    {w.job_id: w.item.waiting_since for w in share if w.item.waiting_since},
+                )
+                for tier, share in by_tier.items()
+            ]
+
         try:
-            return self.context.group_commit.claim(job_ids)
+            started = self.context.group_commit.start(Start(job_ids, plan))
         except (OperationalError, DBAPIError) as error:
             log.warning(
-                "database unavailable while claiming %d job(s): %s",
+                "database unavailable while starting %d job(s): %s",
                 len(job_ids),
                 type(error).__name__,
             )
             raise DatabaseUnavailable("the jobs database cannot be reached; retrying") from None
+        for w in planned:
+            self.apply_admission(w, started.admissions[w.job_id], now, report)
+        return planned
 
     def _fit_context(self, work: list[JobWork]) -> None:
         for w in work:
@@ -126,35 +159,6 @@ class BatchExecutor:
             if fitted.tokens_saved:
                 w.item = replace(w.item, job=fitted.job)
                 w.tokens_saved = fitted.tokens_saved
-
-    def _admit(
-        self, work: list[JobWork], service_tier: str, released: bool, report: ExecutionReport
-    ) -> None:
-        self._fit_context(work)
-        now = utcnow()
-        offpeak = self.context.offpeak
-        window_open = offpeak.is_off_peak(now)
-        # Deferring to off-peak gains nothing once off-peak has come.
-        defer_allowed = not released and not window_open
-        waiting_since = {w.job_id: w.item.waiting_since for w in work if w.item.waiting_since}
-        by_tier: dict[str, list[JobWork]] = {}
-        for w in work:
-            tier = wanted_tier(self.context, w.item.job, service_tier, released, window_open, now)
-            by_tier.setdefault(tier, []).append(w)
-        admissions: dict[str, Admission] = {}
-        for tier, share in by_tier.items():
-            admitted = self.context.group_commit.admit(
-                AdmissionGroup(
-                    [w.item.job for w in share],
-                    now,
-                    tier,
-                    defer_allowed,
-                    {w.job_id: waiting_since[w.job_id] for w in share if w.job_id in waiting_since},
-                )
-            )
-            admissions.update({w.job_id: a for w, a in zip(share, admitted, strict=True)})
-        for w in work:
-            self.apply_admission(w, admissions[w.job_id], now, report)
 
     def apply_admission(
         self,
@@ -394,7 +398,9 @@ class BatchExecutor:
             report.deferred,
             list(report.retry),
             possible_repeats=repeats,
-            journaled=list(paid),
+            journaled=self.context.journal.sql_rows(
+                list(paid), [w.job_id for w in answered_work if w.item.attempts > 1]
+            ),
             waiting=waits,
             batched=rows,
         )
@@ -407,9 +413,7 @@ class BatchExecutor:
             report.deferred.clear()
             report.waiting.clear()
             return report
-        self.context.journal.fallback.forget(
-            [w.job_id for w in answered_work if w.job_id in paid and w.item.attempts > 1]
-        )
+        self.context.journal.forget(list(paid))
         final = [w.result for w in work if w.result is not None and w.job_id in written]
         report.failed.update(
             {r.job_id: r.error for r in final if r.status == JobStatus.FAILED and r.error}
@@ -426,22 +430,6 @@ class BatchExecutor:
         return report
 
     # Recovery ------------------------------------------------------------------------------
-
-    def _retry_all(
-        self, work: list[JobWork], error: AgentQueueError, report: ExecutionReport
-    ) -> ExecutionReport:
-        for w in work:
-            report.retry[w.job_id] = error
-        try:
-            with self.context.sessions.begin() as session:
-                jobs_repository.requeue(
-                    session,
-                    [w.job_id for w in work],
-                    message_due=self.context.group_commit.retry_due(utcnow()),
-                )
-        except (OperationalError, DBAPIError):
-            pass  # the claim stays 'running' under this worker, which may claim it again
-        return report
 
     def _republish_final(self, job_ids: Sequence[str]) -> None:
         """A redelivered message for a finished job: make sure its waiter can see the result."""

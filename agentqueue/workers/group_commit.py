@@ -1,9 +1,10 @@
 """One database transaction for every group that reaches the same step at the same moment.
 
-Each batch of jobs needs three transactions (claim, admission, settlement with the final
-records). Under load many batches of one worker reach a step together; each step has a
-`Coalescer`, so they share one transaction per step instead of paying BEGIN, COMMIT and every
-statement once per batch. A lone batch runs at once, as before.
+Each batch of jobs needs two transactions: the start (claim and admission, with its
+reservations) and the completion (settlement with the final records). Under load many batches
+of one worker reach a step together; each step has a `Coalescer`, so they share one
+transaction per step instead of paying BEGIN, COMMIT and every statement once per batch. A
+lone batch runs at once, as before.
 
 The worker owns these transactions: it opens them and calls the jobs repository and the budget
 gate inside; the budget package never runs worker code.
@@ -18,7 +19,13 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from agentqueue.budget.gate import Admission, AdmissionGroup, BudgetGate, CacheHit
+from agentqueue.budget.gate import (
+    Admission,
+    AdmissionGroup,
+    AdmittedGroups,
+    BudgetGate,
+    CacheHit,
+)
 from agentqueue.constants import MAX_RETRY_COUNTDOWN_S
 from agentqueue.jobs import JobResult, utcnow
 from agentqueue.persistence import answers_repository, batch_repository, jobs_repository
@@ -32,6 +39,28 @@ from agentqueue.workers.lease_keeper import LeaseKeeper
 # transaction stays well inside SQLite's limit on statement parameters even for packed
 # batches of 1,000 jobs.
 GROUPS_PER_TRANSACTION = 8
+
+
+# Turns a group's claimed jobs into the groups to admit (one per tier). It runs inside the
+# start's transaction, which may be rerun: it must be safe to call again, and do no I/O.
+Plan = Callable[[list[ClaimedJob]], Sequence[AdmissionGroup]]
+
+
+@dataclass(frozen=True)
+class Start:
+    """One group's start: the ids it was sent, and how to admit the ones it claims."""
+
+    job_ids: Sequence[str]
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class Started:
+    """The jobs a group claimed, in the order it asked, and each one's admission (job id ->
+    admission)."""
+
+    claimed: list[ClaimedJob]
+    admissions: Mapping[str, Admission]
 
 
 @dataclass(frozen=True)
@@ -57,7 +86,8 @@ class Completion:
 
 
 class GroupCommit:
-    """Claim, admit and complete groups of jobs, several groups per transaction under load."""
+    """Start (claim and admit) and complete groups of jobs, several groups per transaction
+    under load."""
 
     def __init__(
         self, sessions: sessionmaker[Session], gate: BudgetGate, leases: LeaseKeeper | None = None
@@ -66,9 +96,7 @@ class GroupCommit:
         self._gate = gate
         self._leases = leases
         most = GROUPS_PER_TRANSACTION
-        self._claims: Coalescer[Sequence[str], list[ClaimedJob]] = Coalescer(
-            self.claim_groups, max_requests=most
-        )
+        self._starts: Coalescer[Start, Started] = Coalescer(self.start_groups, max_requests=most)
         self._admissions: Coalescer[AdmissionGroup, list[Admission]] = Coalescer(
             gate.admit_groups, max_requests=most
         )
@@ -76,16 +104,17 @@ class GroupCommit:
             self.complete_groups, max_requests=most
         )
 
-    def claim(self, job_ids: Sequence[str]) -> list[ClaimedJob]:
-        """`jobs_repository.claim` of these ids; a job asked for by two groups goes to one.
+    def start(self, start: Start) -> Started:
+        """`start_groups` of one group.
 
         Raises:
-            sqlalchemy.exc.DBAPIError: the database failed (the caller retries).
+            DatabaseUnavailable: nothing was claimed or reserved; retry later.
         """
-        return self._claims.submit(job_ids)
+        return self._starts.submit(start)
 
     def admit(self, group: AdmissionGroup) -> list[Admission]:
-        """`BudgetGate.admit_groups` of one group (raises `DatabaseUnavailable` like it)."""
+        """`BudgetGate.admit_groups` of one group of jobs this worker holds already (a
+        fallback's new model); raises `DatabaseUnavailable` like it."""
         return self._admissions.submit(group)
 
     def complete(self, completion: Completion) -> set[str]:
@@ -96,14 +125,22 @@ class GroupCommit:
         """
         return self._completions.submit(completion)
 
-    def claim_groups(self, requests: Sequence[Sequence[str]]) -> list[list[ClaimedJob]]:
-        """Claim several groups' ids in one transaction; a job asked for twice goes to the
-        first group that asked (the others see it as not claimable)."""
-        wanted = list(dict.fromkeys(job_id for ids in requests for job_id in ids))
+    def start_groups(self, requests: Sequence[Start]) -> list[Started]:
+        """Claim several groups' ids and admit what each claimed, in ONE transaction: a job
+        asked for by two groups goes to the first that asked (the others see it as not
+        claimable), and a job is never claimed without its admission or reserved unclaimed.
+
+        Raises:
+            DatabaseUnavailable: nothing was written; retry the whole step later.
+        """
+        wanted = list(dict.fromkeys(job_id for r in requests for job_id in r.job_ids))
         now = utcnow()
         leases = self._leases
         held = set(leases.held()) if leases else set()
-        with self._sessions.begin() as session:
+
+        def work(
+            session: Session,
+        ) -> tuple[list[list[ClaimedJob]], list[Sequence[AdmissionGroup]], AdmittedGroups]:
             claimed = jobs_repository.claim(
                 session,
                 wanted,
@@ -112,14 +149,30 @@ class GroupCommit:
                 lease_until=leases.lease_until(now) if leases else None,
                 own=[job_id for job_id in wanted if job_id not in held],
             )
+            by_id = {item.job.id: item for item in claimed}
+            shares = [
+                [by_id.pop(job_id) for job_id in r.job_ids if job_id in by_id] for r in requests
+            ]
+            plans = [
+                r.plan(share) if share else () for r, share in zip(requests, shares, strict=True)
+            ]
+            groups = [group for plan in plans for group in plan]
+            return shares, plans, self._gate.admit_groups_in(session, groups)
+
+        shares, plans, admitted = in_transaction(self._sessions, work)
         if leases is not None:  # renewed from now on, until the executor drops them
-            leases.hold(item.job.id for item in claimed)
-        by_id = {item.job.id: item for item in claimed}
-        shares = []
-        for ids in requests:
-            share = [by_id.pop(job_id) for job_id in ids if job_id in by_id]
-            shares.append(share)
-        return shares
+            leases.hold(item.job.id for share in shares for item in share)
+        self._gate.announce(admitted)
+        per_group = iter(admitted.admissions)
+        started = []
+        for share, plan in zip(shares, plans, strict=True):
+            admissions: dict[str, Admission] = {}
+            for group in plan:
+                admissions.update(
+                    (job.id, a) for job, a in zip(group.jobs, next(per_group), strict=True)
+                )
+            started.append(Started(share, admissions))
+        return started
 
     def complete_groups(self, completions: Sequence[Completion]) -> list[set[str]]:
         """Settle, record cache hits and write the final records, deferrals, requeues and waits of

@@ -176,7 +176,8 @@ class GuardedConsumer(Consumer):
     def connection_for_read(self, heartbeat: float | None = None) -> Any:
         connection = self.app.connection_for_read(heartbeat=heartbeat)
         if connection.get_transport_cls() is kombu_redis.Transport:
-            connection.transport_cls = GuardedTransport  # type: ignore[assignment]
+            # By name, not the class: `celery inspect stats` (and Flower) report it as JSON.
+            connection.transport_cls = f"{__name__}:GuardedTransport"
         return self.ensure_connected(connection)
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:

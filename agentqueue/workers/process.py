@@ -9,8 +9,10 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from agentqueue.constants import QUEUES
+from agentqueue.workers.supervisor import default_processes
 
 
 class WorkerProcess:
@@ -28,22 +30,23 @@ class WorkerProcess:
         log_file: Path | None = None,
         app: str = "agentqueue.workers.app",
         extra_args: Sequence[str] = (),
-        processes: int | None = None,
+        processes: int | Literal["default"] | None = None,
     ) -> None:
         """`processes`: run `agentqueue worker --processes N` (the supervisor and its Celery
-        children) instead of one bare Celery worker."""
+        children) instead of one bare Celery worker; "default" runs `agentqueue worker` with
+        its default number (one per CPU)."""
         self.env = {**os.environ, **env}
         self.name = name
         self.hostname = f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h"
-        self.processes = processes
+        self.processes = default_processes() if processes == "default" else processes
         if processes is not None:
+            count = [] if processes == "default" else ["--processes", str(processes)]
             self.argv = [
                 sys.executable,
                 "-m",
                 "agentqueue.cli",
                 "worker",
-                "--processes",
-                str(processes),
+                *count,
                 *self._worker_options(concurrency, queues, loglevel, extra_args),
             ]
         else:
@@ -101,29 +104,35 @@ class WorkerProcess:
         return self
 
     def wait_ready(self, celery_app: object, timeout: float = 30.0) -> None:
-        """Block until this worker answers a ping over the broker."""
+        """Block until every Celery worker of this process answers a ping over the broker."""
         deadline = time.monotonic() + timeout
-        node = self.node_name
+        waiting = set(self.node_names)
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"worker exited with code {self.process.returncode}")
             try:
-                replies = celery_app.control.ping(destination=[node], timeout=0.5)  # type: ignore[attr-defined]
+                replies = celery_app.control.ping(destination=sorted(waiting), timeout=0.5)  # type: ignore[attr-defined]
             except Exception:  # the broker restarted under a pooled connection: ask again
                 time.sleep(0.2)
                 continue
-            if replies:
+            waiting -= {node for reply in replies for node in reply}
+            if not waiting:
                 return
-        raise TimeoutError(f"worker {node} did not answer a ping within {timeout} s")
+        raise TimeoutError(f"worker(s) {sorted(waiting)} did not answer a ping within {timeout} s")
 
     @property
     def node_name(self) -> str:
         """The node name of the (first) Celery worker."""
-        hostname = self.hostname
-        if self.processes is not None and self.processes > 1:
-            name, _, host = hostname.partition("@")
-            hostname = f"{name}-1@{host}"
-        return hostname.replace("%h", os.uname().nodename)
+        return self.node_names[0]
+
+    @property
+    def node_names(self) -> list[str]:
+        """The node names of its Celery workers (one each)."""
+        hostname = self.hostname.replace("%h", os.uname().nodename)
+        if self.processes is None or self.processes == 1:
+            return [hostname]
+        name, _, host = hostname.partition("@")
+        return [f"{name}-{index}@{host}" for index in range(1, self.processes + 1)]
 
     def children(self) -> list[int]:
         """Pids of the Celery worker processes a supervised worker runs right now."""

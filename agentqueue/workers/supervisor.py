@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 import time
@@ -23,6 +24,14 @@ log = logging.getLogger("agentqueue.supervisor")
 
 POLL_S = 0.2
 EXIT_GAVE_UP = 3
+
+
+def default_processes() -> int:
+    """`agentqueue worker`'s default number of processes: one per CPU this process may use."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @dataclass

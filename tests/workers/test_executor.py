@@ -8,15 +8,18 @@ import os
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+import redis
+from sqlalchemy import event, select
+from sqlalchemy.engine import Connection
 
 from agentqueue.budget.budget_limits import set_budget
 from agentqueue.constants import PENDING_ANSWER_PREFIX
 from agentqueue.errors import DatabaseUnavailable
 from agentqueue.jobs import AgentJob, JobStatus, utcnow
-from agentqueue.persistence import jobs_repository
+from agentqueue.persistence import answers_repository, jobs_repository
 from agentqueue.persistence.engine import dispose_all
 from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
@@ -26,6 +29,7 @@ from agentqueue.settings import load_settings
 from agentqueue.workers.context import WorkerContext
 from agentqueue.workers.executor import BatchExecutor
 from tests.support.pipeline import simple_job
+from tests.support.services import free_port
 
 
 class CountingProvider:
@@ -191,3 +195,44 @@ def test_an_answer_paid_while_the_ledger_is_down_is_settled_on_retry_without_a_n
     assert settled.state == "settled" and settled.cost_usd > 0
     assert context.results.fetch([job_id])[job_id].cost == settled.cost_usd
     assert context.redis.exists(f"{PENDING_ANSWER_PREFIX}{job_id}") == 0
+
+
+def test_an_answer_goes_to_the_sql_journal_only_when_redis_cannot_take_it(
+    context: WorkerContext,
+) -> None:
+    """Given the journal's Redis unreachable when the provider answers, when the executor runs
+    a job, then its answer is written to the SQL journal, the job settles and the row goes
+    with the settlement; with Redis up, a second job's answer is not written to SQL, and no
+    answer is left in Redis once settled."""
+    [first_id, second_id] = queued(context, 2)
+    journal = context.journal
+    reachable = journal.store.client
+    dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
+    engine = context.sessions.kw["bind"]
+    writes: list[str] = []
+
+    def on_statement(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO PROVIDER_ANSWERS"):
+            writes.append(statement)
+
+    def redis_away() -> None:
+        journal.store.client = dead
+
+    event.listen(engine, "before_cursor_execute", on_statement)
+    try:
+        provider_of(context).after = redis_away
+        first = BatchExecutor(context).run([first_id])
+        journal.store.client = reachable
+        provider_of(context).after = None
+        assert len(writes) == 1
+        second = BatchExecutor(context).run([second_id])
+        assert len(writes) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+        journal.store.client = reachable
+    assert (first.retry, first.failed, second.retry, second.failed) == ({}, {}, {}, {})
+    assert provider_of(context).calls == 2
+    with context.sessions() as session:
+        assert answers_repository.read(session, [first_id, second_id]) == {}
+    assert list(context.redis.scan_iter(f"{PENDING_ANSWER_PREFIX}*")) == []
+    assert {r.status for r in job_rows(context).values()} == {JobStatus.SUCCEEDED.value}

@@ -1,4 +1,5 @@
-"""Several groups in one transaction per step: claim, admission and completion (real DBs)."""
+"""Several groups in one transaction per step: start (claim and admission) and completion
+(real DBs)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,19 @@ from agentqueue.jobs import JobResult, JobStatus, utcnow
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.persistence.job_table import JobRecord
+from agentqueue.persistence.jobs_repository import ClaimedJob
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
 from agentqueue.usage import TokenUsage
-from agentqueue.workers.group_commit import Completion, GroupCommit
-from tests.budget.conftest import NOON, admit, make_gate, make_job
+from agentqueue.workers.group_commit import Completion, GroupCommit, Start
+from tests.budget.conftest import NOON, make_gate, make_job
 
 __all__ = ["make_gate"]  # the fixture, shared with the budget tests
 
 GateFactory = Callable[..., BudgetGate]
+
+
+def admit_all(claimed: list[ClaimedJob]) -> list[AdmissionGroup]:
+    return [AdmissionGroup([c.job for c in claimed], NOON)]
 
 
 def test_claims_of_several_groups_give_each_job_to_exactly_one(
@@ -39,12 +45,45 @@ def test_claims_of_several_groups_give_each_job_to_exactly_one(
             .values(status=JobStatus.SUCCEEDED.value)
         )
     commit = GroupCommit(sessions, make_gate())
-    first, second = commit.claim_groups(
-        [["job-0", "job-1", "job-2", "job-3"], ["job-3", "job-4", "job-5", "job-6"]]
+    first, second = commit.start_groups(
+        [
+            Start(["job-0", "job-1", "job-2", "job-3"], admit_all),
+            Start(["job-3", "job-4", "job-5", "job-6"], admit_all),
+        ]
     )
-    assert [c.job.id for c in first] == ["job-0", "job-1", "job-2", "job-3"]
-    assert [c.job.id for c in second] == ["job-4", "job-5"]
-    assert all(c.attempts == 1 for c in first + second)
+    assert [c.job.id for c in first.claimed] == ["job-0", "job-1", "job-2", "job-3"]
+    assert [c.job.id for c in second.claimed] == ["job-4", "job-5"]
+    assert all(c.attempts == 1 for c in first.claimed + second.claimed)
+    assert set(first.admissions) == {"job-0", "job-1", "job-2", "job-3"}
+    assert set(second.admissions) == {"job-4", "job-5"}
+    with sessions() as session:
+        entries = set(session.scalars(select(LedgerEntryRecord.job_id)))
+    assert entries == {f"job-{n}" for n in range(6)}
+
+
+def test_a_start_that_fails_leaves_no_claim_and_no_reservation(
+    make_gate: GateFactory, database_url: str
+) -> None:
+    """Given queued jobs, when planning their admission fails inside the start, then no job is
+    left running and no reservation is kept: claim and admission are one transaction."""
+    sessions = get_sessionmaker(database_url)
+    with sessions.begin() as session:
+        jobs_repository.insert_new(
+            session, [make_job("x"), make_job("y")], status=JobStatus.QUEUED, now=utcnow()
+        )
+
+    def broken(claimed: list[ClaimedJob]) -> list[AdmissionGroup]:
+        raise RuntimeError("planning failed")
+
+    commit = GroupCommit(sessions, make_gate())
+    with pytest.raises(RuntimeError, match="planning failed"):
+        commit.start_groups([Start(["x", "y"], broken)])
+    with sessions() as session:
+        statuses = {i: s for i, s in session.execute(select(JobRecord.id, JobRecord.status))}
+        assert session.scalar(select(func.count()).select_from(LedgerEntryRecord)) == 0
+    assert statuses == {"x": "queued", "y": "queued"}
+    [started] = commit.start_groups([Start(["x", "y"], admit_all)])
+    assert [c.job.id for c in started.claimed] == ["x", "y"]
 
 
 def test_groups_admitted_together_keep_their_own_tier_and_order(make_gate: GateFactory) -> None:
@@ -77,8 +116,8 @@ def test_completions_share_one_transaction_all_or_nothing(
             session, [make_job("a"), make_job("b")], status=JobStatus.QUEUED, now=utcnow()
         )
     commit = GroupCommit(sessions, gate)
-    [claimed] = commit.claim_groups([["a", "b"]])
-    admit(gate, [make_job("a"), make_job("b")], now=NOON)
+    [started] = commit.start_groups([Start(["a", "b"], admit_all)])
+    claimed = started.claimed
     seen: dict[str, Decimal] = {}
 
     def results_of(job_id: str) -> Callable[[Mapping[str, Decimal]], list[JobResult]]:

@@ -17,7 +17,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from agentqueue.constants import TASK_RUN_JOB
+from agentqueue.constants import PENDING_ANSWER_PREFIX, TASK_RUN_JOB
 from agentqueue.jobs import JobStatus
 from agentqueue.persistence.answer_table import ProviderAnswerRecord
 from agentqueue.persistence.job_table import JobRecord
@@ -117,6 +117,8 @@ def test_sigkill_three_times_during_1000_jobs_recovers_each_within_30_s(
     # Money: every job settled once, nothing left reserved, nothing left in the journal.
     assert len(entries) == 1000 and {e.state for e in entries} == {"settled"}
     assert journal_left == 0
+    answers_left = list(pipeline.queue.redis.scan_iter(f"{PENDING_ANSWER_PREFIX}*"))
+    assert answers_left == []
     marked = {e.job_id for e in entries if e.possible_repeat_usd > 0}
     assert all(e.charge_reason for e in entries if e.job_id in marked)
     # The provider: once per job, except calls the ledger marks as possibly repeated.
@@ -246,6 +248,8 @@ def test_a_call_of_unknown_outcome_is_charged_and_only_repeatable_jobs_call_agai
     assert entries[journaled].state == "settled" and entries[journaled].possible_repeat_usd == 0
     assert entries[journaled].input_tokens == 12 and entries[journaled].output_tokens == 5
     assert journal_left == 0
+    answers_left = list(pipeline.queue.redis.scan_iter(f"{PENDING_ANSWER_PREFIX}*"))
+    assert answers_left == []
     # Repeatable: one new call; charged the call plus the lost call's reservation.
     entry = entries[repeatable]
     assert results[repeatable].status is JobStatus.SUCCEEDED

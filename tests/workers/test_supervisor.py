@@ -9,9 +9,11 @@ import time
 
 import psutil
 import pytest
+from sqlalchemy import select
 
 from agentqueue.jobs import JobStatus
-from agentqueue.workers.supervisor import EXIT_GAVE_UP, Supervisor
+from agentqueue.persistence.job_table import JobRecord
+from agentqueue.workers.supervisor import EXIT_GAVE_UP, Supervisor, default_processes
 from tests.support.pipeline import Pipeline, simple_job
 
 
@@ -69,3 +71,29 @@ def test_a_killed_worker_process_is_restarted_and_sigterm_stops_them_all(
     assert not any(
         psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in now
     )
+
+
+def test_the_default_worker_command_runs_one_process_per_cpu_and_each_serves_jobs(
+    pipeline: Pipeline,
+) -> None:
+    """Given `agentqueue worker` without `--processes`, then it runs one Celery process per
+    CPU, every one answers over the broker, and jobs sent to the pool are done by more than
+    one of them when there is more than one."""
+    worker = pipeline.start_worker(processes="default", concurrency=4)
+    assert len(worker.children()) == default_processes() == len(worker.node_names)
+    replies = pipeline.queue.celery.control.ping(destination=worker.node_names, timeout=2)
+    assert {node for reply in replies for node in reply} == set(worker.node_names)
+    # `celery inspect stats`, which Flower shows, answers for each (its transport as a name).
+    inspect = pipeline.queue.celery.control.inspect(destination=worker.node_names, timeout=5)
+    stats = inspect.stats() or {}
+    assert set(stats) == set(worker.node_names)
+    assert {s["broker"]["transport"] for s in stats.values()} == {
+        "agentqueue.workers.message_guard:GuardedTransport"
+    }
+    handles = pipeline.queue.submit_many([simple_job(i) for i in range(200)], packed=False)
+    results = pipeline.queue.wait([h.id for h in handles], timeout=60)
+    assert {r.status for r in results.values()} == {JobStatus.SUCCEEDED}
+    with pipeline.queue.sessions() as session:
+        owners = set(session.scalars(select(JobRecord.lease_owner)))
+    # Each process holds its claims under its own lease owner (host, pid, nonce).
+    assert min(default_processes(), 2) <= len(owners) <= default_processes(), owners

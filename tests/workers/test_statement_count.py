@@ -1,0 +1,109 @@
+"""What one group of jobs costs the database, counted at the engine: two transactions (the
+start, claiming and admitting; the completion, settling and recording) and a number of
+statements that does not grow with the group, on SQLite and PostgreSQL, under a budget so the
+usage rows are locked and written too. A change that adds a transaction or a statement per job
+to the path every job takes fails here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from agentqueue.budget.budget_limits import set_budget
+from agentqueue.jobs import AgentJob, JobStatus, utcnow
+from agentqueue.persistence import jobs_repository
+from agentqueue.persistence.engine import dispose_all
+from agentqueue.persistence.migrate import upgrade
+from agentqueue.settings import load_settings
+from agentqueue.workers.context import WorkerContext
+from agentqueue.workers.executor import BatchExecutor
+from tests.support.pipeline import simple_job
+
+# A group's statements, whatever its size: the start (claim, the ledger writers' lock on
+# PostgreSQL, budgets, entry states, usage rows locked, existing entries, write-back, entry
+# insert) and the completion (the lock, entries and usage rows locked, settlement, rows
+# written back, final records): 13 or 14 on either database today, with a little room.
+MOST_STATEMENTS_PER_GROUP = 18
+
+
+@dataclass
+class Counts:
+    statements: list[str] = field(default_factory=list)
+    commits: int = 0
+
+    def reset(self) -> None:
+        self.statements.clear()
+        self.commits = 0
+
+
+@pytest.fixture
+def context(redis_url: str, database_url: str, tmp_path: Any) -> Iterator[WorkerContext]:
+    upgrade(database_url)
+    settings = load_settings(
+        redis_url=redis_url,
+        database_url=database_url,
+        cache_enabled=False,  # the cache's own SQL tier is not the path being counted
+    )
+    built = WorkerContext.build(settings)
+    try:
+        yield built
+    finally:
+        built.close()
+        dispose_all()
+
+
+@pytest.fixture
+def counts(context: WorkerContext) -> Iterator[Counts]:
+    engine = context.sessions.kw["bind"]
+    assert isinstance(engine, Engine)
+    seen = Counts()
+
+    def on_statement(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
+        seen.statements.append(statement.split(None, 1)[0].upper())
+
+    def on_commit(conn: Connection) -> None:
+        seen.commits += 1
+
+    event.listen(engine, "before_cursor_execute", on_statement)
+    event.listen(engine, "commit", on_commit)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+        event.remove(engine, "commit", on_commit)
+
+
+def queued(context: WorkerContext, first: int, count: int) -> list[str]:
+    jobs = [AgentJob.model_validate(simple_job(first + n)) for n in range(count)]
+    with context.sessions.begin() as session:
+        jobs_repository.insert_new(session, jobs, status=JobStatus.QUEUED, now=utcnow())
+    return [job.id for job in jobs]
+
+
+@pytest.mark.parametrize("size", [1, 5, 25])
+def test_a_group_pays_two_transactions_and_a_bounded_number_of_statements(
+    context: WorkerContext, counts: Counts, size: int
+) -> None:
+    """Given a budgeted scope and `size` queued jobs, when the executor runs them as one
+    group, then the database sees two commits and no more than a fixed number of statements,
+    the same for 1, 5 or 25 jobs."""
+    set_budget(context.sessions, "global", "daily", Decimal(1000), now=utcnow(), timezone="UTC")
+    BatchExecutor(context).run(queued(context, 0, 2))  # warm: usage rows exist, engine connected
+    ids = queued(context, 1000, size)
+    counts.reset()
+
+    report = BatchExecutor(context).run(ids)
+
+    assert (report.retry, report.skipped, report.failed) == ({}, [], {})
+    records = context.results.fetch(ids)
+    assert all(records[job_id].status is JobStatus.SUCCEEDED for job_id in ids)
+    print(f"\n{size} job(s): {counts.commits} commits, {len(counts.statements)} statements")
+    # Start and completion; the answers' journal is in Redis, not a transaction per answer.
+    assert counts.commits == 2, counts.statements
+    assert len(counts.statements) <= MOST_STATEMENTS_PER_GROUP, counts.statements
