@@ -1,11 +1,11 @@
-"""Where a worker's time goes under P1's interactive load: py-spy samples one Celery process
+"""Where a worker's time goes under P1's load: py-spy samples one Celery process
 of the default `agentqueue worker` command while it drains single-message jobs (simulated
-provider at zero latency, PostgreSQL), and prints the share of samples by module and by
+provider at zero latency, PostgreSQL; `--packed`: packed batch tasks), and prints the share of samples by module and by
 function, counting only the thread that holds the GIL (`--gil`), which is what one process's
 throughput is bound by.
 
     .venv/bin/pip install py-spy      # not a dependency of the project
-    .venv/bin/python bench/profile_worker.py [--jobs 6000] [--seconds 8] [--redis-db 8]
+    .venv/bin/python bench/profile_worker.py [--jobs 6000] [--seconds 8] [--packed] [--redis-db 8]
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--redis-db", type=int, default=8)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--packed", action="store_true", help="P1's bulk load: packed batch tasks (submit_many)"
+    )
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(
         Path(__file__).resolve().parent.parent / ".venv/bin/py-spy"
@@ -101,7 +104,7 @@ def main() -> None:
                     }
                     for index in range(args.jobs)
                 ],
-                packed=False,
+                packed=args.packed,
             )
             target = worker.children()[0]
             queue.celery.control.add_consumer(QUEUE, destination=worker.node_names, reply=True)
