@@ -1,8 +1,8 @@
-"""Where a worker's time goes under P1's load: py-spy samples one Celery process
-of the default `agentqueue worker` command while it drains single-message jobs (simulated
-provider at zero latency, PostgreSQL; `--packed`: packed batch tasks), and prints the share of samples by module and by
-function, counting only the thread that holds the GIL (`--gil`), which is what one process's
-throughput is bound by.
+"""Where a worker's time goes under P1's load: py-spy samples one Celery process of the
+default `agentqueue worker` command while it drains single-message jobs (simulated provider at
+zero latency, PostgreSQL; `--packed`: packed batch tasks), and prints the share of samples by
+module and by function, counting only the thread that holds the GIL (`--gil`), which is what
+one process's throughput is bound by.
 
     .venv/bin/pip install py-spy      # not a dependency of the project
     .venv/bin/python bench/profile_worker.py [--jobs 6000] [--seconds 8] [--packed] [--redis-db 8]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,6 +19,7 @@ from agentqueue.budget.ledger import Ledger, Reservation, ReservationRequest
 from agentqueue.budget.periods import Period, Window, current_windows
 from agentqueue.budget.planning import JobPlanner
 from agentqueue.budget.policy import BudgetLadder
+from agentqueue.budget.possible_repeats import PossibleRepeat
 from agentqueue.budget.price_overrides import load_price_overrides
 from agentqueue.budget.pricing import PriceBook
 from agentqueue.budget.scopes import scopes_for
@@ -249,11 +250,11 @@ class BudgetGate:
         usages: Mapping[str, TokenUsage],
         *,
         now: datetime | None = None,
-        possible_repeats: Collection[str] = (),
+        possible_repeats: Mapping[str, PossibleRepeat] | None = None,
     ) -> dict[str, Decimal]:
         """Charge the provider-reported usage of each job (job id -> usage); job id -> actual
         cost. Idempotent: a settled job returns its recorded cost and is not charged again.
-        Jobs in `possible_repeats` are also charged an earlier call of unknown outcome at its
+        Jobs in `possible_repeats` are also charged their calls of unknown outcome at their
         reservation (see `Ledger.settle_in`)."""
         if not usages:
             return {}

@@ -10,7 +10,7 @@ concurrent workers and redelivered copies of a job never charge it twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.errors import UnknownModelPrice
+from agentqueue.budget.possible_repeats import PossibleRepeat
 from agentqueue.budget.pricing import PriceBook, to_money
 from agentqueue.budget.usage_view import UsageView
 from agentqueue.persistence.ledger_entries import (
@@ -47,10 +48,6 @@ from agentqueue.usage import TokenUsage
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-POSSIBLE_REPEAT_REASON = (
-    "possibly_repeated: an earlier attempt died after its provider call may have been sent "
-    "and before the answer was kept; charged at that call's reservation"
-)
 SWEEP_BATCH = 500
 
 
@@ -248,7 +245,7 @@ class Ledger:
         *,
         usages: Mapping[str, TokenUsage],
         now: datetime,
-        possible_repeats: Collection[str] = (),
+        possible_repeats: Mapping[str, PossibleRepeat] | None = None,
     ) -> dict[str, Decimal]:
         """Charge each job (job id -> reported usage) its actual cost and drop its
         reservation, inside the caller's transaction (so the caller can add its own writes,
@@ -256,10 +253,12 @@ class Ledger:
 
         A settled job returns its recorded cost again; a released one (swept while it was
         still running) is charged now, since the provider did the work. Unknown ids are
-        skipped with a warning. A job in `possible_repeats` had an earlier attempt whose call
-        may have been paid without its answer being kept: that call is charged at its
-        reservation on top, and the entry says so (never released silently).
+        skipped with a warning. A job in `possible_repeats` made calls that may have been paid
+        without their answer being kept (an earlier attempt that died, requests that failed in
+        transit): each is charged at the job's reservation (its last, if released since) on
+        top, and the entry says why (never released silently).
         """
+        possible_repeats = possible_repeats or {}
         entries, rows = lock_entries(session, list(usages))
         costs: dict[str, Decimal] = {}
         changes: list[dict[str, Any]] = []
@@ -272,9 +271,12 @@ class Ledger:
                 costs[job_id] = entry.cost_usd
                 continue
             cost, standard_cost = self._actual_cost(entry, usage)
-            repeat = Decimal(0)
-            if job_id in possible_repeats and entry.state is EntryState.RESERVED:
-                repeat = entry.reserved_usd
+            repeat, reason = Decimal(0), None
+            unknown = possible_repeats.get(job_id)
+            if unknown is not None and unknown.calls:
+                # At the reservation the calls were made under, even if it was released since
+                # (a job that moved to a fallback model and was refused there).
+                repeat, reason = entry.reserved_usd * unknown.calls, unknown.reason
                 cost, standard_cost = cost + repeat, standard_cost + repeat
             for key in entry.usage_keys:
                 row = rows.get(key)
@@ -294,7 +296,7 @@ class Ledger:
                     "output_tokens": usage.output_tokens,
                     "cached_input_tokens": usage.cached_input_tokens,
                     "possible_repeat_usd": repeat,
-                    "charge_reason": POSSIBLE_REPEAT_REASON if repeat else None,
+                    "charge_reason": reason if repeat else None,
                     "settled_at": now,
                     "updated_at": now,
                 }

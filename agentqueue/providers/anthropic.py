@@ -128,5 +128,7 @@ class AnthropicProvider(HttpProvider):
                 "service_tier_reported": usage.get("service_tier"),
                 "cache_creation_input_tokens": cache_write,
                 "attempts": reply.attempts,
+                "maybe_repeated": reply.maybe_repeated,
             },
+            possibly_repeated=reply.maybe_repeated,
         )

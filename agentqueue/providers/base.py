@@ -34,6 +34,9 @@ class ProviderResponse:
     finish_reason: FinishReason = "stop"
     service_tier: str = "standard"
     extra: dict[str, Any] = field(default_factory=dict)
+    # Earlier requests of this call that failed after the provider may have received (and
+    # billed) them, before the one that answered: each is charged as a possible repeat.
+    possibly_repeated: int = 0
 
     @property
     def truncated(self) -> bool:
@@ -41,7 +44,10 @@ class ProviderResponse:
 
 
 class ProviderError(AgentQueueError):
-    """A failed provider call; `retryable` says whether trying again may help."""
+    """A failed provider call; `retryable` says whether trying again may help.
+
+    `maybe_sent`: some request of the call failed after the provider may have received it
+    (a dropped connection, a read timeout), so it may have been billed without an answer."""
 
     code = "provider_error"
 
@@ -52,10 +58,12 @@ class ProviderError(AgentQueueError):
         retryable: bool,
         code: str = "provider_error",
         retry_after_s: float | None = None,
+        maybe_sent: bool = False,
     ) -> None:
         super().__init__(message, code=code)
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+        self.maybe_sent = maybe_sent
 
 
 class Provider(Protocol):

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, TypedDict, Unpack
 from pydantic import SecretStr
 
 from agentqueue.providers.backoff import BackoffPolicy
-from agentqueue.providers.base import ProviderRequest, ProviderResponse
+from agentqueue.providers.base import ProviderError, ProviderRequest, ProviderResponse
 from agentqueue.providers.connection_pool import PoolConfig
 from agentqueue.providers.http_transport import (
     HttpTransport,
@@ -97,11 +97,16 @@ class HttpProvider:
         return self._transport.pool.size
 
     def complete(self, request: ProviderRequest) -> ProviderResponse:
-        """One call; raises `ProviderError` (see `HttpTransport`) on failure."""
+        """One call; raises `ProviderError` (see `HttpTransport`) on failure. The response
+        counts earlier requests that may have been billed (`possibly_repeated`)."""
         reply = self._transport.post_json(
             self.path, self._body(request), request_id=request.request_id
         )
-        return self._response(request, reply)
+        try:
+            return self._response(request, reply)
+        except ProviderError as error:  # an unreadable answer after possibly billed attempts
+            error.maybe_sent = error.maybe_sent or reply.maybe_repeated > 0
+            raise
 
     def _body(self, request: ProviderRequest) -> dict[str, Any]:
         raise NotImplementedError

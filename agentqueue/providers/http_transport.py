@@ -25,6 +25,19 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 # server errors (Anthropic's 529 "overloaded" included). Any other 4xx will fail the same way again.
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
 _DETAIL_LIMIT = 300
+# Transport errors raised before the request was (fully) written: the provider cannot have
+# received it. Any other transport error (the connection dropped or timed out while the reply
+# was awaited) may come after the provider received, ran and billed the request.
+_NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+    httpx.LocalProtocolError,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+)
 
 
 # Told (model, HTTP status, reply headers) after every reply: shared rate limits learn from it.
@@ -33,18 +46,22 @@ ResponseObserver = Callable[[str, int, Mapping[str, str]], None]
 
 @dataclass(frozen=True)
 class JsonReply:
-    """A successful response body and how many attempts it took."""
+    """A successful response body, how many attempts it took, and how many of the earlier
+    attempts may have reached the provider (and been billed) before failing in transit."""
 
     body: dict[str, Any]
     attempts: int
+    maybe_repeated: int = 0
 
 
 @dataclass(frozen=True)
 class _Failure:
-    """Why an attempt failed, as redacted text (never the exception, which holds the headers)."""
+    """Why an attempt failed, as redacted text (never the exception, which holds the headers);
+    `maybe_sent` when the provider may have received the request (a billed call, no answer)."""
 
     reason: str
     retry_after_s: float | None = None
+    maybe_sent: bool = False
 
 
 class HttpTransport:
@@ -53,8 +70,12 @@ class HttpTransport:
     Retried: connection errors, timeouts, dropped connections, HTTP 408/409/429 and 5xx, with
     `BackoffPolicy` waits that honour `Retry-After`. After the last attempt it raises
     `ProviderError(code="provider_error", retryable=False)`. Other 4xx raise at once with a code
-    naming the cause. Every message is passed through the redactor, and no httpx exception (whose
-    request carries the API key header) is ever chained to a raised error.
+    naming the cause. An attempt that failed after the provider may have received the request
+    (read errors and timeouts, a dropped connection; not connect or write errors, not HTTP error
+    statuses) may have been billed: the reply counts them (`maybe_repeated`) and an error
+    raised after one says so (`maybe_sent`), so the caller charges them. Every message is
+    passed through the redactor, and no httpx exception (whose request carries the API key
+    header) is ever chained to a raised error.
     """
 
     def __init__(
@@ -90,6 +111,7 @@ class HttpTransport:
         """POST `body` to `path` under the base URL; the parsed JSON object of the 2xx reply."""
         max_attempts = self.backoff.max_attempts
         failure = _Failure("no attempt made")
+        maybe_sent = 0  # earlier attempts the provider may have received and billed
         for attempt in range(1, max_attempts + 1):
             if attempt > 1:
                 wait_s = self.backoff.delay_s(attempt - 1, failure.retry_after_s)
@@ -104,10 +126,15 @@ class HttpTransport:
                     wait_s,
                 )
                 time.sleep(wait_s)
-            outcome = self._attempt(path, body)
+            try:
+                outcome = self._attempt(path, body)
+            except ProviderError as error:
+                error.maybe_sent = error.maybe_sent or maybe_sent > 0
+                raise
             if isinstance(outcome, JsonReply):
-                return JsonReply(outcome.body, attempt)
+                return JsonReply(outcome.body, attempt, maybe_sent)
             failure = outcome
+            maybe_sent += failure.maybe_sent
         raise ProviderError(
             f"{self.provider} call to {path} failed after {max_attempts} attempts, last: "
             f"{failure.reason}. Check the provider's status and rate limits, or raise "
@@ -115,6 +142,7 @@ class HttpTransport:
             retryable=False,
             code="provider_error",
             retry_after_s=failure.retry_after_s,
+            maybe_sent=maybe_sent > 0,
         )
 
     def get_json(self, path: str) -> dict[str, Any] | None:
@@ -143,7 +171,10 @@ class HttpTransport:
         except httpx.UnsupportedProtocol as exc:
             unusable_url = self._redact(str(exc))
         except httpx.TransportError as exc:
-            return _Failure(f"{type(exc).__name__}: {self._redact(str(exc)) or 'no detail'}")
+            return _Failure(
+                f"{type(exc).__name__}: {self._redact(str(exc)) or 'no detail'}",
+                maybe_sent=not isinstance(exc, _NOT_SENT_ERRORS),
+            )
         if unusable_url is not None:
             raise ProviderError(
                 f"{self.provider} base URL {self.base_url!r} is not usable ({unusable_url}); "

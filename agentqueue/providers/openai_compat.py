@@ -106,7 +106,9 @@ class OpenAICompatibleProvider(HttpProvider):
                 "service_tier_reported": reported_tier,
                 "usage_reported": isinstance(usage, dict),
                 "attempts": reply.attempts,
+                "maybe_repeated": reply.maybe_repeated,
             },
+            possibly_repeated=reply.maybe_repeated,
         )
 
 

@@ -23,6 +23,7 @@ from agentqueue.cache.entry import CacheEntry, EntryDecodeError
 from agentqueue.jobs import utcnow
 from agentqueue.persistence import answers_repository
 from agentqueue.workers.coalescer import Coalescer
+from agentqueue.workers.kept_answer import KeptAnswer
 from agentqueue.workers.pending_answers import PendingAnswers
 
 log = logging.getLogger(__name__)
@@ -32,18 +33,27 @@ class AnswerJournal:
     def __init__(self, sessions: sessionmaker[Session], store: PendingAnswers) -> None:
         self.sessions = sessions
         self.store = store
-        self._writes: Coalescer[tuple[str, CacheEntry], None] = Coalescer(self._write_many)
+        self._writes: Coalescer[tuple[str, KeptAnswer], None] = Coalescer(self._write_many)
         self._lock = threading.Lock()
         self._in_sql: set[str] = set()  # answers this process had to write to SQL
 
-    def record(self, job_id: str, entry: CacheEntry) -> None:
-        """Keep one paid answer; never raises (the job goes on with its answer in hand)."""
+    def record(
+        self,
+        job_id: str,
+        entry: CacheEntry,
+        *,
+        possibly_repeated: int = 0,
+        carried_over: bool = False,
+    ) -> None:
+        """Keep one paid answer, with the job's calls of unknown outcome (see `KeptAnswer`);
+        never raises (the job goes on with its answer in hand)."""
         try:
-            self._writes.submit((job_id, entry))
+            kept = KeptAnswer(entry, possibly_repeated, carried_over)
+            self._writes.submit((job_id, kept))
         except Exception:  # a bug, not an outage: the job still settles with its answer
             log.exception("answer of job %s could not be journaled", job_id)
 
-    def _write_many(self, answers: Sequence[tuple[str, CacheEntry]]) -> list[None]:
+    def _write_many(self, answers: Sequence[tuple[str, KeptAnswer]]) -> list[None]:
         by_job = dict(answers)
         try:
             self.store.keep(by_job)
@@ -53,7 +63,7 @@ class AnswerJournal:
                 with self.sessions.begin() as session:
                     answers_repository.write(
                         session,
-                        {job_id: entry.to_json().decode() for job_id, entry in by_job.items()},
+                        {job_id: kept.to_json().decode() for job_id, kept in by_job.items()},
                         now=utcnow(),
                     )
             except (OperationalError, DBAPIError) as sql_error:
@@ -68,9 +78,9 @@ class AnswerJournal:
                     self._in_sql.update(by_job)
         return [None] * len(answers)
 
-    def take(self, job_ids: Sequence[str]) -> dict[str, CacheEntry]:
+    def take(self, job_ids: Sequence[str]) -> dict[str, KeptAnswer]:
         """Answers kept for these jobs by an earlier attempt (they stay until settled)."""
-        found: dict[str, CacheEntry] = {}
+        found: dict[str, KeptAnswer] = {}
         try:
             found.update(self.store.take(job_ids))
         except redis.RedisError as error:
@@ -85,7 +95,7 @@ class AnswerJournal:
             stored = {}
         for job_id, text in stored.items():
             try:
-                found[job_id] = CacheEntry.from_json(text.encode())
+                found[job_id] = KeptAnswer.from_json(text.encode())
             except EntryDecodeError:
                 log.error("journaled answer of job %s cannot be read; ignored", job_id)
         return found

@@ -9,6 +9,7 @@ one. An outage that outlasts the retries of one call, or a rate-limit wait past
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -109,11 +110,35 @@ class CallGuard:
         provider: Provider | None = None,
     ) -> ProviderResponse:
         """The provider's answer; raises `ProviderError` (`FallbackNeeded` when it may help).
-        `provider`: the worker context's current provider (default: the one built with)."""
+        `provider`: the worker context's current provider (default: the one built with).
+
+        A call made again here after one that may have reached the provider (`maybe_sent`)
+        counts that one in the answer's `possibly_repeated`, or marks the error it ends with."""
         provider = provider or self.provider
         key = self.key_for(request.model)
         if not self.reports_limits and not self.limiter.configured(key).known:
             return provider.complete(request)
+        sent: list[ProviderError] = []  # failed calls the provider may have received
+        try:
+            response = self._complete(request, key, priority, tokens, can_fall_back, provider, sent)
+        except ProviderError as error:
+            error.maybe_sent = error.maybe_sent or bool(sent)
+            raise
+        if sent:
+            repeated = response.possibly_repeated + len(sent)
+            response = dataclasses.replace(response, possibly_repeated=repeated)
+        return response
+
+    def _complete(
+        self,
+        request: ProviderRequest,
+        key: LimitKey,
+        priority: str,
+        tokens: int,
+        can_fall_back: bool,
+        provider: Provider,
+        sent: list[ProviderError],
+    ) -> ProviderResponse:
         endpoint = key.name
         settings = self.settings
         started = time.monotonic()
@@ -146,6 +171,8 @@ class CallGuard:
             try:
                 response = provider.complete(request)
             except ProviderError as error:
+                if error.maybe_sent:
+                    sent.append(error)
                 if is_rate_limit(error) and time.monotonic() < rate_deadline:
                     continue  # the 429 taught the limiter; wait there with everyone else
                 self._failed(

@@ -222,8 +222,13 @@ class BatchExecutor:
             return
         kept = self.context.journal.take(retried)
         for w in runnable:
-            if w.job_id in kept:
-                w.entry = kept[w.job_id]
+            answer = kept.get(w.job_id)
+            if answer is not None:
+                w.entry = answer.entry
+                # Calls of unknown outcome the attempt that got it had made: charged still.
+                w.carried_repeat = answer.carried_over
+                if answer.possibly_repeated:
+                    self._sent_in_transit(w, answer.possibly_repeated)
 
     def fallback_models(self, w: JobWork) -> list[str]:
         """Models `w` may still move to, in order (priced, served, not yet tried)."""
@@ -249,7 +254,7 @@ class BatchExecutor:
         for w in runnable:
             if w.entry is not None or w.admission is None or not w.admission.carried_over:
                 continue
-            w.possible_repeat = True
+            w.carried_repeat = True
             job = w.item.job
             log.warning("job %s: an earlier attempt's provider call may have been paid", job.id)
             if not self.settings.repeat_allowed(job.agent_type, job.repeatable):
@@ -291,6 +296,8 @@ class BatchExecutor:
                 w.cache,
                 w.admission.reservation.input_tokens_estimate,
                 bool(self.fallback_models(w)),
+                w.carried_repeat,
+                w.sent_in_transit,
             )
             for w in pending
             if w.admission is not None
@@ -318,9 +325,14 @@ class BatchExecutor:
         if outcome.entry is not None:
             w.entry = outcome.entry
             w.cache_tier = "single_flight" if outcome.from_peer else None
+            if outcome.possibly_repeated and not outcome.from_peer:
+                self._sent_in_transit(w, outcome.possibly_repeated)
             return
         error = outcome.error
         assert error is not None
+        if error.maybe_sent:
+            # Its reservation stays: a retry carries it over and a final failure settles it.
+            self._sent_in_transit(w, 1)
         if isinstance(error, FallbackNeeded) and self.fallback_models(w):
             w.fallback = error  # released and re-admitted at the next model by `fall_back`
             return
@@ -336,6 +348,29 @@ class BatchExecutor:
         w.result = ended(
             w.item, w.admission, error, provider=self.provider_name, status=JobStatus.FAILED
         )
+
+    def _sent_in_transit(self, w: JobWork, requests: int) -> None:
+        """`requests` of this job's call failed after the provider may have received them:
+        charged at the reservation, as possibly repeated calls."""
+        w.sent_in_transit += requests
+        log.warning(
+            "job %s: %d request(s) failed in transit after the provider may have received "
+            "them; charged as possibly repeated",
+            w.job_id,
+            requests,
+        )
+
+    def _warn_unsettled_repeats(self, work: list[JobWork], report: ExecutionReport) -> None:
+        """A job that moved to a fallback (its reservation released) and now waits for budget
+        room cannot be settled (it would never run again): its unknown calls are not charged."""
+        for w in work:
+            if w.possible_repeat and w.job_id in report.waiting:
+                log.error(
+                    "job %s: %d provider call(s) of unknown outcome are not charged: the job "
+                    "moved to a fallback model and waits for budget room there",
+                    w.job_id,
+                    w.unknown_calls.calls,
+                )
 
     def _complete(
         self, work: list[JobWork], report: ExecutionReport, batched: list[JobWork]
@@ -376,9 +411,16 @@ class BatchExecutor:
             return [w.result for w in work if w.result is not None]
 
         usages = {job_id: entry.usage for job_id, entry in paid.items()}
-        # Possibly paid before and not paid now (a cache answer, a failure, no repeat
-        # allowed): the earlier call is charged at its reservation, with no usage of its own.
-        repeats = [w.job_id for w in work if w.possible_repeat and w.job_id not in report.retry]
+        # Calls possibly paid without their answer kept (an earlier attempt's, requests that
+        # failed in transit), whether or not the job is paid now: each is charged at the
+        # reservation, on top of the job's own usage if any. A job put back to retry keeps its
+        # reservation, and its next attempt charges them (carried over).
+        repeats = {
+            w.job_id: w.unknown_calls
+            for w in work
+            if w.possible_repeat and w.job_id not in report.retry and w.job_id not in report.waiting
+        }
+        self._warn_unsettled_repeats(work, report)
         for job_id in repeats:
             usages.setdefault(job_id, TokenUsage())
         rows = [

@@ -12,7 +12,7 @@ gate inside; the budget package never runs worker code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -26,6 +26,7 @@ from agentqueue.budget.gate import (
     BudgetGate,
     CacheHit,
 )
+from agentqueue.budget.possible_repeats import PossibleRepeat
 from agentqueue.constants import MAX_RETRY_COUNTDOWN_S
 from agentqueue.jobs import JobResult, utcnow
 from agentqueue.persistence import answers_repository, batch_repository, jobs_repository
@@ -76,9 +77,10 @@ class Completion:
     results: Callable[[Mapping[str, Decimal]], Sequence[JobResult]]
     deferred: Mapping[str, datetime] = field(default_factory=dict)
     requeued: Sequence[str] = ()
-    # Jobs an earlier attempt may have paid a call for without keeping its answer: that call
-    # is charged at its reservation too (see `Ledger.settle_in`).
-    possible_repeats: Collection[str] = ()
+    # Jobs that may have paid for calls without keeping their answer (an earlier attempt
+    # died, requests failed in transit): those calls are charged at the reservation too (see
+    # `Ledger.settle_in`).
+    possible_repeats: Mapping[str, PossibleRepeat] = field(default_factory=dict)
     # Jobs whose journaled answer this step settles: the journal rows go with it.
     journaled: Sequence[str] = ()
     waiting: Mapping[str, str] = field(default_factory=dict)
@@ -186,7 +188,7 @@ class GroupCommit:
         hits = [hit for c in completions for hit in c.cache_hits]
         deferred = {job_id: when for c in completions for job_id, when in c.deferred.items()}
         requeued = [job_id for c in completions for job_id in c.requeued]
-        repeats = {job_id for c in completions for job_id in c.possible_repeats}
+        repeats = {job_id: r for c in completions for job_id, r in c.possible_repeats.items()}
         journaled = [job_id for c in completions for job_id in c.journaled]
         waiting = {job_id: label for c in completions for job_id, label in c.waiting.items()}
         batched = [row for c in completions for row in c.batched]

@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 
 import redis
 
-from agentqueue.cache.entry import CacheEntry, EntryDecodeError
+from agentqueue.cache.entry import EntryDecodeError
 from agentqueue.constants import PENDING_ANSWER_PREFIX
+from agentqueue.workers.kept_answer import KeptAnswer
 
 
 class PendingAnswers:
@@ -15,7 +16,7 @@ class PendingAnswers:
         self.client = client
         self.ttl_s = ttl_s
 
-    def keep(self, answers: Mapping[str, CacheEntry]) -> None:
+    def keep(self, answers: Mapping[str, KeptAnswer]) -> None:
         if not answers:
             return
         pipe = self.client.pipeline(transaction=False)
@@ -23,17 +24,17 @@ class PendingAnswers:
             pipe.set(f"{PENDING_ANSWER_PREFIX}{job_id}", entry.to_json(), ex=self.ttl_s)
         pipe.execute()
 
-    def take(self, job_ids: Sequence[str]) -> dict[str, CacheEntry]:
+    def take(self, job_ids: Sequence[str]) -> dict[str, KeptAnswer]:
         """Answers kept for these jobs (they stay until `forget`, in case settling fails again)."""
         if not job_ids:
             return {}
         values = self.client.mget([f"{PENDING_ANSWER_PREFIX}{i}" for i in job_ids])
-        found: dict[str, CacheEntry] = {}
+        found: dict[str, KeptAnswer] = {}
         for job_id, value in zip(job_ids, values, strict=True):
             if not isinstance(value, bytes):
                 continue
             try:
-                found[job_id] = CacheEntry.from_json(value)
+                found[job_id] = KeptAnswer.from_json(value)
             except EntryDecodeError:
                 continue
         return found

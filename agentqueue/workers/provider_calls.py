@@ -26,15 +26,21 @@ class PlannedCall:
     cache: CacheRequest | None
     input_tokens: int = 0  # the estimate: with max_tokens, what the call takes from TPM
     can_fall_back: bool = False
+    # The job's calls of unknown outcome so far (see `JobWork`), journaled with its answer.
+    carried_repeat: bool = False
+    sent_in_transit: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class CallOutcome:
-    """`entry` on success; `from_peer` when another identical call's answer was reused."""
+    """`entry` on success; `from_peer` when another identical call's answer was reused.
+    `possibly_repeated`: earlier requests of this call that may have reached the provider and
+    been billed before failing in transit (a failed call says so in `error.maybe_sent`)."""
 
     entry: CacheEntry | None = None
     error: ProviderError | None = None
     from_peer: bool = False
+    possibly_repeated: int = 0
 
 
 def request_for(call: PlannedCall) -> ProviderRequest:
@@ -99,9 +105,15 @@ def _call_provider(context: WorkerContext, call: PlannedCall) -> CallOutcome:
             error=ProviderError(f"provider failed: {type(error).__name__}", retryable=False)
         )
     entry = entry_for(response, provider=context.provider.name)
-    # Paid for: written down before anything else can fail, so no retry pays for it again.
-    context.journal.record(call.job.id, entry)
-    return CallOutcome(entry=entry)
+    # Paid for: written down before anything else can fail, so no retry pays for it again;
+    # with the calls of unknown outcome, so a retry settling from it charges them too.
+    context.journal.record(
+        call.job.id,
+        entry,
+        possibly_repeated=call.sent_in_transit + response.possibly_repeated,
+        carried_over=call.carried_repeat,
+    )
+    return CallOutcome(entry=entry, possibly_repeated=response.possibly_repeated)
 
 
 def entry_for(response: ProviderResponse, *, provider: str) -> CacheEntry:

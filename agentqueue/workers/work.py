@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agentqueue.budget.gate import Admission
+from agentqueue.budget.possible_repeats import PossibleRepeat
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.request import CacheRequest
 from agentqueue.errors import AgentQueueError
@@ -46,8 +47,21 @@ class JobWork:
     remaining: list[str] | None = None
     note: str | None = None
     # An earlier attempt may have paid for this job's call without keeping the answer.
-    possible_repeat: bool = False
+    carried_repeat: bool = False
+    # Requests of this attempt that failed after the provider may have received (and billed)
+    # them: a dropped connection or read timeout, retried or given up on.
+    sent_in_transit: int = 0
 
     @property
     def job_id(self) -> str:
         return self.item.job.id
+
+    @property
+    def possible_repeat(self) -> bool:
+        """Some call of this job may have been paid without its answer being kept: it is
+        charged at the reservation, which is therefore never released silently."""
+        return self.carried_repeat or self.sent_in_transit > 0
+
+    @property
+    def unknown_calls(self) -> PossibleRepeat:
+        return PossibleRepeat(self.carried_repeat, self.sent_in_transit)

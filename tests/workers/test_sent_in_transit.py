@@ -1,0 +1,357 @@
+"""A request that failed in transit after it may have reached the provider is charged, not
+forgotten: the executor on a real SQLite file, Redis and the local LLM server over HTTP, then
+real worker processes on PostgreSQL.
+
+The server's `disconnect` fault reads (and counts) a request, then hangs up without a reply:
+the provider may have billed it. The job's settlement charges each such request at the job's
+reservation on top of its own usage (`possible_repeat_usd`, `charge_reason`
+"possibly_repeated: ..."), whether the call was then answered or failed for good.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from agentqueue.budget.budget_limits import set_budget
+from agentqueue.budget.possible_repeats import IN_TRANSIT_REPEAT_REASON, POSSIBLE_REPEAT_REASON
+from agentqueue.cache.entry import CacheEntry
+from agentqueue.constants import PENDING_ANSWER_PREFIX
+from agentqueue.errors import DatabaseUnavailable
+from agentqueue.jobs import JobStatus, utcnow
+from agentqueue.persistence.engine import dispose_all
+from agentqueue.persistence.ledger_tables import LedgerEntryRecord
+from agentqueue.persistence.migrate import upgrade
+from agentqueue.providers import ProviderError
+from agentqueue.settings import load_settings
+from agentqueue.testing.llm_server import LLMTestServer
+from agentqueue.usage import TokenUsage
+from agentqueue.workers.context import WorkerContext
+from agentqueue.workers.executor import BatchExecutor
+from agentqueue.workers.kept_answer import KeptAnswer
+from tests.support.pipeline import Pipeline, simple_job
+from tests.workers.test_executor import CountingProvider, entry_rows, job_rows, queued
+from tests.workers.test_openai_provider_e2e import API_KEY, openai_env
+
+DROP_FIRST = "disconnect,first=1"
+PRIMARY = "gpt-4o-mini"
+FALLBACK = "gpt-4o"  # its worst case ($0.0103) does not fit a $0.003 budget; the primary's does
+
+
+@pytest.fixture
+def llm_server() -> Iterator[LLMTestServer]:
+    with LLMTestServer(api_key=API_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def database_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "db"
+    directory.mkdir()
+    upgrade(f"sqlite:///{directory / 'agentqueue.db'}")
+    return directory
+
+
+@pytest.fixture
+def context(
+    redis_url: str, database_dir: Path, llm_server: LLMTestServer
+) -> Iterator[WorkerContext]:
+    """A worker's context whose provider is the OpenAI-compatible client of `llm_server`."""
+    settings = load_settings(
+        redis_url=redis_url,
+        database_url=f"sqlite:///{database_dir / 'agentqueue.db'}",
+        provider="openai",
+        openai_base_url=llm_server.base_url,
+        openai_api_key=API_KEY,
+        provider_backoff_base_s=0.01,
+        provider_backoff_max_s=0.05,
+        provider_max_attempts=3,
+    )
+    built = WorkerContext.build(settings)
+    built.provider = CountingProvider(built.provider)
+    try:
+        yield built
+    finally:
+        built.close()
+        dispose_all()
+
+
+def assert_charged_in_transit(entry: LedgerEntryRecord, calls: int = 1) -> None:
+    assert entry.state == "settled"
+    assert entry.reserved_usd > 0
+    assert entry.possible_repeat_usd == entry.reserved_usd * calls
+    assert entry.charge_reason == IN_TRANSIT_REPEAT_REASON
+
+
+def test_a_dropped_request_then_an_answer_is_charged_as_possibly_repeated(
+    context: WorkerContext, llm_server: LLMTestServer
+) -> None:
+    """Given a server that drops the first request after reading it, when a job runs, then it
+    succeeds on the provider call's second request, the server counted two, and the job is
+    charged its usage plus its reservation for the dropped request."""
+    llm_server.add_fault(DROP_FIRST)
+    [job_id] = queued(context, 1)
+
+    report = BatchExecutor(context).run([job_id])
+
+    assert (report.retry, report.failed) == ({}, {})
+    assert llm_server.requests_received == 2
+    assert job_rows(context)[job_id].status == JobStatus.SUCCEEDED.value
+    entry = entry_rows(context)[job_id]
+    assert_charged_in_transit(entry)
+    assert entry.output_tokens > 0 and entry.cost_usd > entry.possible_repeat_usd
+    assert context.results.fetch([job_id])[job_id].cost == entry.cost_usd
+
+
+def test_every_request_dropped_fails_the_job_and_charges_its_reservation(
+    context: WorkerContext, llm_server: LLMTestServer
+) -> None:
+    """Given a server that drops every request, when a job runs, then it fails after three
+    requests, and its reservation is charged (settled as possibly repeated), not released."""
+    llm_server.add_fault("disconnect")
+    [job_id] = queued(context, 1)
+
+    report = BatchExecutor(context).run([job_id])
+
+    assert list(report.failed) == [job_id]
+    assert llm_server.requests_received == 3
+    assert job_rows(context)[job_id].status == JobStatus.FAILED.value
+    entry = entry_rows(context)[job_id]
+    assert_charged_in_transit(entry)
+    assert entry.cost_usd == entry.reserved_usd and entry.output_tokens == 0
+
+
+def test_an_answer_kept_while_the_ledger_is_down_keeps_its_dropped_request(
+    context: WorkerContext, llm_server: LLMTestServer, database_dir: Path, tmp_path: Path
+) -> None:
+    """Given a job answered after a dropped request, whose database goes away before the
+    settlement, when the retry settles it from the kept answer (no new call), then the dropped
+    request is charged too: the journal kept it with the answer."""
+    llm_server.add_fault(DROP_FIRST)
+    [job_id] = queued(context, 1)
+    away = tmp_path / "away"
+
+    def take_database_away() -> None:
+        dispose_all()
+        os.rename(database_dir, away)
+
+    provider = context.provider
+    assert isinstance(provider, CountingProvider)
+    provider.after = take_database_away
+    first = BatchExecutor(context).run([job_id])
+    assert isinstance(first.retry[job_id], DatabaseUnavailable)
+    provider.after = None
+    os.rename(away, database_dir)
+
+    second = BatchExecutor(context).run([job_id])
+
+    assert (second.retry, second.failed) == ({}, {})
+    assert llm_server.requests_received == 2 and provider.calls == 1
+    assert job_rows(context)[job_id].status == JobStatus.SUCCEEDED.value
+    entry = entry_rows(context)[job_id]
+    # Charged once for the dropped request: the attempt that died left its reservation, but
+    # its answer was kept, so no call of its own is unknown.
+    assert_charged_in_transit(entry)
+    assert context.redis.exists(f"{PENDING_ANSWER_PREFIX}{job_id}") == 0
+
+
+def test_a_carried_over_call_is_charged_when_the_retry_settles_from_a_kept_answer(
+    context: WorkerContext, llm_server: LLMTestServer, database_dir: Path, tmp_path: Path
+) -> None:
+    """Given a job whose first attempt fails with a retryable error after its request may
+    have been sent, then its reservation is kept (not released) for the retry; when that
+    retry is answered but its database goes away before settling, and a third attempt settles
+    from the kept answer, then the first attempt's call is still charged at the reservation."""
+    [job_id] = queued(context, 1)
+    provider = context.provider
+    assert isinstance(provider, CountingProvider)
+
+    def dropped() -> None:
+        raise ProviderError("connection dropped", retryable=True, maybe_sent=True)
+
+    provider.before = dropped
+    first = BatchExecutor(context).run([job_id])
+    assert list(first.retry) == [job_id]
+    assert entry_rows(context)[job_id].state == "reserved"  # kept, not released
+
+    away = tmp_path / "away"
+
+    def take_database_away() -> None:
+        dispose_all()
+        os.rename(database_dir, away)
+
+    provider.before, provider.after = None, take_database_away
+    second = BatchExecutor(context).run([job_id])
+    assert isinstance(second.retry[job_id], DatabaseUnavailable)
+    provider.after = None
+    os.rename(away, database_dir)
+
+    third = BatchExecutor(context).run([job_id])
+
+    assert (third.retry, third.failed) == ({}, {})
+    assert llm_server.requests_received == 1 and provider.calls == 2
+    record = job_rows(context)[job_id]
+    assert record.status == JobStatus.SUCCEEDED.value and record.attempts == 3
+    entry = entry_rows(context)[job_id]
+    assert entry.state == "settled" and entry.output_tokens > 0
+    assert entry.possible_repeat_usd == entry.reserved_usd > 0
+    assert entry.charge_reason == POSSIBLE_REPEAT_REASON
+
+
+def test_a_job_moving_to_its_fallback_after_a_dropped_request_is_charged_for_it(
+    context: WorkerContext, llm_server: LLMTestServer
+) -> None:
+    """Given a primary model whose every request is dropped after arrival, when a job with a
+    fallback runs, then it finishes on the fallback and is charged its usage there plus its
+    reservation for the dropped call (the primary's was released when it moved)."""
+    llm_server.add_fault(f"disconnect,model={PRIMARY}")
+    [job_id] = queued(context, 1, fallbacks=[FALLBACK])
+
+    report = BatchExecutor(context).run([job_id])
+
+    assert (report.retry, report.failed) == ({}, {})
+    models = [a.model for a in llm_server.arrivals]
+    assert models == [PRIMARY] * 3 + [FALLBACK]
+    record = job_rows(context)[job_id]
+    assert record.status == JobStatus.SUCCEEDED.value
+    entry = entry_rows(context)[job_id]
+    assert entry.model == FALLBACK
+    assert_charged_in_transit(entry)
+    assert entry.cost_usd > entry.possible_repeat_usd
+
+
+def test_a_job_refused_at_its_fallback_after_a_dropped_request_is_still_charged(
+    context: WorkerContext, llm_server: LLMTestServer
+) -> None:
+    """Given a primary model whose every request is dropped, and a tenant budget with room
+    for the primary's reservation but not the fallback's, when the job runs, then it is
+    refused at the fallback (budget_exceeded) and still charged the primary's reservation
+    for the dropped call: the released entry is settled, not left released."""
+    set_budget(
+        context.sessions,
+        "tenant:tight",
+        "daily",
+        Decimal("0.003"),
+        now=utcnow(),
+        timezone=context.settings.timezone,
+    )
+    llm_server.add_fault(f"disconnect,model={PRIMARY}")
+    [job_id] = queued(context, 1, fallbacks=[FALLBACK], tenant="tight")
+
+    BatchExecutor(context).run([job_id])
+
+    assert [a.model for a in llm_server.arrivals] == [PRIMARY] * 3
+    record = job_rows(context)[job_id]
+    assert record.status == JobStatus.REJECTED.value and record.error_code == "budget_exceeded"
+    entry = entry_rows(context)[job_id]
+    assert entry.model == PRIMARY
+    assert_charged_in_transit(entry)
+    assert entry.cost_usd == entry.reserved_usd
+
+
+def test_a_kept_answer_round_trips_and_reads_as_a_plain_entry() -> None:
+    """Given answers with and without calls of unknown outcome (one whose output quotes the
+    key), then each reads back as written, and a plain cache entry reads as none."""
+    entry = CacheEntry(
+        output='say ,"possibly_repeated":7 please',
+        model="gpt-4o-mini",
+        provider="openai",
+        usage=TokenUsage(3, 4, 0),
+    )
+    for kept in (KeptAnswer(entry), KeptAnswer(entry, 2), KeptAnswer(entry, 1, True)):
+        payload = kept.to_json()
+        assert KeptAnswer.from_json(payload) == kept
+        assert CacheEntry.from_json(payload) == entry  # what an older reader gets
+    assert KeptAnswer.from_json(entry.to_json()) == KeptAnswer(entry)
+
+
+def test_a_peer_answer_is_not_charged_for_the_leaders_dropped_request(
+    redis_url: str, database_dir: Path
+) -> None:
+    """Given two identical deterministic jobs in one batch and a server that drops the first
+    request, when they run, then one calls (and is charged the dropped request) and the other
+    takes its answer through single-flight, as a cache hit charged nothing."""
+    with LLMTestServer(api_key=API_KEY, latency_ms=300) as server:
+        server.add_fault(DROP_FIRST)
+        settings = load_settings(
+            redis_url=redis_url,
+            database_url=f"sqlite:///{database_dir / 'agentqueue.db'}",
+            provider="openai",
+            openai_base_url=server.base_url,
+            openai_api_key=API_KEY,
+            provider_backoff_base_s=0.01,
+            provider_backoff_max_s=0.05,
+        )
+        context = WorkerContext.build(settings)
+        try:
+            ids = queued(context, 1, params={"temperature": 0}) + queued(
+                context, 1, params={"temperature": 0}
+            )
+            report = BatchExecutor(context).run(ids)
+            entries = entry_rows(context)
+            received = server.requests_received
+        finally:
+            context.close()
+            dispose_all()
+    assert (report.retry, report.failed) == ({}, {})
+    assert received == 2
+    leader = [e for e in entries.values() if e.state == "settled"]
+    follower = [e for e in entries.values() if e.state == "cache_hit"]
+    assert len(leader) == len(follower) == 1, {e.job_id: e.state for e in entries.values()}
+    assert_charged_in_transit(leader[0])
+    assert follower[0].cost_usd == 0 and follower[0].possible_repeat_usd == 0
+    assert follower[0].charge_reason is None
+
+
+# Real worker processes -------------------------------------------------------------------
+
+
+def ledger_entries(pipeline: Pipeline) -> dict[str, LedgerEntryRecord]:
+    with pipeline.queue.sessions() as session:
+        return {e.job_id: e for e in session.scalars(select(LedgerEntryRecord)).all()}
+
+
+def test_workers_charge_dropped_requests_whether_the_job_succeeds_or_fails(
+    pipeline: Pipeline, llm_server: LLMTestServer
+) -> None:
+    """Given a worker whose provider drops the first request of one job and every request of
+    another (two attempts per call), when both run, then the first succeeds after two calls
+    and the second fails after two; each is charged its reservation for a dropped request
+    (`possible_repeat_usd`, "possibly_repeated: ..."), the failed one settled, not released."""
+    llm_server.add_fault("disconnect,contains=ONCE,first=1")
+    llm_server.add_fault("disconnect,contains=ALWAYS")
+    once = simple_job(1, messages=[{"role": "user", "content": "drop me ONCE"}])
+    always = simple_job(2, messages=[{"role": "user", "content": "drop me ALWAYS"}])
+    handles = pipeline.queue.submit_many([once, always], packed=False)
+    pipeline.start_worker(
+        env=openai_env(llm_server, AGENTQUEUE_PROVIDER_MAX_ATTEMPTS="2"), concurrency=4
+    )
+
+    results = pipeline.queue.wait([h.id for h in handles], timeout=60)
+
+    once_id, always_id = (h.id for h in handles)
+    entries = ledger_entries(pipeline)
+    calls = {
+        text: sum(1 for a in llm_server.arrivals if text in a.text) for text in ("ONCE", "ALWAYS")
+    }
+    assert results[once_id].status is JobStatus.SUCCEEDED, results[once_id].error
+    assert calls["ONCE"] == 2
+    entry = entries[once_id]
+    assert entry.state == "settled" and entry.possible_repeat_usd == entry.reserved_usd > 0
+    assert entry.charge_reason and entry.charge_reason.startswith("possibly_repeated")
+    assert entry.cost_usd > entry.reserved_usd
+    assert results[once_id].cost == entry.cost_usd
+
+    failed = results[always_id]
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None and failed.error.code == "provider_error"
+    assert calls["ALWAYS"] == 2 * failed.attempts
+    entry = entries[always_id]
+    assert entry.state == "settled"  # charged, not released
+    assert entry.possible_repeat_usd > 0 and entry.cost_usd >= entry.reserved_usd
+    assert entry.charge_reason and entry.charge_reason.startswith("possibly_repeated")
