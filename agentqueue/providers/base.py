@@ -24,6 +24,9 @@ class ProviderRequest:
     seed: int | None = None
     service_tier: str = "standard"
     request_id: str = ""
+    # False: after a request that may have reached the provider, never send it again (the
+    # job forbids repeated calls); the call fails with `call_outcome_unknown` instead.
+    repeatable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +49,8 @@ class ProviderResponse:
 class ProviderError(AgentQueueError):
     """A failed provider call; `retryable` says whether trying again may help.
 
-    `maybe_sent`: some request of the call failed after the provider may have received it
-    (a dropped connection, a read timeout), so it may have been billed without an answer."""
+    `maybe_sent`: how many requests of the call failed after the provider may have received
+    them (a dropped connection, a read timeout), so may have been billed without an answer."""
 
     code = "provider_error"
 
@@ -58,7 +61,7 @@ class ProviderError(AgentQueueError):
         retryable: bool,
         code: str = "provider_error",
         retry_after_s: float | None = None,
-        maybe_sent: bool = False,
+        maybe_sent: int = 0,
     ) -> None:
         super().__init__(message, code=code)
         self.retryable = retryable

@@ -100,12 +100,15 @@ class HttpProvider:
         """One call; raises `ProviderError` (see `HttpTransport`) on failure. The response
         counts earlier requests that may have been billed (`possibly_repeated`)."""
         reply = self._transport.post_json(
-            self.path, self._body(request), request_id=request.request_id
+            self.path,
+            self._body(request),
+            request_id=request.request_id,
+            resend_maybe_sent=request.repeatable,
         )
         try:
             return self._response(request, reply)
         except ProviderError as error:  # an unreadable answer after possibly billed attempts
-            error.maybe_sent = error.maybe_sent or reply.maybe_repeated > 0
+            error.maybe_sent += reply.maybe_repeated
             raise
 
     def _body(self, request: ProviderRequest) -> dict[str, Any]:

@@ -107,8 +107,17 @@ class HttpTransport:
         # (to wait its turn with every other worker) instead of being retried here.
         self.observer: ResponseObserver | None = None
 
-    def post_json(self, path: str, body: Mapping[str, Any], *, request_id: str = "") -> JsonReply:
-        """POST `body` to `path` under the base URL; the parsed JSON object of the 2xx reply."""
+    def post_json(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        request_id: str = "",
+        resend_maybe_sent: bool = True,
+    ) -> JsonReply:
+        """POST `body` to `path` under the base URL; the parsed JSON object of the 2xx reply.
+        With `resend_maybe_sent=False`, a request that may have reached the provider is not
+        sent again: the call fails with `call_outcome_unknown` (and `maybe_sent`)."""
         max_attempts = self.backoff.max_attempts
         failure = _Failure("no attempt made")
         maybe_sent = 0  # earlier attempts the provider may have received and billed
@@ -129,12 +138,21 @@ class HttpTransport:
             try:
                 outcome = self._attempt(path, body)
             except ProviderError as error:
-                error.maybe_sent = error.maybe_sent or maybe_sent > 0
+                error.maybe_sent += maybe_sent
                 raise
             if isinstance(outcome, JsonReply):
                 return JsonReply(outcome.body, attempt, maybe_sent)
             failure = outcome
             maybe_sent += failure.maybe_sent
+            if failure.maybe_sent and not resend_maybe_sent:
+                raise ProviderError(
+                    f"{self.provider} call to {path} failed after the provider may have "
+                    f"received it ({failure.reason}); this job does not allow a repeated call, "
+                    "so it was not sent again and is charged at its reservation",
+                    retryable=False,
+                    code="call_outcome_unknown",
+                    maybe_sent=maybe_sent,
+                )
         raise ProviderError(
             f"{self.provider} call to {path} failed after {max_attempts} attempts, last: "
             f"{failure.reason}. Check the provider's status and rate limits, or raise "
@@ -142,7 +160,7 @@ class HttpTransport:
             retryable=False,
             code="provider_error",
             retry_after_s=failure.retry_after_s,
-            maybe_sent=maybe_sent > 0,
+            maybe_sent=maybe_sent,
         )
 
     def get_json(self, path: str) -> dict[str, Any] | None:

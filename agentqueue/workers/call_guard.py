@@ -122,10 +122,10 @@ class CallGuard:
         try:
             response = self._complete(request, key, priority, tokens, can_fall_back, provider, sent)
         except ProviderError as error:
-            error.maybe_sent = error.maybe_sent or bool(sent)
+            error.maybe_sent += sum(e.maybe_sent for e in sent if e is not error)
             raise
         if sent:
-            repeated = response.possibly_repeated + len(sent)
+            repeated = response.possibly_repeated + sum(e.maybe_sent for e in sent)
             response = dataclasses.replace(response, possibly_repeated=repeated)
         return response
 

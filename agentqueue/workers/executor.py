@@ -298,6 +298,9 @@ class BatchExecutor:
                 bool(self.fallback_models(w)),
                 w.carried_repeat,
                 w.sent_in_transit,
+                repeatable=self.settings.repeat_allowed(
+                    w.item.job.agent_type, w.item.job.repeatable
+                ),
             )
             for w in pending
             if w.admission is not None
@@ -332,7 +335,7 @@ class BatchExecutor:
         assert error is not None
         if error.maybe_sent:
             # Its reservation stays: a retry carries it over and a final failure settles it.
-            self._sent_in_transit(w, 1)
+            self._sent_in_transit(w, error.maybe_sent)
         if isinstance(error, FallbackNeeded) and self.fallback_models(w):
             w.fallback = error  # released and re-admitted at the next model by `fall_back`
             return

@@ -29,6 +29,9 @@ class PlannedCall:
     # The job's calls of unknown outcome so far (see `JobWork`), journaled with its answer.
     carried_repeat: bool = False
     sent_in_transit: int = 0
+    # False: a request that may have reached the provider is never sent again (see
+    # `Settings.repeat_allowed`).
+    repeatable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ def request_for(call: PlannedCall) -> ProviderRequest:
         seed=job.params.seed,
         service_tier=call.service_tier,
         request_id=job.id,
+        repeatable=call.repeatable,
     )
 
 

@@ -9,6 +9,7 @@ says so (`maybe_sent`). A refused connection and an HTTP error status are not bi
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 
 import pytest
 
@@ -85,7 +86,7 @@ def test_a_refused_connection_is_not_maybe_sent() -> None:
         http.close()
     assert caught.value.code == "provider_error"
     assert "ConnectError" in caught.value.message
-    assert caught.value.maybe_sent is False
+    assert caught.value.maybe_sent == 0
 
 
 def test_an_http_500_then_an_answer_is_not_a_possible_repeat(llm_server: LLMTestServer) -> None:
@@ -115,7 +116,7 @@ def test_every_attempt_dropped_raises_an_error_that_may_have_been_sent(
     finally:
         provider.close()
     assert caught.value.code == "provider_error" and caught.value.retryable is False
-    assert caught.value.maybe_sent is True
+    assert caught.value.maybe_sent == 3
     assert llm_server.requests_received == 3
 
 
@@ -133,7 +134,7 @@ def test_a_refusal_after_a_dropped_attempt_still_says_maybe_sent(
     finally:
         provider.close()
     assert caught.value.code == "provider_bad_request"
-    assert caught.value.maybe_sent is True
+    assert caught.value.maybe_sent > 0
     assert llm_server.requests_received == 2
 
 
@@ -155,3 +156,36 @@ def test_providers_carry_the_count_on_the_response(llm_server: LLMTestServer, ki
     assert response.possibly_repeated == 2
     assert response.extra["maybe_repeated"] == 2 and response.extra["attempts"] == 3
     assert llm_server.requests_received == 3
+
+
+def test_a_request_that_may_not_be_repeated_is_not_sent_again_after_a_drop(
+    llm_server: LLMTestServer,
+) -> None:
+    """Given a request marked not repeatable (the job forbids repeated calls) and a server that
+    drops the first request after reading it, then the call is not sent again: it fails with
+    `call_outcome_unknown`, one request may have been received, and the server counted one."""
+    llm_server.add_fault("disconnect,first=1")
+    provider = OpenAICompatibleProvider(base_url=llm_server.base_url, backoff=FAST_BACKOFF)
+    try:
+        with pytest.raises(ProviderError) as caught:
+            provider.complete(replace(chat(), repeatable=False))
+    finally:
+        provider.close()
+    assert caught.value.code == "call_outcome_unknown" and caught.value.retryable is False
+    assert caught.value.maybe_sent == 1
+    assert llm_server.requests_received == 1
+
+
+def test_a_request_that_may_not_be_repeated_is_still_retried_after_an_error_status(
+    llm_server: LLMTestServer,
+) -> None:
+    """Given a request marked not repeatable and a server answering HTTP 500 first, then it is
+    retried as usual: an error status is not a call the provider may have billed."""
+    llm_server.add_fault("status=500,first=1")
+    provider = OpenAICompatibleProvider(base_url=llm_server.base_url, backoff=FAST_BACKOFF)
+    try:
+        response = provider.complete(replace(chat(), repeatable=False))
+    finally:
+        provider.close()
+    assert response.possibly_repeated == 0 and response.extra["attempts"] == 2
+    assert llm_server.requests_received == 2

@@ -122,8 +122,29 @@ def test_every_request_dropped_fails_the_job_and_charges_its_reservation(
     assert llm_server.requests_received == 3
     assert job_rows(context)[job_id].status == JobStatus.FAILED.value
     entry = entry_rows(context)[job_id]
+    assert_charged_in_transit(entry, calls=3)  # each dropped request may have been billed
+    assert entry.cost_usd == 3 * entry.reserved_usd and entry.output_tokens == 0
+
+
+def test_a_job_that_forbids_repeats_is_not_sent_again_after_a_dropped_request(
+    context: WorkerContext, llm_server: LLMTestServer
+) -> None:
+    """Given a job with `"repeatable": false` and a server that drops its first request after
+    reading it, when the job runs, then the request is not sent again: the job fails with
+    `call_outcome_unknown`, the server counted one request, and the job is charged its
+    reservation for it."""
+    llm_server.add_fault(DROP_FIRST)
+    [job_id] = queued(context, 1, repeatable=False)
+
+    report = BatchExecutor(context).run([job_id])
+
+    assert list(report.failed) == [job_id] and report.retry == {}
+    assert report.failed[job_id].code == "call_outcome_unknown"
+    assert llm_server.requests_received == 1
+    assert job_rows(context)[job_id].status == JobStatus.FAILED.value
+    entry = entry_rows(context)[job_id]
     assert_charged_in_transit(entry)
-    assert entry.cost_usd == entry.reserved_usd and entry.output_tokens == 0
+    assert entry.cost_usd == entry.reserved_usd
 
 
 def test_an_answer_kept_while_the_ledger_is_down_keeps_its_dropped_request(
@@ -172,7 +193,7 @@ def test_a_carried_over_call_is_charged_when_the_retry_settles_from_a_kept_answe
     assert isinstance(provider, CountingProvider)
 
     def dropped() -> None:
-        raise ProviderError("connection dropped", retryable=True, maybe_sent=True)
+        raise ProviderError("connection dropped", retryable=True, maybe_sent=1)
 
     provider.before = dropped
     first = BatchExecutor(context).run([job_id])
@@ -208,7 +229,7 @@ def test_a_job_moving_to_its_fallback_after_a_dropped_request_is_charged_for_it(
 ) -> None:
     """Given a primary model whose every request is dropped after arrival, when a job with a
     fallback runs, then it finishes on the fallback and is charged its usage there plus its
-    reservation for the dropped call (the primary's was released when it moved)."""
+    reservation for each dropped request (the primary's was released when it moved)."""
     llm_server.add_fault(f"disconnect,model={PRIMARY}")
     [job_id] = queued(context, 1, fallbacks=[FALLBACK])
 
@@ -221,7 +242,7 @@ def test_a_job_moving_to_its_fallback_after_a_dropped_request_is_charged_for_it(
     assert record.status == JobStatus.SUCCEEDED.value
     entry = entry_rows(context)[job_id]
     assert entry.model == FALLBACK
-    assert_charged_in_transit(entry)
+    assert_charged_in_transit(entry, calls=3)  # the primary's three dropped requests
     assert entry.cost_usd > entry.possible_repeat_usd
 
 
@@ -231,7 +252,7 @@ def test_a_job_refused_at_its_fallback_after_a_dropped_request_is_still_charged(
     """Given a primary model whose every request is dropped, and a tenant budget with room
     for the primary's reservation but not the fallback's, when the job runs, then it is
     refused at the fallback (budget_exceeded) and still charged the primary's reservation
-    for the dropped call: the released entry is settled, not left released."""
+    for each dropped request: the released entry is settled, not left released."""
     set_budget(
         context.sessions,
         "tenant:tight",
@@ -250,8 +271,8 @@ def test_a_job_refused_at_its_fallback_after_a_dropped_request_is_still_charged(
     assert record.status == JobStatus.REJECTED.value and record.error_code == "budget_exceeded"
     entry = entry_rows(context)[job_id]
     assert entry.model == PRIMARY
-    assert_charged_in_transit(entry)
-    assert entry.cost_usd == entry.reserved_usd
+    assert_charged_in_transit(entry, calls=3)
+    assert entry.cost_usd == 3 * entry.reserved_usd
 
 
 def test_a_kept_answer_round_trips_and_reads_as_a_plain_entry() -> None:
