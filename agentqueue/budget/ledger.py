@@ -1,7 +1,8 @@
 """The ledger service: reserve, settle and release job costs against running usage rows.
 
-Every operation is one transaction, idempotent by job id. Only scopes with a budget keep a
-usage row (jobs of unbudgeted scopes share no lock). Locks are taken entries first, then usage
+Every operation is idempotent by job id and runs in one transaction: its own, or the caller's
+for `reserve_many_in` and `settle_in` (the worker's start and completion). Only scopes with a
+budget keep a usage row (jobs of unbudgeted scopes share no lock). Locks are taken entries first, then usage
 rows in key order (no deadlocks between workers); an entry's state is acted on only as read
 under its own row lock, or the entry's primary key makes a racing duplicate fail and rerun, so
 concurrent workers and redelivered copies of a job never charge it twice.
@@ -112,23 +113,6 @@ class Ledger:
             insert_missing(session, absent, now)
             rows.update(lock_rows(session, absent))
         return rows
-
-    def reserve_many(
-        self,
-        requests: Sequence[ReservationRequest],
-        windows: Mapping[UsageKey, datetime],
-        decide: Decide[T],
-        *,
-        now: datetime,
-        observe: Observe | None = None,
-    ) -> ReserveResult[T]:
-        """`reserve_many_in` in a transaction of its own."""
-        return in_transaction(
-            self.factory,
-            lambda session: self.reserve_many_in(
-                session, requests, windows, decide, now=now, observe=observe
-            ),
-        )
 
     def reserve_many_in(
         self,

@@ -26,7 +26,6 @@ from agentqueue.errors import DatabaseUnavailable
 from agentqueue.jobs import JobStatus, utcnow
 from agentqueue.persistence.engine import dispose_all
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
-from agentqueue.persistence.migrate import upgrade
 from agentqueue.providers import ProviderError
 from agentqueue.settings import load_settings
 from agentqueue.testing.llm_server import LLMTestServer
@@ -35,8 +34,16 @@ from agentqueue.workers.context import WorkerContext
 from agentqueue.workers.executor import BatchExecutor
 from agentqueue.workers.kept_answer import KeptAnswer
 from tests.support.pipeline import Pipeline, simple_job
-from tests.workers.test_executor import CountingProvider, entry_rows, job_rows, queued
+from tests.workers.test_executor import (
+    CountingProvider,
+    database_dir,
+    entry_rows,
+    job_rows,
+    queued,
+)
 from tests.workers.test_openai_provider_e2e import API_KEY, openai_env
+
+__all__ = ["database_dir"]  # the fixture, shared with the executor tests
 
 DROP_FIRST = "disconnect,first=1"
 PRIMARY = "gpt-4o-mini"
@@ -47,14 +54,6 @@ FALLBACK = "gpt-4o"  # its worst case ($0.0103) does not fit a $0.003 budget; th
 def llm_server() -> Iterator[LLMTestServer]:
     with LLMTestServer(api_key=API_KEY) as server:
         yield server
-
-
-@pytest.fixture
-def database_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "db"
-    directory.mkdir()
-    upgrade(f"sqlite:///{directory / 'agentqueue.db'}")
-    return directory
 
 
 @pytest.fixture
