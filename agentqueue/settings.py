@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     worker_prefetch_multiplier: int = Field(default=4, ge=1)
     visibility_timeout_s: int = Field(default=0, ge=0)
     auto_migrate: bool = True
-    batch_size: int = Field(default=5, ge=1, le=1000)
+    batch_size: int = Field(default=16, ge=1, le=1000)
     batch_timeout_ms: int = Field(default=100, ge=0, le=60_000)
     packed_batch_size: int = Field(default=100, ge=1, le=1000)
     worker_max_memory_mb: int = Field(default=2048, ge=0)  # 0 turns the memory guard off
