@@ -2,10 +2,10 @@
 
 Every operation is idempotent by job id and runs in one transaction: its own, or the caller's
 for `reserve_many_in` and `settle_in` (the worker's start and completion). Only scopes with a
-budget keep a usage row (jobs of unbudgeted scopes share no lock). Locks are taken entries first, then usage
-rows in key order (no deadlocks between workers); an entry's state is acted on only as read
-under its own row lock, or the entry's primary key makes a racing duplicate fail and rerun, so
-concurrent workers and redelivered copies of a job never charge it twice.
+budget keep a usage row (jobs of unbudgeted scopes share no lock). Locks are taken entries
+first, then usage rows in key order (no deadlocks between workers); an entry's state is acted
+on only as read under its own row lock, or the entry's primary key makes a racing duplicate
+fail and rerun, so concurrent workers and redelivered copies of a job never charge it twice.
 """
 
 from __future__ import annotations
