@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import event, select
 from sqlalchemy.engine import Connection
 
@@ -207,7 +209,9 @@ def test_an_answer_goes_to_the_sql_journal_only_when_redis_cannot_take_it(
     [first_id, second_id] = queued(context, 2)
     journal = context.journal
     reachable = journal.store.client
-    dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
+    dead = redis.Redis(
+        host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
     engine = context.sessions.kw["bind"]
     writes: list[str] = []
 
