@@ -39,6 +39,7 @@ from agentqueue.persistence.transactions import in_transaction
 from agentqueue.persistence.usage_rows import (
     LiveUsage,
     UsageKey,
+    add_to_rows,
     insert_missing,
     key_to_json,
     load_limits,
@@ -243,7 +244,17 @@ class Ledger:
         top, and the entry says why (never released silently).
         """
         possible_repeats = possible_repeats or {}
-        entries, rows = lock_entries(session, list(usages))
+        # On PostgreSQL the usage rows are changed by increments at the end, so they stay
+        # locked only from that statement to the commit (other workers' admissions wait on
+        # them); elsewhere they are locked with the entries and written back.
+        increments = session.get_bind().dialect.name == "postgresql"
+        rows: dict[UsageKey, LiveUsage] = {}
+        if increments:
+            join_ledger_writers(session)
+            entries = read_entries(session, list(usages), lock=True)
+        else:
+            entries, rows = lock_entries(session, list(usages))
+        deltas: dict[UsageKey, tuple[Decimal, Decimal]] = {}
         costs: dict[str, Decimal] = {}
         changes: list[dict[str, Any]] = []
         for job_id, usage in usages.items():
@@ -262,12 +273,17 @@ class Ledger:
                 # (a job that moved to a fallback model and was refused there).
                 repeat, reason = entry.reserved_usd * unknown.calls, unknown.reason
                 cost, standard_cost = cost + repeat, standard_cost + repeat
+            unreserved = entry.reserved_usd if entry.state is EntryState.RESERVED else Decimal(0)
             for key in entry.usage_keys:
+                if increments:
+                    spent_so_far, unreserved_so_far = deltas.get(key, (Decimal(0), Decimal(0)))
+                    deltas[key] = (spent_so_far + cost, unreserved_so_far + unreserved)
+                    continue
                 row = rows.get(key)
                 if row is None:
                     continue
-                if entry.state is EntryState.RESERVED:
-                    row.unreserve(entry.reserved_usd)
+                if unreserved:
+                    row.unreserve(unreserved)
                 row.spend(cost)
             costs[job_id] = cost
             changes.append(
@@ -285,8 +301,11 @@ class Ledger:
                     "updated_at": now,
                 }
             )
-        write_back(session, rows.values(), now)
         update_entries(session, changes)
+        if increments:
+            add_to_rows(session, deltas, now)
+        else:
+            write_back(session, rows.values(), now)
         return costs
 
     def release_many(

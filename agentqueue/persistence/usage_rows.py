@@ -3,13 +3,13 @@ read, write back; set and remove limits."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, delete, select, tuple_, update
+from sqlalchemy import Select, Table, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -153,6 +153,45 @@ def write_back(session: Session, rows: Iterable[LiveUsage], now: datetime) -> No
         .values(
             spent_usd=bindparam("spent_usd"),
             reserved_usd=bindparam("reserved_usd"),
+            updated_at=bindparam("updated_at"),
+        )
+    )
+    session.connection().execute(statement, changed)
+
+
+def add_to_rows(
+    session: Session, deltas: Mapping[UsageKey, tuple[Decimal, Decimal]], now: datetime
+) -> None:
+    """Add `spent` and take `unreserved` (key -> (spent, unreserved); reserved never below
+    zero) from the rows that exist, in key order, in SQL (PostgreSQL, exact NUMERIC): each row
+    is locked by its own UPDATE, only from there to the commit (one executemany)."""
+    changed = [
+        {
+            "k_scope": key[0],
+            "k_period": key[1],
+            "k_start": key[2],
+            "d_spent": spent,
+            "d_unreserved": unreserved,
+            "updated_at": now,
+        }
+        for key, (spent, unreserved) in sorted(deltas.items())
+        if spent or unreserved
+    ]
+    if not changed:
+        return
+    statement = (
+        update(USAGE)
+        .where(
+            USAGE.c.scope == bindparam("k_scope"),
+            USAGE.c.period == bindparam("k_period"),
+            USAGE.c.window_start == bindparam("k_start", type_=USAGE.c.window_start.type),
+        )
+        .values(
+            spent_usd=USAGE.c.spent_usd + bindparam("d_spent", type_=USAGE.c.spent_usd.type),
+            reserved_usd=func.greatest(
+                USAGE.c.reserved_usd - bindparam("d_unreserved", type_=USAGE.c.reserved_usd.type),
+                0,
+            ),
             updated_at=bindparam("updated_at"),
         )
     )
