@@ -14,14 +14,13 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from celery import Celery
-
 from agentqueue.providers import ProviderRequest, build_provider
 from agentqueue.settings import get_settings
 from agentqueue.workers.aggregator import BatchAggregator
+from agentqueue.workers.app_factory import GuardedCelery
 from agentqueue.workers.config import celery_config
 
-app = Celery("floor")
+app = GuardedCelery("floor")  # agentqueue's transport, as its workers have
 _config = celery_config(get_settings())
 _config["task_queues"] = None
 _config["task_create_missing_queues"] = True

@@ -11,6 +11,9 @@ app = Celery("noop")
 _config = celery_config(get_settings())
 _config["task_queues"] = None
 _config["task_create_missing_queues"] = True
+# Celery as shipped: its own consumer and kombu's own Redis transport, not agentqueue's guarded
+# ones (which also share one Redis client per pool, see workers/message_guard.py).
+del _config["worker_consumer"]
 app.config_from_object(_config)
 
 

@@ -104,3 +104,33 @@ def test_run_batch_with_an_unknown_service_tier_is_refused_and_the_job_not_left_
         TASK_RUN_BATCH, args=[[job.id], job.agent_type, job.model, "standard", False], queue=QUEUE
     )
     assert pipeline.queue.wait([job.id], timeout=20)[job.id].status == JobStatus.SUCCEEDED
+
+
+def test_the_guarded_channel_shares_one_redis_client_per_pool_and_it_works(
+    redis_url: str,
+) -> None:
+    # kombu builds a redis.Redis per ack, publish and event; the guarded channel keeps one per
+    # connection pool (clients are safe to share between threads: each command borrows a
+    # pooled connection), and builds a new one when the channel gets a new pool.
+    from kombu import Connection
+
+    from agentqueue.workers.message_guard import GuardedChannel
+
+    with Connection(
+        redis_url, transport="agentqueue.workers.message_guard:GuardedTransport"
+    ) as conn:
+        channel = conn.channel()
+        assert isinstance(channel, GuardedChannel)
+        first = channel._create_client()
+        with channel.conn_or_acquire() as again:
+            assert again is first
+        assert first.connection_pool is channel.pool
+        queue = conn.SimpleQueue("agentqueue.test.shared-client")
+        queue.put({"n": 1})
+        message = queue.get(timeout=5)
+        message.ack()
+        assert message.payload == {"n": 1}
+        queue.close()
+        channel._pool = None  # what closing the channel's pool does: the next client is new
+        renewed = channel._create_client()
+        assert renewed is not first and renewed.connection_pool is channel.pool
