@@ -31,6 +31,7 @@ from agentqueue.constants import BUDGET_WAITERS_MATTER_AT
 from agentqueue.jobs import AgentJob
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.jobs_repository import PRIORITY_RANK
+from agentqueue.persistence.ledger_entries import EntryState
 from agentqueue.persistence.transactions import in_transaction
 from agentqueue.persistence.usage_rows import LiveUsage, UsageKey
 from agentqueue.settings import Settings
@@ -121,7 +122,13 @@ class BudgetGate:
         self.announce(admitted)
         return admitted.admissions
 
-    def admit_groups_in(self, session: Session, groups: Sequence[AdmissionGroup]) -> AdmittedGroups:
+    def admit_groups_in(
+        self,
+        session: Session,
+        groups: Sequence[AdmissionGroup],
+        *,
+        entry_states: Mapping[str, EntryState | None] | None = None,
+    ) -> AdmittedGroups:
         """Choose each job's model, estimate its worst case, apply the ladder and reserve every
         `run` job against all its scopes, for several groups inside the caller's transaction
         (each group keeps its own tier and deferral rule); the admissions of each group, in
@@ -129,7 +136,9 @@ class BudgetGate:
         shares its windows. Idempotent by job id: a reserved job gets its reservation back; a
         settled one comes back with `already_settled`. A group with `defer_allowed=False`
         (jobs released from deferral) runs instead of deferring again. Once the transaction
-        has committed, pass the result to `announce`.
+        has committed, pass the result to `announce`. `entry_states`: the jobs' ledger entry
+        states as this transaction has already read them (None: no entry), to skip reading
+        them again.
         """
         jobs = [job for group in groups for job in group.jobs]
         if not jobs:
@@ -195,7 +204,13 @@ class BudgetGate:
         # The most urgent jobs first, so they take the room there is (and waiters queue).
         requests.sort(key=lambda r: PRIORITY_RANK.get(plans[r.job_id].job.priority.value, 9))
         result = self.ledger.reserve_many_in(
-            session, requests, window_ends, decide, now=moment, observe=observe
+            session,
+            requests,
+            window_ends,
+            decide,
+            now=moment,
+            observe=observe,
+            known_states=entry_states,
         )
         admitted = []
         for group in groups:

@@ -124,9 +124,12 @@ class Ledger:
         *,
         now: datetime,
         observe: Observe | None = None,
+        known_states: Mapping[str, EntryState | None] | None = None,
     ) -> ReserveResult[T]:
         """Reserve what `decide` returns for each new job, inside the caller's transaction
         (which must be safe to rerun: a duplicate entry fails it on the primary key).
+        `known_states` are entry states read earlier in this transaction (None: no entry);
+        the jobs it does not name are looked up.
 
         `decide` sees the job's live usage (including reservations made earlier in this
         batch) and returns the reservation to make (or None) plus its own verdict. Jobs with a
@@ -141,7 +144,9 @@ class Ledger:
         budgeted = {key: end for key, end in windows.items() if key[:2] in limits}
         # Read before locking to keep the lock short: a duplicate inserted meanwhile makes
         # our insert fail on the primary key and the whole transaction is rerun.
-        states = read_states(session, (r.job_id for r in requests))
+        known = known_states or {}
+        states = {job_id: state for job_id, state in known.items() if state is not None}
+        states.update(read_states(session, (r.job_id for r in requests if r.job_id not in known)))
         released = [job_id for job_id, state in states.items() if state is EntryState.RELEASED]
         if released:  # a concurrent delivery may have re-reserved it: look again, locked
             states.update(read_states(session, released, lock=True))

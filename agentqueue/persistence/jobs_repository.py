@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from agentqueue.jobs import AgentJob, JobResult, JobStatus
 from agentqueue.messaging import JobRef
 from agentqueue.persistence.job_table import JobRecord
+from agentqueue.persistence.ledger_entries import ENTRIES
 
 jobs: Table = JobRecord.__table__  # type: ignore[assignment]
 CANCELLABLE = (JobStatus.QUEUED.value, JobStatus.DEFERRED.value)
@@ -37,6 +38,9 @@ class ClaimedJob:
     submitted_at: datetime
     started_at: datetime
     waiting_since: datetime | None = None  # set while the job waits for budget room
+    # The state of the job's ledger entry when it was claimed (None: no entry yet), read by
+    # the claim's own statement so that admission need not ask again (see `claim`).
+    entry_state: str | None = None
 
 
 def _row_for(
@@ -112,10 +116,11 @@ def claim(
     own: Sequence[str] = (),
 ) -> list[ClaimedJob]:
     """Mark queued jobs (or running ones whose lease ran out) as running under `owner`'s lease
-    until `lease_until`. A job under a live lease, or final, is left alone: only one worker
-    holds a job at a time (the UPDATE rechecks its condition on the locked row). `own` names
-    jobs `owner` may take back under its own live lease: ones it no longer runs (a retry
-    whose requeue could not be written)."""
+    until `lease_until`; each claimed job comes back with its ledger entry's state. A job
+    under a live lease, or final, is left alone: only one worker holds a job at a time (the
+    UPDATE rechecks its condition on the locked row). `own` names jobs `owner` may take back
+    under its own live lease: ones it no longer runs (a retry whose requeue could not be
+    written)."""
     if not ids:
         return []
     condition = claimable(now)
@@ -138,7 +143,13 @@ def claim(
             lease_owner=owner or None,
             lease_expires_at=lease_until,
         )
-        .returning(jobs.c.payload, jobs.c.attempts, jobs.c.submitted_at, jobs.c.waiting_since)
+        .returning(
+            jobs.c.payload,
+            jobs.c.attempts,
+            jobs.c.submitted_at,
+            jobs.c.waiting_since,
+            _ENTRY_STATE.label("entry_state"),
+        )
     )
     claimed = []
     for row in session.execute(statement):
@@ -149,9 +160,18 @@ def claim(
                 submitted_at=row.submitted_at,
                 started_at=now,
                 waiting_since=row.waiting_since,
+                entry_state=row.entry_state,
             )
         )
     return claimed
+
+
+# The claimed job's ledger entry state. A claim that waited for a concurrent transaction's
+# lock on the job row reads it from the statement's snapshot, which may miss an entry that
+# transaction wrote; but then that transaction claimed the job (or finished it), so this one
+# does not claim it. A duplicate entry would still fail on the primary key and the whole
+# transaction be rerun.
+_ENTRY_STATE = select(ENTRIES.c.state).where(ENTRIES.c.job_id == jobs.c.id).scalar_subquery()
 
 
 def claimable(now: datetime) -> ColumnElement[bool]:

@@ -86,6 +86,45 @@ def test_a_start_that_fails_leaves_no_claim_and_no_reservation(
     assert [c.job.id for c in started.claimed] == ["x", "y"]
 
 
+def test_a_job_claimed_again_is_admitted_from_the_entry_state_its_claim_read(
+    make_gate: GateFactory, database_url: str
+) -> None:
+    """Given three started jobs whose entries are then reserved, released and settled, and
+    which are queued again (a lost worker, a retry), when they start again, then the claim
+    reports each entry's state and admission follows it: the reserved one gets its
+    reservation back, the released one is reserved afresh, the settled one is done; no job
+    gets a second entry."""
+    sessions = get_sessionmaker(database_url)
+    ids = ["again-0", "again-1", "again-2"]
+    with sessions.begin() as session:
+        jobs_repository.insert_new(
+            session, [make_job(i) for i in ids], status=JobStatus.QUEUED, now=utcnow()
+        )
+    commit = GroupCommit(sessions, make_gate())
+    [first] = commit.start_groups([Start(ids, admit_all)])
+    assert [c.entry_state for c in first.claimed] == [None, None, None]
+    entries = LedgerEntryRecord.__table__
+    with sessions.begin() as session:
+        session.execute(entries.update().where(entries.c.job_id == ids[1]).values(state="released"))
+        session.execute(entries.update().where(entries.c.job_id == ids[2]).values(state="settled"))
+        session.execute(
+            JobRecord.__table__.update()
+            .where(JobRecord.__table__.c.id.in_(ids))
+            .values(status=JobStatus.QUEUED.value)
+        )
+    [again] = commit.start_groups([Start(ids, admit_all)])
+    assert [c.entry_state for c in again.claimed] == ["reserved", "released", "settled"]
+    kept, renewed, done = (again.admissions[i] for i in ids)
+    assert kept.carried_over and not kept.already_settled
+    assert kept.reservation == first.admissions[ids[0]].reservation
+    assert not renewed.carried_over and not renewed.already_settled
+    assert renewed.reservation.reserved_usd > 0
+    assert done.already_settled
+    with sessions() as session:
+        states = dict(session.execute(select(entries.c.job_id, entries.c.state)).all())
+    assert states == {ids[0]: "reserved", ids[1]: "reserved", ids[2]: "settled"}
+
+
 def test_groups_admitted_together_keep_their_own_tier_and_order(make_gate: GateFactory) -> None:
     """Given a standard group and a batch-tier group admitted in one transaction, then each
     gets its admissions in its own order and tier, and each job is reserved once."""
