@@ -8,6 +8,12 @@ waiting group go (group commit: under load, jobs gather while the previous group
 Otherwise its group runs at once, so a lone job never waits. A group is flushed when it is
 full, when an urgent job joins it, when it has nothing left to wait for, or, as a backstop,
 when its oldest member has waited `timeout_s`.
+
+Waiting behind a running group pays while that group does database work, the step the next
+group would share or queue for. Once its provider calls begin, a group of a key whose calls
+are slow (`SLOW_CALLS_S` on average) stops holding the next group back: that group still
+gathers the company known to be coming (and goes when full), but does not wait out those
+calls, which would only add their latency to every job in it.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -29,6 +36,10 @@ CompanySource = Callable[[BatchKey], Collection[str]]
 # Ids of jobs whose group has run, remembered for a while: their threads are still returning
 # from the task, so the worker still counts them as busy for a moment.
 FINISHED_MEMORY = 4096
+# Provider calls slower than this on average (a group's own database steps take a few ms on a
+# busy worker) let the next group of their key start at once; smoothing of that average.
+SLOW_CALLS_S = 0.01
+CALLS_SMOOTHING = 0.3
 
 
 @dataclass
@@ -37,6 +48,8 @@ class _Group(Generic[Report]):
     created: float = field(default_factory=time.monotonic)
     members: dict[str, Future[Report]] = field(default_factory=dict)
     go: threading.Event = field(default_factory=threading.Event)
+    # Set once the group no longer holds the next group of its key back (its slow calls began).
+    let_go: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +89,8 @@ class BatchAggregator(Generic[Report]):
         self._busy: dict[BatchKey, int] = {}
         self._finished: set[str] = set()
         self._finished_order: deque[str] = deque()
+        self._calls_s: dict[BatchKey, float] = {}  # smoothed duration of a group's calls
+        self._flushing = threading.local()  # the group the current thread is running
 
     def submit(self, key: BatchKey, job_id: str, *, urgent: bool = False) -> Report:
         """Run `job_id` as part of a group; block until its group has run.
@@ -131,6 +146,43 @@ class BatchAggregator(Generic[Report]):
             for job_id in self._company(group.key)
         )
 
+    @contextmanager
+    def calls_phase(self) -> Iterator[None]:
+        """Surrounds the provider calls of the group the current thread runs (the executor
+        enters it); outside a flush it does nothing."""
+        group: _Group[Report] | None = getattr(self._flushing, "group", None)
+        if group is None:
+            yield
+            return
+        with self._lock:
+            if self._calls_s.get(group.key, 0.0) > SLOW_CALLS_S and not group.let_go:
+                group.let_go = True
+                self._idle(group.key, wake=False)
+                waiting = self._open.get(group.key)
+                # It still gathers the company known to be coming; it no longer waits for us.
+                if waiting is not None and not self._worth_waiting(waiting):
+                    waiting.go.set()
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            took = time.monotonic() - began
+            with self._lock:
+                before = self._calls_s.get(group.key)
+                self._calls_s[group.key] = (
+                    took if before is None else before + CALLS_SMOOTHING * (took - before)
+                )
+
+    def _idle(self, key: BatchKey, *, wake: bool = True) -> None:
+        """One running group of `key` less; with `wake`, the group waiting behind it goes
+        (caller holds the lock)."""
+        self._busy[key] -= 1
+        if not self._busy[key]:
+            del self._busy[key]
+        waiting = self._open.get(key)
+        if wake and waiting is not None:
+            waiting.go.set()
+
     def _remember_finished(self, ids: Sequence[str]) -> None:
         for job_id in ids:
             if job_id not in self._finished:
@@ -143,6 +195,7 @@ class BatchAggregator(Generic[Report]):
         ids = list(group.members)
         if self._on_flush is not None:
             self._on_flush(FlushRecord(group.key, len(ids), time.monotonic() - group.created))
+        self._flushing.group = group
         try:
             report = self._run(ids)
         except BaseException as exc:
@@ -150,14 +203,11 @@ class BatchAggregator(Generic[Report]):
                 future.set_exception(exc)
             raise
         finally:
+            self._flushing.group = None
             with self._lock:
                 self._running.difference_update(ids)
                 self._remember_finished(ids)
-                self._busy[group.key] -= 1
-                if not self._busy[group.key]:
-                    del self._busy[group.key]
-                waiting = self._open.get(group.key)
-                if waiting is not None:
-                    waiting.go.set()
+                if not group.let_go:
+                    self._idle(group.key)
         for future in group.members.values():
             future.set_result(report)

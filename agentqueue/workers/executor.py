@@ -8,7 +8,8 @@ results to Redis and the cache tiers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -49,10 +50,18 @@ CALL_OUTCOME_UNKNOWN = AgentQueueError(
 class BatchExecutor:
     """Processes jobs that share `(agent_type, model)` together."""
 
-    def __init__(self, context: WorkerContext) -> None:
+    def __init__(
+        self,
+        context: WorkerContext,
+        *,
+        calls_phase: Callable[[], AbstractContextManager[object]] = nullcontext,
+    ) -> None:
+        """`calls_phase` surrounds a group's provider calls (the aggregator uses it to let the
+        next group of the key start while these calls are slow)."""
         self.context = context
         self.settings = context.settings
         self.provider_name = context.provider.name
+        self._calls_phase = calls_phase
 
     def run(
         self, job_ids: Sequence[str], *, service_tier: str = "standard", released: bool = False
@@ -94,7 +103,8 @@ class BatchExecutor:
             and not w.possible_repeat  # possibly paid already: settled as the live path says
             and self.context.batch_api is not None  # else (turned off since) it runs live
         ]
-        self._call([w for w in pending if w.entry is None and w not in batched], report)
+        with self._calls_phase():
+            self._call([w for w in pending if w.entry is None and w not in batched], report)
         fall_back(self, work, service_tier, report)
         return self._complete(work, report, batched)
 

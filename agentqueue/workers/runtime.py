@@ -44,8 +44,8 @@ def _build(context: WorkerContext) -> _Runtime:
         _log_flush(record)
         sizes.record(record)
 
-    aggregator = BatchAggregator(
-        lambda ids: BatchExecutor(context).run(ids),
+    aggregator: BatchAggregator[ExecutionReport] = BatchAggregator(
+        lambda ids: BatchExecutor(context, calls_phase=aggregator.calls_phase).run(ids),
         size=settings.batch_size,
         timeout_s=settings.batch_timeout_ms / 1000,
         on_flush=on_flush,

@@ -6,6 +6,8 @@ import threading
 import time
 from collections.abc import Collection, Sequence
 
+import pytest
+
 from agentqueue.workers.aggregator import BatchAggregator, BatchKey
 
 KEY: BatchKey = ("support-bot", "gpt-4o-mini")
@@ -129,3 +131,44 @@ def test_without_a_company_source_a_group_waits_for_its_timeout() -> None:
     aggregator.submit(KEY, "a")
     assert time.monotonic() - started >= 0.3
     assert recorder.groups == [["a"]]
+
+
+@pytest.mark.parametrize(("calls_s", "b_waits"), [(0.3, False), (0.001, True)])
+def test_behind_a_group_in_slow_calls_the_next_group_goes_without_waiting_for_them(
+    calls_s: float, b_waits: bool
+) -> None:
+    """Given a key whose provider calls take 0.3 s, when job b arrives (nobody else coming)
+    while job a's group is in its calls, then b's group runs at once instead of waiting out
+    a's calls; with fast calls, b still waits behind a's group (group commit)."""
+    recorder = Recorder()
+    held: set[str] = set()
+    call_s = {"warm": calls_s, "a": 0.0 if b_waits else 1.0}
+    gate = threading.Event()
+
+    def run(ids: Sequence[str]) -> list[str]:
+        if "a" in ids and b_waits:
+            gate.wait(5)  # fast calls: a's group stays busy (its database step) a while
+        with aggregator.calls_phase():  # what the executor does around its provider calls
+            time.sleep(max(call_s.get(job_id, 0.0) for job_id in ids))
+        return recorder(ids)
+
+    aggregator = BatchAggregator(run, size=8, timeout_s=LONG_TIMEOUT_S, company=lambda _: held)
+    aggregator.submit(KEY, "warm")  # the key's calls are now known to be slow, or fast
+    held.add("a")
+    first = _submit_in_thread(aggregator, "a")
+    time.sleep(0.1)  # a's group is in its calls (or held at the gate)
+    held.add("b")
+    started = time.monotonic()
+    second = _submit_in_thread(aggregator, "b")
+    second.join(timeout=0.5)
+    if b_waits:
+        assert second.is_alive(), "b ran although a's group was still busy"
+        gate.set()
+        second.join(timeout=5)
+    else:
+        assert not second.is_alive(), "b waited for a's slow calls"
+        assert time.monotonic() - started < 0.5
+    first.join(timeout=5)
+    assert not first.is_alive() and not second.is_alive()
+    assert recorder.groups[0] == ["warm"]
+    assert recorder.groups[1:] == ([["a"], ["b"]] if b_waits else [["b"], ["a"]])
