@@ -6,6 +6,7 @@ TCP, so its arrival times, fault hits and accepted connections are what the work
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -135,3 +136,28 @@ def test_500_jobs_open_no_more_connections_than_the_pool_holds(
     assert 1 <= llm_server.connections_accepted <= pool_size
     # The pool was used concurrently (not one request at a time), and never beyond its size.
     assert 1 < llm_server.max_in_flight <= pool_size
+
+
+def test_a_job_behind_a_group_in_slow_calls_makes_its_call_while_that_group_waits_for_its_own(
+    pipeline: Pipeline,
+) -> None:
+    """Given a worker that has learned its provider takes 400 ms a call (and a batch timeout
+    longer than that), when job b arrives (nobody else coming) while job a's group is in its
+    call, then b's group does not wait for a's to end: the server sees both calls in flight
+    at once."""
+    with LLMTestServer(api_key=API_KEY, latency_ms=400) as server:
+        env = openai_env(server, AGENTQUEUE_BATCH_TIMEOUT_MS="5000")
+        pipeline.start_worker(env=env, concurrency=4)
+        warm = pipeline.queue.submit(simple_job(0)).get(timeout=30)
+        assert warm.status is JobStatus.SUCCEEDED, warm.error
+        server.reset()
+        first = pipeline.queue.submit(simple_job(1))
+        deadline = time.monotonic() + 10
+        while server.stats()["in_flight"] < 1:
+            assert time.monotonic() < deadline, "the first job's call never reached the server"
+            time.sleep(0.005)
+        second = pipeline.queue.submit(simple_job(2))
+        results = pipeline.queue.wait([first.id, second.id], timeout=30)
+        assert {r.status for r in results.values()} == {JobStatus.SUCCEEDED}
+        assert server.requests_served == 2
+        assert server.max_in_flight == 2
