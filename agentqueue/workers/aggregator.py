@@ -9,11 +9,11 @@ Otherwise its group runs at once, so a lone job never waits. A group is flushed 
 full, when an urgent job joins it, when it has nothing left to wait for, or, as a backstop,
 when its oldest member has waited `timeout_s`.
 
-Waiting behind a running group pays while that group does database work, the step the next
-group would share or queue for. Once its provider calls begin, a group of a key whose calls
-are slow (`SLOW_CALLS_S` on average) stops holding the next group back: that group still
-gathers the company known to be coming (and goes when full), but does not wait out those
-calls, which would only add their latency to every job in it.
+Waiting behind a running group pays while its calls are short: the next group goes when it
+ends. A key whose calls take longer than `timeout_s` on average would make every job behind a
+running group wait the whole timeout; so once such a group's provider calls begin, it stops
+holding the next group back, which still gathers the company known to be coming (and goes
+when full) but no longer waits out those calls.
 """
 
 from __future__ import annotations
@@ -36,9 +36,7 @@ CompanySource = Callable[[BatchKey], Collection[str]]
 # Ids of jobs whose group has run, remembered for a while: their threads are still returning
 # from the task, so the worker still counts them as busy for a moment.
 FINISHED_MEMORY = 4096
-# Provider calls slower than this on average (a group's own database steps take a few ms on a
-# busy worker) let the next group of their key start at once; smoothing of that average.
-SLOW_CALLS_S = 0.01
+# Smoothing of the average duration of a key's provider calls.
 CALLS_SMOOTHING = 0.3
 
 
@@ -155,7 +153,7 @@ class BatchAggregator(Generic[Report]):
             yield
             return
         with self._lock:
-            if self._calls_s.get(group.key, 0.0) > SLOW_CALLS_S and not group.let_go:
+            if self._calls_s.get(group.key, 0.0) > self.timeout_s and not group.let_go:
                 group.let_go = True
                 self._idle(group.key, wake=False)
                 waiting = self._open.get(group.key)

@@ -57,7 +57,7 @@ class BatchExecutor:
         calls_phase: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
         """`calls_phase` surrounds a group's provider calls (the aggregator uses it to let the
-        next group of the key start while these calls are slow)."""
+        next group of the key start while calls outlast its batch timeout)."""
         self.context = context
         self.settings = context.settings
         self.provider_name = context.provider.name
@@ -468,7 +468,6 @@ class BatchExecutor:
             report.deferred.clear()
             report.waiting.clear()
             return report
-        self.context.journal.forget(list(paid))
         final = [w.result for w in work if w.result is not None and w.job_id in written]
         report.failed.update(
             {r.job_id: r.error for r in final if r.status == JobStatus.FAILED and r.error}
@@ -480,7 +479,12 @@ class BatchExecutor:
             [w.item.job for w in work if w.job_id in report.deferred],
             size=len(work),
         )
-        self.context.results.publish(final)
+        try:
+            self.context.results.publish(final)
+        finally:
+            # Settled: the answers leave the journal, after the results went out so that no
+            # waiting client waits for this round trip too.
+            self.context.journal.forget(list(paid))
         # Fresh answers were written to the cache tiers by their single-flight tickets.
         return report
 

@@ -138,15 +138,15 @@ def test_500_jobs_open_no_more_connections_than_the_pool_holds(
     assert 1 < llm_server.max_in_flight <= pool_size
 
 
-def test_a_job_behind_a_group_in_slow_calls_makes_its_call_while_that_group_waits_for_its_own(
+def test_a_job_behind_a_group_in_calls_longer_than_the_batch_timeout_calls_at_once(
     pipeline: Pipeline,
 ) -> None:
-    """Given a worker that has learned its provider takes 400 ms a call (and a batch timeout
-    longer than that), when job b arrives (nobody else coming) while job a's group is in its
-    call, then b's group does not wait for a's to end: the server sees both calls in flight
-    at once."""
-    with LLMTestServer(api_key=API_KEY, latency_ms=400) as server:
-        env = openai_env(server, AGENTQUEUE_BATCH_TIMEOUT_MS="5000")
+    """Given a worker with a 1 s batch timeout that has learned its provider takes 1.5 s a
+    call, when job b arrives (nobody else coming) while job a's group is in its call, then
+    b's group neither waits for a's nor for the timeout: b's request reaches the server
+    within half a second, while a's is still in flight."""
+    with LLMTestServer(api_key=API_KEY, latency_ms=1500) as server:
+        env = openai_env(server, AGENTQUEUE_BATCH_TIMEOUT_MS="1000")
         pipeline.start_worker(env=env, concurrency=4)
         warm = pipeline.queue.submit(simple_job(0)).get(timeout=30)
         assert warm.status is JobStatus.SUCCEEDED, warm.error
@@ -156,8 +156,10 @@ def test_a_job_behind_a_group_in_slow_calls_makes_its_call_while_that_group_wait
         while server.stats()["in_flight"] < 1:
             assert time.monotonic() < deadline, "the first job's call never reached the server"
             time.sleep(0.005)
+        submitted_at = time.monotonic()  # the clock of the server's arrivals (in-process)
         second = pipeline.queue.submit(simple_job(2))
         results = pipeline.queue.wait([first.id, second.id], timeout=30)
         assert {r.status for r in results.values()} == {JobStatus.SUCCEEDED}
-        assert server.requests_served == 2
+        _, second_arrival = server.arrivals
+        assert second_arrival.at - submitted_at < 0.5
         assert server.max_in_flight == 2

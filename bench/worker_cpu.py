@@ -1,0 +1,142 @@
+"""CPU time per job of P1's single-message load: the worker processes, PostgreSQL and Redis.
+
+Throughput on this 2-core machine drifts by 10-20% between neighbouring runs; the CPU seconds a
+job costs move less, so this is the figure to compare trees by. It preloads `--jobs` single
+messages (as P1 interactive does), runs the default `agentqueue worker` command (one process
+per CPU, `--concurrency` threads each) or, with `--bare`, bare Celery's no-op task on one
+threads-pool worker, and reads the CPU time of the worker processes and of every `postgres` and
+`redis-server` process from /proc before and after the drain.
+
+    .venv/bin/python bench/worker_cpu.py [--jobs 5000] [--concurrency 32] [--bare] [--redis-db 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import redis
+from harness import REDIS_SERVER, apply_env, bench_env, drain_seconds, scratch_postgres
+
+QUEUE = "agentqueue.normal"
+IDLE_QUEUE = "agentqueue.critical"
+SERVICES = ("postgres", "redis-server")
+
+
+def cpu_seconds(pid: int | str) -> float:
+    """User plus system CPU seconds of one process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def service_seconds() -> dict[str, float]:
+    """CPU seconds of every process of each service, by service name."""
+    totals = {}
+    for name in SERVICES:
+        pids = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout
+        total = 0.0
+        for pid in pids.split():
+            try:
+                total += cpu_seconds(pid)
+            except FileNotFoundError:  # a backend that ended meanwhile
+                continue
+        totals[name] = total
+    return totals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--bare", action="store_true", help="bare Celery's no-op task instead")
+    parser.add_argument("--redis-db", type=int, default=8)
+    args = parser.parse_args()
+    log_dir = Path(tempfile.mkdtemp(prefix="aqcpu-"))
+
+    with scratch_postgres() as database_url:
+        redis_url = f"{REDIS_SERVER}/{args.redis_db}"
+        env = bench_env(redis_url, database_url, AGENTQUEUE_SIMULATED_LATENCY_MS="0")
+        apply_env(env)
+        from agentqueue.client import AgentQueue
+        from agentqueue.persistence.migrate import upgrade
+        from agentqueue.settings import get_settings
+        from agentqueue.workers.process import WorkerProcess
+
+        upgrade(database_url)
+        client = redis.Redis.from_url(redis_url)
+        client.flushdb()
+        queue = AgentQueue(get_settings())
+        if args.bare:
+            import noop_app
+
+            app = noop_app.app
+            worker = WorkerProcess(
+                env,
+                name="noop",
+                app="noop_app",
+                concurrency=args.concurrency,
+                queues=[IDLE_QUEUE],
+                log_file=log_dir / "noop.log",
+            ).start()
+            worker.wait_ready(app, timeout=60)
+            with app.producer_or_acquire() as producer:
+                for index in range(args.jobs):
+                    noop_app.noop.apply_async(
+                        args=(f"job-{index}",), queue=QUEUE, producer=producer
+                    )
+            assert worker.process is not None
+            pids = [worker.process.pid]
+            nodes = [worker.node_name]
+        else:
+            app = queue.celery
+            worker = WorkerProcess(
+                env,
+                name="cpu",
+                concurrency=args.concurrency,
+                queues=[IDLE_QUEUE],
+                log_file=log_dir / "agentqueue.log",
+                processes="default",
+            ).start()
+            worker.wait_ready(app, timeout=60)
+            queue.submit_many(
+                [
+                    {
+                        "agent_type": "bench",
+                        "model": "gpt-4o-mini",
+                        "messages": [{"role": "user", "content": f"request {index}"}],
+                    }
+                    for index in range(args.jobs)
+                ]
+            )
+            pids = worker.children()
+            nodes = worker.node_names
+        try:
+            before = sum(cpu_seconds(pid) for pid in pids)
+            services_before = service_seconds()
+            seconds = drain_seconds(
+                client,
+                QUEUE,
+                args.jobs,
+                lambda: app.control.add_consumer(QUEUE, destination=nodes, reply=True),
+            )
+            used = sum(cpu_seconds(pid) for pid in pids) - before
+            services = {
+                name: value - services_before[name] for name, value in service_seconds().items()
+            }
+        finally:
+            worker.stop()
+            queue.close()
+    per_job = {name: 1000 * value / args.jobs for name, value in services.items()}
+    print(
+        f"{'bare Celery no-op' if args.bare else 'agentqueue interactive'}: "
+        f"{args.jobs / seconds:.0f} jobs/s; CPU ms per job: worker processes "
+        f"{1000 * used / args.jobs:.2f}, postgres {per_job['postgres']:.2f}, "
+        f"redis {per_job['redis-server']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
