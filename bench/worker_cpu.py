@@ -109,7 +109,8 @@ def main() -> None:
                         "messages": [{"role": "user", "content": f"request {index}"}],
                     }
                     for index in range(args.jobs)
-                ]
+                ],
+                packed=False,
             )
             pids = worker.children()
             nodes = worker.node_names
