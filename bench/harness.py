@@ -54,6 +54,18 @@ def bench_env(redis_url: str, database_url: str, **extra: str) -> dict[str, str]
     return env
 
 
+def bench_jobs(count: int) -> list[dict[str, Any]]:
+    """`count` single-message jobs of one `(agent_type, model)`, as P1 and the profiles send."""
+    return [
+        {
+            "agent_type": "bench",
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": f"request {index}"}],
+        }
+        for index in range(count)
+    ]
+
+
 def apply_env(env: dict[str, str]) -> None:
     os.environ.update(env)
     sys.path[:0] = env["PYTHONPATH"].split(os.pathsep)

@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import redis
-from harness import REDIS_SERVER, apply_env, bench_env, scratch_postgres
+from harness import REDIS_SERVER, apply_env, bench_env, bench_jobs, scratch_postgres
 
 QUEUE = "agentqueue.normal"
 IDLE_QUEUE = "agentqueue.critical"
@@ -96,14 +96,7 @@ def main() -> None:
         try:
             worker.wait_ready(queue.celery, timeout=60)
             queue.submit_many(
-                [
-                    {
-                        "agent_type": "bench",
-                        "model": "gpt-4o-mini",
-                        "messages": [{"role": "user", "content": f"request {index}"}],
-                    }
-                    for index in range(args.jobs)
-                ],
+                bench_jobs(args.jobs),
                 packed=args.packed,
             )
             target = worker.children()[0]

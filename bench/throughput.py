@@ -48,6 +48,7 @@ from harness import (
     LLMServerProcess,
     apply_env,
     bench_env,
+    bench_jobs,
     drain_seconds,
     scratch_postgres,
 )
@@ -175,14 +176,7 @@ def agentqueue_jobs(
     try:
         worker.wait_ready(queue.celery, timeout=60)
         handles = queue.submit_many(
-            [
-                {
-                    "agent_type": "bench",
-                    "model": "gpt-4o-mini",
-                    "messages": [{"role": "user", "content": f"request {index}"}],
-                }
-                for index in range(jobs)
-            ],
+            bench_jobs(jobs),
             packed=packed,
         )
         messages = math.ceil(jobs / settings.packed_batch_size) if packed else jobs

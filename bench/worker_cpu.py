@@ -5,7 +5,7 @@ job costs move less, so this is the figure to compare trees by. It preloads `--j
 messages (as P1 interactive does), runs the default `agentqueue worker` command (one process
 per CPU, `--concurrency` threads each) or, with `--bare`, bare Celery's no-op task on one
 threads-pool worker, and reads the CPU time of the worker processes and of every `postgres` and
-`redis-server` process from /proc before and after the drain.
+`redis-server` process before and after the drain.
 
     .venv/bin/python bench/worker_cpu.py [--jobs 5000] [--concurrency 32] [--bare] [--redis-db 8]
 """
@@ -13,37 +13,38 @@ threads-pool worker, and reads the CPU time of the worker processes and of every
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import tempfile
 from pathlib import Path
 
+import psutil
 import redis
-from harness import REDIS_SERVER, apply_env, bench_env, drain_seconds, scratch_postgres
+from harness import (
+    REDIS_SERVER,
+    apply_env,
+    bench_env,
+    bench_jobs,
+    drain_seconds,
+    scratch_postgres,
+)
 
 QUEUE = "agentqueue.normal"
 IDLE_QUEUE = "agentqueue.critical"
 SERVICES = ("postgres", "redis-server")
 
 
-def cpu_seconds(pid: int | str) -> float:
-    """User plus system CPU seconds of one process, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of one process."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def service_seconds() -> dict[str, float]:
     """CPU seconds of every process of each service, by service name."""
-    totals = {}
-    for name in SERVICES:
-        pids = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout
-        total = 0.0
-        for pid in pids.split():
-            try:
-                total += cpu_seconds(pid)
-            except FileNotFoundError:  # a backend that ended meanwhile
-                continue
-        totals[name] = total
+    totals = dict.fromkeys(SERVICES, 0.0)
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        name, times = process.info["name"], process.info["cpu_times"]
+        if name in totals and times is not None:  # None: it ended meanwhile
+            totals[name] += times.user + times.system
     return totals
 
 
@@ -102,14 +103,7 @@ def main() -> None:
             ).start()
             worker.wait_ready(app, timeout=60)
             queue.submit_many(
-                [
-                    {
-                        "agent_type": "bench",
-                        "model": "gpt-4o-mini",
-                        "messages": [{"role": "user", "content": f"request {index}"}],
-                    }
-                    for index in range(args.jobs)
-                ],
+                bench_jobs(args.jobs),
                 packed=False,
             )
             pids = worker.children()

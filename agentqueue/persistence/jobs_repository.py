@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from agentqueue.jobs import AgentJob, JobResult, JobStatus
 from agentqueue.messaging import JobRef
 from agentqueue.persistence.job_table import JobRecord
-from agentqueue.persistence.ledger_entries import ENTRIES
+from agentqueue.persistence.ledger_entries import ENTRIES, EntryState
 
 jobs: Table = JobRecord.__table__  # type: ignore[assignment]
 CANCELLABLE = (JobStatus.QUEUED.value, JobStatus.DEFERRED.value)
@@ -40,7 +40,7 @@ class ClaimedJob:
     waiting_since: datetime | None = None  # set while the job waits for budget room
     # The state of the job's ledger entry when it was claimed (None: no entry yet), read by
     # the claim's own statement so that admission need not ask again (see `claim`).
-    entry_state: str | None = None
+    entry_state: EntryState | None = None
 
 
 def _row_for(
@@ -160,7 +160,7 @@ def claim(
                 submitted_at=row.submitted_at,
                 started_at=now,
                 waiting_since=row.waiting_since,
-                entry_state=row.entry_state,
+                entry_state=None if row.entry_state is None else EntryState(row.entry_state),
             )
         )
     return claimed

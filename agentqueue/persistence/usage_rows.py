@@ -127,6 +127,35 @@ def read_rows(session: Session, keys: Iterable[UsageKey]) -> dict[UsageKey, Live
     return {row.key: row for row in rows}
 
 
+# One usage row by its key, for the executemany statements below (built once: they run in
+# every admission and settlement).
+_ROW_BY_KEY = (
+    USAGE.c.scope == bindparam("k_scope"),
+    USAGE.c.period == bindparam("k_period"),
+    USAGE.c.window_start == bindparam("k_start", type_=USAGE.c.window_start.type),
+)
+_WRITE_BACK = (
+    update(USAGE)
+    .where(*_ROW_BY_KEY)
+    .values(
+        spent_usd=bindparam("spent_usd"),
+        reserved_usd=bindparam("reserved_usd"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+_ADD_TO_ROWS = (
+    update(USAGE)
+    .where(*_ROW_BY_KEY)
+    .values(
+        spent_usd=USAGE.c.spent_usd + bindparam("d_spent", type_=USAGE.c.spent_usd.type),
+        reserved_usd=func.greatest(
+            USAGE.c.reserved_usd - bindparam("d_unreserved", type_=USAGE.c.reserved_usd.type), 0
+        ),
+        updated_at=bindparam("updated_at"),
+    )
+)
+
+
 def write_back(session: Session, rows: Iterable[LiveUsage], now: datetime) -> None:
     """Store the new spent and reserved amounts of the changed rows (one executemany)."""
     changed = [
@@ -141,22 +170,8 @@ def write_back(session: Session, rows: Iterable[LiveUsage], now: datetime) -> No
         for row in rows
         if row.dirty
     ]
-    if not changed:
-        return
-    statement = (
-        update(USAGE)
-        .where(
-            USAGE.c.scope == bindparam("k_scope"),
-            USAGE.c.period == bindparam("k_period"),
-            USAGE.c.window_start == bindparam("k_start", type_=USAGE.c.window_start.type),
-        )
-        .values(
-            spent_usd=bindparam("spent_usd"),
-            reserved_usd=bindparam("reserved_usd"),
-            updated_at=bindparam("updated_at"),
-        )
-    )
-    session.connection().execute(statement, changed)
+    if changed:
+        session.connection().execute(_WRITE_BACK, changed)
 
 
 def add_to_rows(
@@ -177,25 +192,8 @@ def add_to_rows(
         for key, (spent, unreserved) in sorted(deltas.items())
         if spent or unreserved
     ]
-    if not changed:
-        return
-    statement = (
-        update(USAGE)
-        .where(
-            USAGE.c.scope == bindparam("k_scope"),
-            USAGE.c.period == bindparam("k_period"),
-            USAGE.c.window_start == bindparam("k_start", type_=USAGE.c.window_start.type),
-        )
-        .values(
-            spent_usd=USAGE.c.spent_usd + bindparam("d_spent", type_=USAGE.c.spent_usd.type),
-            reserved_usd=func.greatest(
-                USAGE.c.reserved_usd - bindparam("d_unreserved", type_=USAGE.c.reserved_usd.type),
-                0,
-            ),
-            updated_at=bindparam("updated_at"),
-        )
-    )
-    session.connection().execute(statement, changed)
+    if changed:
+        session.connection().execute(_ADD_TO_ROWS, changed)
 
 
 def load_limits(session: Session, scopes: Iterable[str]) -> dict[tuple[str, str], Decimal]:

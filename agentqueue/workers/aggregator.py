@@ -155,8 +155,7 @@ class BatchAggregator(Generic[Report]):
         with self._lock:
             if self._calls_s.get(group.key, 0.0) > self.timeout_s and not group.let_go:
                 group.let_go = True
-                self._idle(group.key, wake=False)
-                waiting = self._open.get(group.key)
+                waiting = self._idle(group.key)
                 # It still gathers the company known to be coming; it no longer waits for us.
                 if waiting is not None and not self._worth_waiting(waiting):
                     waiting.go.set()
@@ -171,15 +170,13 @@ class BatchAggregator(Generic[Report]):
                     took if before is None else before + CALLS_SMOOTHING * (took - before)
                 )
 
-    def _idle(self, key: BatchKey, *, wake: bool = True) -> None:
-        """One running group of `key` less; with `wake`, the group waiting behind it goes
-        (caller holds the lock)."""
+    def _idle(self, key: BatchKey) -> _Group[Report] | None:
+        """One running group of `key` less; the group waiting behind it, if any (caller holds
+        the lock)."""
         self._busy[key] -= 1
         if not self._busy[key]:
             del self._busy[key]
-        waiting = self._open.get(key)
-        if wake and waiting is not None:
-            waiting.go.set()
+        return self._open.get(key)
 
     def _remember_finished(self, ids: Sequence[str]) -> None:
         for job_id in ids:
@@ -205,7 +202,8 @@ class BatchAggregator(Generic[Report]):
             with self._lock:
                 self._running.difference_update(ids)
                 self._remember_finished(ids)
-                if not group.let_go:
-                    self._idle(group.key)
+                waiting = None if group.let_go else self._idle(group.key)
+                if waiting is not None:
+                    waiting.go.set()
         for future in group.members.values():
             future.set_result(report)

@@ -31,7 +31,6 @@ from agentqueue.constants import MAX_RETRY_COUNTDOWN_S
 from agentqueue.jobs import JobResult, utcnow
 from agentqueue.persistence import answers_repository, batch_repository, jobs_repository
 from agentqueue.persistence.jobs_repository import ClaimedJob
-from agentqueue.persistence.ledger_entries import EntryState
 from agentqueue.persistence.transactions import in_transaction
 from agentqueue.usage import TokenUsage
 from agentqueue.workers.coalescer import Coalescer
@@ -160,11 +159,7 @@ class GroupCommit:
                 r.plan(share) if share else () for r, share in zip(requests, shares, strict=True)
             ]
             groups = [group for plan in plans for group in plan]
-            states = {
-                item.job.id: None if item.entry_state is None else EntryState(item.entry_state)
-                for share in shares
-                for item in share
-            }
+            states = {item.job.id: item.entry_state for share in shares for item in share}
             admitted = self._gate.admit_groups_in(session, groups, entry_states=states)
             return shares, plans, admitted
 

@@ -15,7 +15,7 @@ import pytest
 
 from agentqueue.providers.anthropic import AnthropicProvider
 from agentqueue.providers.backoff import BackoffPolicy
-from agentqueue.providers.base import ProviderError
+from agentqueue.providers.base import ProviderError, ProviderRequest, ProviderResponse
 from agentqueue.providers.connection_pool import PoolConfig
 from agentqueue.providers.http_transport import HttpTransport
 from agentqueue.providers.openai_compat import OpenAICompatibleProvider
@@ -35,6 +35,24 @@ def transport(
         pool=pool,
         backoff=backoff,
     )
+
+
+def complete(server: LLMTestServer, request: ProviderRequest | None = None) -> ProviderResponse:
+    """One call of the OpenAI-compatible provider to `server` (default request: `chat()`)."""
+    provider = OpenAICompatibleProvider(base_url=server.base_url, backoff=FAST_BACKOFF)
+    try:
+        return provider.complete(request or chat())
+    finally:
+        provider.close()
+
+
+def failure(
+    server: LLMTestServer, request: ProviderRequest | None = None
+) -> pytest.ExceptionInfo[ProviderError]:
+    """The error of a call like `complete` that must fail."""
+    with pytest.raises(ProviderError) as caught:
+        complete(server, request)
+    return caught
 
 
 def test_a_dropped_connection_then_an_answer_counts_one_maybe_repeated_attempt(
@@ -93,11 +111,7 @@ def test_an_http_500_then_an_answer_is_not_a_possible_repeat(llm_server: LLMTest
     """Given a server that answers the first request with HTTP 500, when the call is retried
     and answered, then no attempt counts as possibly billed (an error status is not billed)."""
     llm_server.add_fault("status=500,first=1")
-    provider = OpenAICompatibleProvider(base_url=llm_server.base_url, backoff=FAST_BACKOFF)
-    try:
-        response = provider.complete(chat())
-    finally:
-        provider.close()
+    response = complete(llm_server)
     assert response.extra["attempts"] == 2
     assert response.possibly_repeated == 0 and response.extra["maybe_repeated"] == 0
     assert llm_server.requests_received == 2
@@ -109,12 +123,7 @@ def test_every_attempt_dropped_raises_an_error_that_may_have_been_sent(
     """Given a server that hangs up on every request, when all three attempts fail, then the
     error says a request may have reached the provider, and the server counted all three."""
     llm_server.add_fault("disconnect")
-    provider = OpenAICompatibleProvider(base_url=llm_server.base_url, backoff=FAST_BACKOFF)
-    try:
-        with pytest.raises(ProviderError) as caught:
-            provider.complete(chat())
-    finally:
-        provider.close()
+    caught = failure(llm_server)
     assert caught.value.code == "provider_error" and caught.value.retryable is False
     assert caught.value.maybe_sent == 3
     assert llm_server.requests_received == 3
@@ -127,12 +136,7 @@ def test_a_refusal_after_a_dropped_attempt_still_says_maybe_sent(
     the 400's error says an earlier request may have reached the provider."""
     llm_server.add_fault("disconnect,first=1")
     llm_server.add_fault("status=400")
-    provider = OpenAICompatibleProvider(base_url=llm_server.base_url, backoff=FAST_BACKOFF)
-    try:
-        with pytest.raises(ProviderError) as caught:
-            provider.complete(chat())
-    finally:
-        provider.close()
+    caught = failure(llm_server)
     assert caught.value.code == "provider_bad_request"
     assert caught.value.maybe_sent > 0
     assert llm_server.requests_received == 2
@@ -165,12 +169,7 @@ def test_a_request_that_may_not_be_repeated_is_not_sent_again_after_a_drop(
     drops the first request after reading it, then the call is not sent again: it fails with
     `call_outcome_unknown`, one request may have been received, and the server counted one."""
     llm_server.add_fault("disconnect,first=1")
-    provider = OpenAICompatibleProvider(base_url=llm_server.base_url, backoff=FAST_BACKOFF)
-    try:
-        with pytest.raises(ProviderError) as caught:
-            provider.complete(replace(chat(), repeatable=False))
-    finally:
-        provider.close()
+    caught = failure(llm_server, replace(chat(), repeatable=False))
     assert caught.value.code == "call_outcome_unknown" and caught.value.retryable is False
     assert caught.value.maybe_sent == 1
     assert llm_server.requests_received == 1
@@ -182,10 +181,6 @@ def test_a_request_that_may_not_be_repeated_is_still_retried_after_an_error_stat
     """Given a request marked not repeatable and a server answering HTTP 500 first, then it is
     retried as usual: an error status is not a call the provider may have billed."""
     llm_server.add_fault("status=500,first=1")
-    provider = OpenAICompatibleProvider(base_url=llm_server.base_url, backoff=FAST_BACKOFF)
-    try:
-        response = provider.complete(replace(chat(), repeatable=False))
-    finally:
-        provider.close()
+    response = complete(llm_server, replace(chat(), repeatable=False))
     assert response.possibly_repeated == 0 and response.extra["attempts"] == 2
     assert llm_server.requests_received == 2

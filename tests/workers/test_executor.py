@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
 from agentqueue.persistence.migrate import upgrade
 from agentqueue.providers import Provider, ProviderError, ProviderRequest, ProviderResponse
-from agentqueue.settings import load_settings
+from agentqueue.settings import Settings, load_settings
 from agentqueue.workers.context import WorkerContext
 from agentqueue.workers.executor import BatchExecutor
 from tests.support.pipeline import simple_job
@@ -67,11 +68,8 @@ def database_dir(tmp_path: Path) -> Path:
     return directory
 
 
-@pytest.fixture
-def context(redis_url: str, database_dir: Path) -> Iterator[WorkerContext]:
-    settings = load_settings(
-        redis_url=redis_url, database_url=f"sqlite:///{database_dir / 'agentqueue.db'}"
-    )
+def counting_context(settings: Settings) -> Iterator[WorkerContext]:
+    """A worker's context for `settings` whose provider counts its calls (a fixture's body)."""
     built = WorkerContext.build(settings)
     built.provider = CountingProvider(built.provider)
     try:
@@ -79,6 +77,31 @@ def context(redis_url: str, database_dir: Path) -> Iterator[WorkerContext]:
     finally:
         built.close()
         dispose_all()
+
+
+@pytest.fixture
+def context(redis_url: str, database_dir: Path) -> Iterator[WorkerContext]:
+    yield from counting_context(
+        load_settings(
+            redis_url=redis_url, database_url=f"sqlite:///{database_dir / 'agentqueue.db'}"
+        )
+    )
+
+
+@dataclass(frozen=True)
+class DatabaseAway:
+    """Calling it moves the SQLite database's directory away (an outage the worker meets
+    mid-step); `back` puts it back."""
+
+    directory: Path
+    away: Path
+
+    def __call__(self) -> None:
+        dispose_all()  # pooled connections would keep the open file
+        os.rename(self.directory, self.away)
+
+    def back(self) -> None:
+        os.rename(self.away, self.directory)
 
 
 def provider_of(context: WorkerContext) -> CountingProvider:
@@ -171,20 +194,15 @@ def test_an_answer_paid_while_the_ledger_is_down_is_settled_on_retry_without_a_n
     retry and the paid answer is kept; when the database is back and the retry runs, then the
     job settles from the kept answer, with the provider called once in all."""
     [job_id] = queued(context, 1)
-    away = tmp_path / "away"
-
-    def take_database_away() -> None:
-        dispose_all()  # pooled connections would keep the open file
-        os.rename(database_dir, away)
-
-    provider_of(context).after = take_database_away
+    outage = DatabaseAway(database_dir, tmp_path / "away")
+    provider_of(context).after = outage
     first = BatchExecutor(context).run([job_id])
     assert list(first.retry) == [job_id]
     assert isinstance(first.retry[job_id], DatabaseUnavailable)
     assert context.redis.exists(f"{PENDING_ANSWER_PREFIX}{job_id}") == 1
 
     provider_of(context).after = None
-    os.rename(away, database_dir)
+    outage.back()
     entry = entry_rows(context)[job_id]
     assert entry.state == "reserved"  # the failed step wrote nothing
 

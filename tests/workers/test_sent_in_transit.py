@@ -10,7 +10,6 @@ reservation on top of its own usage (`possible_repeat_usd`, `charge_reason`
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -36,6 +35,8 @@ from agentqueue.workers.kept_answer import KeptAnswer
 from tests.support.pipeline import Pipeline, simple_job
 from tests.workers.test_executor import (
     CountingProvider,
+    DatabaseAway,
+    counting_context,
     database_dir,
     entry_rows,
     job_rows,
@@ -71,13 +72,7 @@ def context(
         provider_backoff_max_s=0.05,
         provider_max_attempts=3,
     )
-    built = WorkerContext.build(settings)
-    built.provider = CountingProvider(built.provider)
-    try:
-        yield built
-    finally:
-        built.close()
-        dispose_all()
+    yield from counting_context(settings)
 
 
 def assert_charged_in_transit(entry: LedgerEntryRecord, calls: int = 1) -> None:
@@ -154,19 +149,14 @@ def test_an_answer_kept_while_the_ledger_is_down_keeps_its_dropped_request(
     request is charged too: the journal kept it with the answer."""
     llm_server.add_fault(DROP_FIRST)
     [job_id] = queued(context, 1)
-    away = tmp_path / "away"
-
-    def take_database_away() -> None:
-        dispose_all()
-        os.rename(database_dir, away)
-
+    outage = DatabaseAway(database_dir, tmp_path / "away")
     provider = context.provider
     assert isinstance(provider, CountingProvider)
-    provider.after = take_database_away
+    provider.after = outage
     first = BatchExecutor(context).run([job_id])
     assert isinstance(first.retry[job_id], DatabaseUnavailable)
     provider.after = None
-    os.rename(away, database_dir)
+    outage.back()
 
     second = BatchExecutor(context).run([job_id])
 
@@ -199,17 +189,12 @@ def test_a_carried_over_call_is_charged_when_the_retry_settles_from_a_kept_answe
     assert list(first.retry) == [job_id]
     assert entry_rows(context)[job_id].state == "reserved"  # kept, not released
 
-    away = tmp_path / "away"
-
-    def take_database_away() -> None:
-        dispose_all()
-        os.rename(database_dir, away)
-
-    provider.before, provider.after = None, take_database_away
+    outage = DatabaseAway(database_dir, tmp_path / "away")
+    provider.before, provider.after = None, outage
     second = BatchExecutor(context).run([job_id])
     assert isinstance(second.retry[job_id], DatabaseUnavailable)
     provider.after = None
-    os.rename(away, database_dir)
+    outage.back()
 
     third = BatchExecutor(context).run([job_id])
 
