@@ -255,8 +255,7 @@ class Ledger:
         increments = session.get_bind().dialect.name == "postgresql"
         rows: dict[UsageKey, LiveUsage] = {}
         if increments:
-            join_ledger_writers(session)
-            entries = read_entries(session, list(usages), lock=True)
+            entries = read_entries(session, list(usages), lock=True)  # joins the ledger writers
         else:
             entries, rows = lock_entries(session, list(usages))
         deltas: dict[UsageKey, tuple[Decimal, Decimal]] = {}

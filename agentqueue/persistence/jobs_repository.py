@@ -26,6 +26,7 @@ from agentqueue.jobs import AgentJob, JobResult, JobStatus
 from agentqueue.messaging import JobRef
 from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.ledger_entries import ENTRIES, EntryState
+from agentqueue.persistence.ledger_guard import joined
 
 jobs: Table = JobRecord.__table__  # type: ignore[assignment]
 CANCELLABLE = (JobStatus.QUEUED.value, JobStatus.DEFERRED.value)
@@ -114,13 +115,15 @@ def claim(
     owner: str = "",
     lease_until: datetime | None = None,
     own: Sequence[str] = (),
+    ledger_writer: bool = False,
 ) -> list[ClaimedJob]:
     """Mark queued jobs (or running ones whose lease ran out) as running under `owner`'s lease
     until `lease_until`; each claimed job comes back with its ledger entry's state. A job
     under a live lease, or final, is left alone: only one worker holds a job at a time (the
     UPDATE rechecks its condition on the locked row). `own` names jobs `owner` may take back
     under its own live lease: ones it no longer runs (a retry whose requeue could not be
-    written)."""
+    written). `ledger_writer`: the transaction goes on to write ledger entries, and this
+    statement joins the ledger writers for it (see `ledger_guard`)."""
     if not ids:
         return []
     condition = claimable(now)
@@ -152,7 +155,7 @@ def claim(
         )
     )
     claimed = []
-    for row in session.execute(statement):
+    for row in joined(session, statement) if ledger_writer else session.execute(statement):
         claimed.append(
             ClaimedJob(
                 job=AgentJob.model_validate_json(row.payload),

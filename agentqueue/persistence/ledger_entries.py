@@ -13,7 +13,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from agentqueue.persistence.job_table import JobRecord
-from agentqueue.persistence.ledger_guard import join_ledger_writers
+from agentqueue.persistence.ledger_guard import joined
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
 from agentqueue.persistence.usage_rows import LiveUsage, UsageKey, key_from_json, lock_rows
 
@@ -82,6 +82,8 @@ _DECODED_KEYS: dict[tuple[tuple[str, ...], ...], tuple[UsageKey, ...]] = {}
 
 
 def read_entries(session: Session, job_ids: Iterable[str], *, lock: bool) -> dict[str, Entry]:
+    """The entries of these jobs; `lock`: locked for this transaction, which writes the ledger
+    (it joins the ledger writers, see `ledger_guard`, by this statement if not yet)."""
     wanted = sorted(set(job_ids))
     if not wanted:
         return {}
@@ -89,7 +91,7 @@ def read_entries(session: Session, job_ids: Iterable[str], *, lock: bool) -> dic
     if lock:
         statement = statement.order_by(ENTRIES.c.job_id).with_for_update()
     entries = {}
-    for row in session.execute(statement):
+    for row in joined(session, statement) if lock else session.execute(statement):
         entries[row.job_id] = Entry(
             job_id=row.job_id,
             state=EntryState(row.state),
@@ -166,7 +168,6 @@ def lock_entries(
     """Lock these jobs' entries, then the usage rows they count against (key order; only
     budgeted scopes have rows): what is read here cannot change before commit.
     """
-    join_ledger_writers(session)
-    entries = read_entries(session, job_ids, lock=True)
+    entries = read_entries(session, job_ids, lock=True)  # joins the ledger writers
     rows = lock_rows(session, {key for e in entries.values() for key in e.usage_keys})
     return entries, rows

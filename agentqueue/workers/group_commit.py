@@ -150,6 +150,7 @@ class GroupCommit:
                 owner=leases.owner if leases else "",
                 lease_until=leases.lease_until(now) if leases else None,
                 own=[job_id for job_id in wanted if job_id not in held],
+                ledger_writer=True,  # the writers' lock comes with the claim, not on its own
             )
             by_id = {item.job.id: item for item in claimed}
             shares = [
