@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import select
 import threading
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -46,6 +48,31 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def closed_by_server(dbapi_connection: Any) -> bool:
+    """Whether an idle PostgreSQL connection has been closed (or is being closed) by the server.
+
+    An idle connection receives nothing unless the server ends it: a restart, a terminated
+    backend or an idle timeout sends an error and closes the socket, which makes it readable.
+    So a readable (or already broken) idle connection is not used; the check costs a system
+    call, where a ping would cost a round trip per transaction.
+    """
+    if dbapi_connection.closed or dbapi_connection.broken:
+        return True
+    try:
+        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _replace_closed_connections(engine: Engine) -> None:
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if closed_by_server(dbapi_connection):
+            # The pool drops it and connects afresh (the caller never sees this one).
+            raise DisconnectionError("the server closed this pooled connection")
+
+
 def build_engine(url: str) -> Engine:
     """A new engine for `url`, with SQLite set up for WAL, busy timeout and immediate writes."""
     url = normalize_url(url)
@@ -58,7 +85,9 @@ def build_engine(url: str) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    _replace_closed_connections(engine)
+    return engine
 
 
 def get_engine(url: str) -> Engine:
