@@ -6,16 +6,16 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from agentqueue.budget.budget_files import read_table_file
-from agentqueue.budget.errors import InvalidBudgetFile
+from agentqueue.budget.budget_files import read_table_file, refused_file
+from agentqueue.strict import StrictModel
+
+CATALOG_FILE = "AGENTQUEUE_CATALOG_FILE"
 
 
-class CatalogModel(BaseModel):
+class CatalogModel(StrictModel):
     """One model `model="auto"` may choose."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(min_length=1, max_length=128)
     provider: str = Field(min_length=1, max_length=64)
@@ -25,9 +25,7 @@ class CatalogModel(BaseModel):
     max_output_tokens: int = Field(ge=1)
 
 
-class _CatalogFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _CatalogFile(StrictModel):
     models: list[CatalogModel]
     include_defaults: bool = False
     comment: str | None = Field(default=None, alias="_comment")
@@ -54,9 +52,7 @@ def _parse(data: object, source: str) -> _CatalogFile:
     try:
         return _CatalogFile.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InvalidBudgetFile(f"{source}: {where}: {first['msg']}") from None
+        raise refused_file(source, CATALOG_FILE, exc) from None
 
 
 def default_catalog_models() -> list[CatalogModel]:
@@ -76,10 +72,7 @@ def load_catalog(path: Path | None) -> Catalog:
     """
     if path is None:
         return Catalog(default_catalog_models())
-    parsed = _parse(
-        read_table_file(path, setting="AGENTQUEUE_CATALOG_FILE"),
-        f"{path} (AGENTQUEUE_CATALOG_FILE)",
-    )
+    parsed = _parse(read_table_file(path, setting=CATALOG_FILE), str(path))
     models = default_catalog_models() if parsed.include_defaults else []
     overridden = {model.id.lower() for model in parsed.models}
     kept = [model for model in models if model.id.lower() not in overridden]

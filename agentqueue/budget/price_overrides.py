@@ -7,8 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator
 
-from agentqueue.budget.budget_files import read_table_file
-from agentqueue.budget.errors import InvalidBudgetFile
+from agentqueue.budget.budget_files import read_table_file, refused_file
 from agentqueue.strict import StrictModel
 
 SERVICE_TIERS = ("standard", "flex", "batch", "priority")
@@ -74,12 +73,9 @@ def load_price_overrides(path: Path | None) -> PriceOverrides:
     """
     if path is None:
         return PriceOverrides()
-    data = read_table_file(path, setting="AGENTQUEUE_PRICES_FILE")
+    setting = "AGENTQUEUE_PRICES_FILE"
+    data = read_table_file(path, setting=setting)
     try:
         return PriceOverrides.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InvalidBudgetFile(
-            f"{path} (AGENTQUEUE_PRICES_FILE): {where}: {first['msg']}"
-        ) from None
+        raise refused_file(path, setting, exc) from None

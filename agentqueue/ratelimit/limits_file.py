@@ -16,15 +16,13 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from agentqueue.budget.budget_files import read_table_file
-from agentqueue.budget.errors import InvalidBudgetFile
+from agentqueue.budget.budget_files import read_table_file, refused_file
+from agentqueue.strict import StrictModel
 
 
-class _Limit(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _Limit(StrictModel):
     provider: str = Field(min_length=1, max_length=64)
     model: str = Field(min_length=1, max_length=128)
     rpm: int | None = Field(default=None, ge=1)
@@ -32,9 +30,7 @@ class _Limit(BaseModel):
     key_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-class _LimitsFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _LimitsFile(StrictModel):
     limits: list[_Limit]
     comment: str | None = Field(default=None, alias="_comment")
 
@@ -94,7 +90,5 @@ def load_rate_limits(path: Path | None) -> RateLimitTable:
     try:
         parsed = _LimitsFile.model_validate(read_table_file(path, setting=setting))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InvalidBudgetFile(f"{path} ({setting}): {where}: {first['msg']}") from None
+        raise refused_file(path, setting, exc) from None
     return RateLimitTable(list(parsed.limits))

@@ -61,5 +61,13 @@ def test_catalog_file_can_extend_and_override_the_shipped_list(tmp_path: Path) -
 def test_catalog_file_with_bad_quality_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "catalog.json"
     path.write_text(json.dumps({"models": [{"id": "x", "provider": "p", "quality": 2}]}))
-    with pytest.raises(InvalidBudgetFile, match="AGENTQUEUE_CATALOG_FILE"):
+    with pytest.raises(InvalidBudgetFile) as raised:
         load_catalog(path)
+    assert raised.value.code == "invalid_budget_file"
+    message = raised.value.message
+    assert message.startswith(
+        "AGENTQUEUE_CATALOG_FILE.models[0].quality is invalid: "
+        "Input should be less than or equal to 1 (got 2); "
+        "AGENTQUEUE_CATALOG_FILE.models[0].latency_ms is invalid: it is required"
+    )
+    assert message.endswith(f"(in {path})")

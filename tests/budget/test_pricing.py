@@ -167,8 +167,17 @@ def test_json_override_is_read_the_same_way(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "suffix", "fragment"),
     [
-        ('[models."x"]\ninput_per_mtok = 0\noutput_per_mtok = 1\n', ".toml", "input_per_mtok"),
-        ('[models."x"]\ninput_per_mtok = 1\n', ".toml", "output_per_mtok"),
+        (
+            '[models."x"]\ninput_per_mtok = 0\noutput_per_mtok = 1\n',
+            ".toml",
+            "AGENTQUEUE_PRICES_FILE.models.x.input_per_mtok is invalid: "
+            "Input should be greater than 0 (got 0)",
+        ),
+        (
+            '[models."x"]\ninput_per_mtok = 1\n',
+            ".toml",
+            "AGENTQUEUE_PRICES_FILE.models.x.output_per_mtok is invalid: it is required",
+        ),
         ("[tier_multipliers]\nturbo = 0.5\n", ".toml", "unknown service tier"),
         ("not = [valid", ".toml", "not valid"),
         ("[1, 2]", ".json", "top level"),

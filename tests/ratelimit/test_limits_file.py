@@ -51,10 +51,15 @@ def test_json_limits_and_bad_files_are_refused_with_the_setting_named(tmp_path: 
     )
     assert load_rate_limits(good).lookup("anthropic", "claude-haiku-4-5", "x").tpm == 9
     bad = tmp_path / "bad.json"
-    bad.write_text('{"limits": [{"provider": "openai", "model": "m", "rpm": 0}]}')
+    bad.write_text('{"limits": [{"provider": "openai", "model": "m", "rpm": 0, "tmp": 5}]}')
     with pytest.raises(InvalidBudgetFile) as raised:
         load_rate_limits(bad)
-    assert "AGENTQUEUE_RATE_LIMITS_FILE" in raised.value.message and "rpm" in raised.value.message
+    # Every refused value, named from the setting as every setting is, and the file.
+    assert raised.value.message == (
+        "AGENTQUEUE_RATE_LIMITS_FILE.limits[0].rpm is invalid: Input should be greater than "
+        "or equal to 1 (got 0); AGENTQUEUE_RATE_LIMITS_FILE.limits[0].tmp is invalid: unknown "
+        f"key (a typo?) (got 5) (in {bad})"
+    )
     assert len(load_rate_limits(None)) == 0
 
 
