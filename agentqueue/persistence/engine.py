@@ -58,11 +58,12 @@ def closed_by_server(dbapi_connection: Any) -> bool:
     """
     if dbapi_connection.closed or dbapi_connection.broken:
         return True
+    poller = select.poll()  # not select(): it refuses descriptors above 1023
     try:
-        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+        poller.register(dbapi_connection.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 def _replace_closed_connections(engine: Engine) -> None:

@@ -3,6 +3,7 @@ replaced when it is checked out, so no caller sees its error; a live one is reus
 
 from __future__ import annotations
 
+import os
 import time
 
 from sqlalchemy import create_engine, text
@@ -67,3 +68,21 @@ def test_a_live_pooled_connection_is_reused(postgres_url: str) -> None:
         first = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
     with engine.begin() as connection:
         assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() == first
+
+
+def test_a_connection_on_a_descriptor_above_1023_is_used(postgres_url: str) -> None:
+    """Given a process with over a thousand open files (a busy application), when a pooled
+    connection gets a descriptor above 1023, then the check at checkout still works on it
+    (select() would refuse such a descriptor and every checkout would fail)."""
+    padding = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        engine = get_engine(postgres_url)
+        engine.dispose()  # connect afresh, above the padding
+        for _ in range(2):
+            with engine.connect() as connection:
+                assert connection.connection.dbapi_connection is not None
+                assert connection.connection.dbapi_connection.fileno() > 1023
+                assert connection.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        for descriptor in padding:
+            os.close(descriptor)
