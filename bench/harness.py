@@ -11,13 +11,18 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import redis
 from sqlalchemy import create_engine, text
 
+if TYPE_CHECKING:
+    from agentqueue.workers.process import WorkerProcess
+
 ROOT = Path(__file__).resolve().parent.parent
+QUEUE = "agentqueue.normal"  # where the measured jobs are preloaded
+IDLE_QUEUE = "agentqueue.critical"  # empty during a run; a worker idles on it until told
 POSTGRES_ADMIN_URL = os.environ.get(
     "AGENTQUEUE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -40,6 +45,32 @@ def scratch_postgres() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def idle_worker(
+    env: dict[str, str],
+    app: str,
+    concurrency: int,
+    log: Path,
+    *,
+    pool: str | None = None,
+    processes: Literal["default"] | None = None,
+) -> WorkerProcess:
+    """A bare Celery worker of `app` (threads pool unless `pool`), or with
+    `processes="default"` the default `agentqueue worker` command (one process per CPU),
+    started on `IDLE_QUEUE` only: it takes nothing until told to consume `QUEUE`."""
+    from agentqueue.workers.process import WorkerProcess
+
+    return WorkerProcess(
+        env,
+        name=app.split(".")[-1],
+        app=app,
+        concurrency=concurrency,
+        pool=pool,
+        queues=[IDLE_QUEUE],
+        log_file=log,
+        processes=processes,
+    ).start()
 
 
 def bench_env(redis_url: str, database_url: str, **extra: str) -> dict[str, str]:

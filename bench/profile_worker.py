@@ -20,10 +20,15 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import redis
-from harness import REDIS_SERVER, apply_env, bench_env, bench_jobs, scratch_postgres
-
-QUEUE = "agentqueue.normal"
-IDLE_QUEUE = "agentqueue.critical"
+from harness import (
+    QUEUE,
+    REDIS_SERVER,
+    apply_env,
+    bench_env,
+    bench_jobs,
+    idle_worker,
+    scratch_postgres,
+)
 
 
 def frames_of(line: str) -> tuple[list[str], int]:
@@ -80,19 +85,17 @@ def main() -> None:
         from agentqueue.client import AgentQueue
         from agentqueue.persistence.migrate import upgrade
         from agentqueue.settings import get_settings
-        from agentqueue.workers.process import WorkerProcess
 
         upgrade(database_url)
         redis.Redis.from_url(redis_url).flushdb()
         queue = AgentQueue(get_settings())
-        worker = WorkerProcess(
+        worker = idle_worker(
             env,
-            name="profiled",
-            concurrency=args.concurrency,
-            queues=[IDLE_QUEUE],
-            log_file=log_dir / "worker.log",
+            "agentqueue.workers.app",
+            args.concurrency,
+            log_dir / "worker.log",
             processes="default",
-        ).start()
+        )
         try:
             worker.wait_ready(queue.celery, timeout=60)
             queue.submit_many(

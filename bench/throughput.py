@@ -40,49 +40,19 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 import redis
 from harness import (
+    QUEUE,
     REDIS_SERVER,
     LLMServerProcess,
     apply_env,
     bench_env,
     bench_jobs,
     drain_seconds,
+    idle_worker,
     scratch_postgres,
 )
-
-if TYPE_CHECKING:
-    from agentqueue.workers.process import WorkerProcess
-
-QUEUE = "agentqueue.normal"
-IDLE_QUEUE = "agentqueue.critical"  # empty during the run; the worker idles on it
-
-
-def _worker(
-    env: dict[str, str],
-    app: str,
-    concurrency: int,
-    log: Path,
-    *,
-    pool: str | None = None,
-    processes: Literal["default"] | None = None,
-) -> WorkerProcess:
-    """A bare Celery worker of `app` (threads pool unless `pool`), or with
-    `processes="default"` the default `agentqueue worker` command (one process per CPU)."""
-    from agentqueue.workers.process import WorkerProcess
-
-    return WorkerProcess(
-        env,
-        name=app.split(".")[-1],
-        app=app,
-        concurrency=concurrency,
-        pool=pool,
-        queues=[IDLE_QUEUE],
-        log_file=log,
-        processes=processes,
-    ).start()
 
 
 def cpu_count() -> int:
@@ -105,7 +75,7 @@ def preloaded_task_rate(
 ) -> float:
     """Jobs/s of a worker of `app_module` draining `jobs` preloaded messages of one task."""
     module = importlib.import_module(app_module)
-    worker = _worker(env, app_module, concurrency, log, pool=pool)
+    worker = idle_worker(env, app_module, concurrency, log, pool=pool)
     try:
         worker.wait_ready(module.app, timeout=60)
         task = module.app.tasks[task_name]
@@ -170,7 +140,7 @@ def agentqueue_jobs(
 
     settings = get_settings()
     queue = AgentQueue(settings)
-    worker = _worker(
+    worker = idle_worker(
         env, "agentqueue.workers.app", concurrency, log_dir / log_name, processes="default"
     )
     try:

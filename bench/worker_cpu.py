@@ -19,16 +19,16 @@ from pathlib import Path
 import psutil
 import redis
 from harness import (
+    QUEUE,
     REDIS_SERVER,
     apply_env,
     bench_env,
     bench_jobs,
     drain_seconds,
+    idle_worker,
     scratch_postgres,
 )
 
-QUEUE = "agentqueue.normal"
-IDLE_QUEUE = "agentqueue.critical"
 SERVICES = ("postgres", "redis-server")
 
 
@@ -64,7 +64,6 @@ def main() -> None:
         from agentqueue.client import AgentQueue
         from agentqueue.persistence.migrate import upgrade
         from agentqueue.settings import get_settings
-        from agentqueue.workers.process import WorkerProcess
 
         upgrade(database_url)
         client = redis.Redis.from_url(redis_url)
@@ -74,14 +73,7 @@ def main() -> None:
             import noop_app
 
             app = noop_app.app
-            worker = WorkerProcess(
-                env,
-                name="noop",
-                app="noop_app",
-                concurrency=args.concurrency,
-                queues=[IDLE_QUEUE],
-                log_file=log_dir / "noop.log",
-            ).start()
+            worker = idle_worker(env, "noop_app", args.concurrency, log_dir / "noop.log")
             worker.wait_ready(app, timeout=60)
             with app.producer_or_acquire() as producer:
                 for index in range(args.jobs):
@@ -93,14 +85,13 @@ def main() -> None:
             nodes = [worker.node_name]
         else:
             app = queue.celery
-            worker = WorkerProcess(
+            worker = idle_worker(
                 env,
-                name="cpu",
-                concurrency=args.concurrency,
-                queues=[IDLE_QUEUE],
-                log_file=log_dir / "agentqueue.log",
+                "agentqueue.workers.app",
+                args.concurrency,
+                log_dir / "agentqueue.log",
                 processes="default",
-            ).start()
+            )
             worker.wait_ready(app, timeout=60)
             queue.submit_many(
                 bench_jobs(args.jobs),

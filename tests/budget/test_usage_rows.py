@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.budget_limits import remove_budget, set_budget
 from agentqueue.budget.gate import BudgetGate
@@ -83,12 +84,13 @@ def test_removed_budget_drops_its_row_and_a_new_one_recounts(
     assert admission.decision == "reject"
 
 
-def test_budget_set_while_jobs_run_counts_every_job_exactly(
-    gate: BudgetGate, database_url: str
+def assert_recounts_exact_while(
+    gate: BudgetGate, sessions: sessionmaker[Session], step: Callable[[int, int], None]
 ) -> None:
-    """Given 4 threads admitting and settling jobs, when a global budget is set (and set again)
-    while they run, then afterwards the budget's row equals the sum of the ledger entries:
-    no reservation or settlement made during the recount was lost or counted twice."""
+    """Run `step(worker, index)` in 4 threads, each at least 5 times and on until a global
+    daily budget has been set 20 times meanwhile; then the budget's row must equal the sum of
+    the ledger entries (no reservation or settlement made during a recount lost or counted
+    twice), with money both spent and reserved."""
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -97,20 +99,13 @@ def test_budget_set_while_jobs_run_counts_every_job_exactly(
             index = 0
             while not stop.is_set() or index < 5:
                 index += 1
-                job = make_job(
-                    f"w{worker}-{index}", model="filler", params={"max_tokens": 1}, tenant="acme"
-                )
-                [admission] = admit(gate, [job], now=NOON)
-                assert admission.decision == "run", admission.error
-                if index % 3:  # leave every third reservation open
-                    settle(gate, {job.id: TokenUsage(input_tokens=0, output_tokens=1)})
+                step(worker, index)
         except BaseException as error:  # pragma: no cover - reported below
             errors.append(error)
 
     threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
     for thread in threads:
         thread.start()
-    sessions = get_sessionmaker(database_url)
     for amount in range(1000, 1020):
         set_budget(sessions, "global", "daily", Decimal(amount), now=NOON, timezone="UTC")
         time.sleep(0.01)
@@ -118,9 +113,27 @@ def test_budget_set_while_jobs_run_counts_every_job_exactly(
     for thread in threads:
         thread.join(timeout=60)
     assert not errors, errors
-    window = window_for("daily", NOON, "UTC")
     with sessions() as session:
-        spent, reserved = usage_from_entries(session, "global", window)
+        spent, reserved = usage_from_entries(session, "global", window_for("daily", NOON, "UTC"))
     state = state_of(gate, "global")
     assert (state.spent_usd, state.reserved_usd) == (spent, reserved)
     assert spent > 0 and reserved > 0
+
+
+def test_budget_set_while_jobs_run_counts_every_job_exactly(
+    gate: BudgetGate, database_url: str
+) -> None:
+    """Given 4 threads admitting and settling jobs, when a global budget is set (and set again)
+    while they run, then afterwards the budget's row equals the sum of the ledger entries:
+    no reservation or settlement made during the recount was lost or counted twice."""
+
+    def step(worker: int, index: int) -> None:
+        job = make_job(
+            f"w{worker}-{index}", model="filler", params={"max_tokens": 1}, tenant="acme"
+        )
+        [admission] = admit(gate, [job], now=NOON)
+        assert admission.decision == "run", admission.error
+        if index % 3:  # leave every third reservation open
+            settle(gate, {job.id: TokenUsage(input_tokens=0, output_tokens=1)})
+
+    assert_recounts_exact_while(gate, get_sessionmaker(database_url), step)

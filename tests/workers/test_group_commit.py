@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,20 +11,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from agentqueue.budget.budget_limits import set_budget
 from agentqueue.budget.gate import AdmissionGroup, BudgetGate
-from agentqueue.budget.periods import window_for
 from agentqueue.jobs import JobResult, JobStatus, utcnow
 from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.jobs_repository import ClaimedJob
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
-from agentqueue.persistence.usage_backfill import usage_from_entries
 from agentqueue.usage import TokenUsage
 from agentqueue.workers.group_commit import Completion, GroupCommit, Start
 from tests.budget.conftest import NOON, make_gate, make_job
-from tests.budget.test_gate import FILLER_PRICES, state_of
+from tests.budget.test_gate import FILLER_PRICES
+from tests.budget.test_usage_rows import assert_recounts_exact_while
 
 __all__ = ["make_gate"]  # the fixture, shared with the budget tests
 
@@ -208,51 +204,24 @@ def test_a_budget_set_while_groups_start_and_complete_counts_every_job_exactly(
     gate = make_gate(prices_file=prices)
     sessions = get_sessionmaker(database_url)
     commit = GroupCommit(sessions, gate)
-    stop = threading.Event()
-    errors: list[BaseException] = []
 
-    def run(worker: int) -> None:
-        try:
-            index = 0
-            while not stop.is_set() or index < 5:
-                index += 1
-                jobs = [
-                    make_job(f"w{worker}-{index}-{n}", model="filler", params={"max_tokens": 1})
-                    for n in range(2)
-                ]
-                with sessions.begin() as session:
-                    jobs_repository.insert_new(session, jobs, status=JobStatus.QUEUED, now=utcnow())
-                started = commit.start(Start([job.id for job in jobs], admit_all))
-                assert {a.decision for a in started.admissions.values()} == {"run"}
-                if index % 3:  # leave every third group's reservations open
-                    done = [
-                        JobResult(
-                            job_id=job.id,
-                            status=JobStatus.SUCCEEDED,
-                            output="ok",
-                            finished_at=utcnow(),
-                        )
-                        for job in jobs
-                    ]
-                    usage = TokenUsage(input_tokens=0, output_tokens=1)
-                    commit.complete(
-                        Completion({job.id: usage for job in jobs}, [], lambda _, d=done: d)
-                    )
-        except BaseException as error:  # pragma: no cover - reported below
-            errors.append(error)
+    def step(worker: int, index: int) -> None:
+        jobs = [
+            make_job(f"w{worker}-{index}-{n}", model="filler", params={"max_tokens": 1})
+            for n in range(2)
+        ]
+        with sessions.begin() as session:
+            jobs_repository.insert_new(session, jobs, status=JobStatus.QUEUED, now=utcnow())
+        started = commit.start(Start([job.id for job in jobs], admit_all))
+        assert {a.decision for a in started.admissions.values()} == {"run"}
+        if index % 3:  # leave every third group's reservations open
+            done = [
+                JobResult(
+                    job_id=job.id, status=JobStatus.SUCCEEDED, output="ok", finished_at=utcnow()
+                )
+                for job in jobs
+            ]
+            usage = TokenUsage(input_tokens=0, output_tokens=1)
+            commit.complete(Completion({job.id: usage for job in jobs}, [], lambda _: done))
 
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for amount in range(1000, 1020):
-        set_budget(sessions, "global", "daily", Decimal(amount), now=NOON, timezone="UTC")
-        time.sleep(0.01)
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    with sessions() as session:
-        spent, reserved = usage_from_entries(session, "global", window_for("daily", NOON, "UTC"))
-    state = state_of(gate, "global")
-    assert (state.spent_usd, state.reserved_usd) == (spent, reserved)
-    assert spent > 0 and reserved > 0
+    assert_recounts_exact_while(gate, sessions, step)
