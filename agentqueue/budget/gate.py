@@ -266,18 +266,21 @@ class BudgetGate:
         *,
         now: datetime | None = None,
         possible_repeats: Mapping[str, PossibleRepeat] | None = None,
+        charged_apart: Mapping[str, PossibleRepeat] | None = None,
     ) -> dict[str, Decimal]:
         """Charge the provider-reported usage of each job (job id -> usage); job id -> actual
         cost. Idempotent: a settled job returns its recorded cost and is not charged again.
         Jobs in `possible_repeats` are also charged their calls of unknown outcome at their
-        reservation (see `Ledger.settle_in`)."""
-        if not usages:
+        reservation; jobs in `charged_apart` (not settled now) only those, on a ledger row
+        of their own (see `Ledger.settle_in`)."""
+        if not usages and not charged_apart:
             return {}
         return self.ledger.settle_in(
             session,
             usages=usages,
             now=now or datetime.now(UTC),
             possible_repeats=possible_repeats,
+            charged_apart=charged_apart,
         )
 
     def record_cache_hits_in(

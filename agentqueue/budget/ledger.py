@@ -11,6 +11,7 @@ fail and rerun, so concurrent workers and redelivered copies of a job never char
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -236,6 +237,7 @@ class Ledger:
         usages: Mapping[str, TokenUsage],
         now: datetime,
         possible_repeats: Mapping[str, PossibleRepeat] | None = None,
+        charged_apart: Mapping[str, PossibleRepeat] | None = None,
     ) -> dict[str, Decimal]:
         """Charge each job (job id -> reported usage) its actual cost and drop its
         reservation, inside the caller's transaction (so the caller can add its own writes,
@@ -247,18 +249,39 @@ class Ledger:
         without their answer being kept (an earlier attempt that died, requests that failed in
         transit): each is charged at the job's reservation (its last, if released since) on
         top, and the entry says why (never released silently).
+
+        A job in `charged_apart` is not settled now: it moved to a fallback model (its entry
+        released) and waits for budget room there, so its entry will be reserved again. Its
+        calls of unknown outcome are charged at the released reservation on a row of their own
+        (`EntryState.UNKNOWN_CALLS`), in the window and usage rows of that reservation.
         """
         possible_repeats = possible_repeats or {}
+        apart = {job_id: r for job_id, r in (charged_apart or {}).items() if r.calls}
+        wanted = list(usages) + [job_id for job_id in apart if job_id not in usages]
         # On PostgreSQL the usage rows are changed by increments at the end, so they stay
         # locked only from that statement to the commit (other workers' admissions wait on
         # them); elsewhere they are locked with the entries and written back.
         increments = session.get_bind().dialect.name == "postgresql"
         rows: dict[UsageKey, LiveUsage] = {}
         if increments:
-            entries = read_entries(session, list(usages), lock=True)  # joins the ledger writers
+            entries = read_entries(session, wanted, lock=True)  # joins the ledger writers
         else:
-            entries, rows = lock_entries(session, list(usages))
+            entries, rows = lock_entries(session, wanted)
         deltas: dict[UsageKey, tuple[Decimal, Decimal]] = {}
+
+        def spend(keys: Sequence[UsageKey], cost: Decimal, unreserved: Decimal) -> None:
+            for key in keys:
+                if increments:
+                    spent_so_far, unreserved_so_far = deltas.get(key, (Decimal(0), Decimal(0)))
+                    deltas[key] = (spent_so_far + cost, unreserved_so_far + unreserved)
+                    continue
+                row = rows.get(key)
+                if row is None:
+                    continue
+                if unreserved:
+                    row.unreserve(unreserved)
+                row.spend(cost)
+
         costs: dict[str, Decimal] = {}
         changes: list[dict[str, Any]] = []
         for job_id, usage in usages.items():
@@ -278,17 +301,7 @@ class Ledger:
                 repeat, reason = entry.reserved_usd * unknown.calls, unknown.reason
                 cost, standard_cost = cost + repeat, standard_cost + repeat
             unreserved = entry.reserved_usd if entry.state is EntryState.RESERVED else Decimal(0)
-            for key in entry.usage_keys:
-                if increments:
-                    spent_so_far, unreserved_so_far = deltas.get(key, (Decimal(0), Decimal(0)))
-                    deltas[key] = (spent_so_far + cost, unreserved_so_far + unreserved)
-                    continue
-                row = rows.get(key)
-                if row is None:
-                    continue
-                if unreserved:
-                    row.unreserve(unreserved)
-                row.spend(cost)
+            spend(entry.usage_keys, cost, unreserved)
             costs[job_id] = cost
             changes.append(
                 {
@@ -305,7 +318,21 @@ class Ledger:
                     "updated_at": now,
                 }
             )
+        charges = []
+        for job_id, unknown in apart.items():
+            entry = entries.get(job_id)
+            if entry is None or entry.state is not EntryState.RELEASED or job_id in usages:
+                log.warning(
+                    "calls of unknown outcome of job %s not charged apart: %s",
+                    job_id,
+                    "no entry" if entry is None else f"its entry is {entry.state}",
+                )
+                continue
+            charge = entry.reserved_usd * unknown.calls
+            spend(entry.usage_keys, charge, Decimal(0))
+            charges.append(_charge_row(entry, charge, unknown.reason, now))
         update_entries(session, changes)
+        insert_entries(session, charges)
         if increments:
             add_to_rows(session, deltas, now)
         else:
@@ -372,3 +399,35 @@ class Ledger:
             total += len(released)
             if len(stale) < SWEEP_BATCH or not released:
                 return total
+
+
+def _charge_row(entry: Entry, charge: Decimal, reason: str, now: datetime) -> dict[str, Any]:
+    """A row of its own for calls of unknown outcome charged apart from `entry` (released):
+    the job's tenant, agent type and model, in the day and window of that reservation."""
+    return {
+        "job_id": f"{entry.job_id}:unknown-calls:{uuid.uuid4().hex[:12]}",
+        "state": EntryState.UNKNOWN_CALLS.value,
+        "tenant": entry.tenant,
+        "agent_type": entry.agent_type,
+        "model": entry.model,
+        "provider": entry.provider,
+        "service_tier": entry.service_tier,
+        "reserved_usd": Decimal(0),
+        "cost_usd": charge,
+        "standard_cost_usd": charge,
+        "avoided_usd": Decimal(0),
+        "input_tokens_estimate": 0,
+        "max_output_tokens": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cached_input_tokens": 0,
+        "usage_keys": [key_to_json(key) for key in entry.usage_keys],
+        "day": entry.day,
+        "model_reason": None,
+        "budget_action": None,
+        "possible_repeat_usd": charge,
+        "charge_reason": reason,
+        "reserved_at": entry.reserved_at,
+        "settled_at": now,
+        "updated_at": now,
+    }

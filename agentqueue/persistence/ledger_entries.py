@@ -28,6 +28,11 @@ class EntryState(StrEnum):
     SETTLED = "settled"
     RELEASED = "released"
     CACHE_HIT = "cache_hit"
+    # Calls of unknown outcome charged on a row of their own, not a job's entry: made by a job
+    # that moved to a fallback model and then waited for budget room there (its own entry was
+    # released, and is reserved again when it resumes). Its id is
+    # `<job id>:unknown-calls:<random suffix>`.
+    UNKNOWN_CALLS = "unknown_calls"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,8 @@ class Entry:
 
     job_id: str
     state: EntryState
+    tenant: str
+    agent_type: str
     model: str
     provider: str | None
     service_tier: str
@@ -46,12 +53,15 @@ class Entry:
     model_reason: str | None
     budget_action: str | None
     usage_keys: tuple[UsageKey, ...]
+    day: str
     reserved_at: datetime
 
 
 _ENTRY_COLUMNS = (
     ENTRIES.c.job_id,
     ENTRIES.c.state,
+    ENTRIES.c.tenant,
+    ENTRIES.c.agent_type,
     ENTRIES.c.model,
     ENTRIES.c.provider,
     ENTRIES.c.service_tier,
@@ -62,6 +72,7 @@ _ENTRY_COLUMNS = (
     ENTRIES.c.model_reason,
     ENTRIES.c.budget_action,
     ENTRIES.c.usage_keys,
+    ENTRIES.c.day,
     ENTRIES.c.reserved_at,
 )
 
@@ -95,6 +106,8 @@ def read_entries(session: Session, job_ids: Iterable[str], *, lock: bool) -> dic
         entries[row.job_id] = Entry(
             job_id=row.job_id,
             state=EntryState(row.state),
+            tenant=row.tenant,
+            agent_type=row.agent_type,
             model=row.model,
             provider=row.provider,
             service_tier=row.service_tier,
@@ -105,6 +118,7 @@ def read_entries(session: Session, job_ids: Iterable[str], *, lock: bool) -> dic
             model_reason=row.model_reason,
             budget_action=row.budget_action,
             usage_keys=decode_keys(row.usage_keys),
+            day=row.day,
             reserved_at=row.reserved_at,
         )
     return entries

@@ -22,14 +22,15 @@ def spend_by_day_and_model(
 ) -> list[tuple[Any, ...]]:
     """Per (day, model) from `since_day` on, newest day first: day, model, jobs, cache hits,
     spent, still reserved, avoided by the cache, saved by cheaper tiers, input and output
-    tokens (money sums as SQLite or PostgreSQL return them)."""
+    tokens (money sums as SQLite or PostgreSQL return them). Calls charged apart from a job's
+    entry count in the spend, not as jobs."""
     state = ENTRIES.c.state
     settled = state == EntryState.SETTLED.value
     statement = (
         select(
             ENTRIES.c.day,
             ENTRIES.c.model,
-            func.count(),
+            func.sum(case((state == EntryState.UNKNOWN_CALLS.value, 0), else_=1)),
             func.sum(case((state == EntryState.CACHE_HIT.value, 1), else_=0)),
             _money_sum(ENTRIES.c.cost_usd),
             _money_sum(case((state == EntryState.RESERVED.value, ENTRIES.c.reserved_usd), else_=0)),
@@ -48,10 +49,11 @@ def spend_by_day_and_model(
 
 
 def ledger_totals(session: Session, job_ids: Sequence[str] | None = None) -> tuple[Any, ...]:
-    """(entries, spent, avoided by the cache, saved by cheaper tiers) over the whole ledger,
-    or over the entries of `job_ids` only (keep a call's ids under ~500: one IN list)."""
+    """(jobs' entries, spent, avoided by the cache, saved by cheaper tiers) over the whole
+    ledger, or over the entries of `job_ids` only (keep a call's ids under ~500: one IN list).
+    Calls charged apart from a job's entry count in the spend, not as entries."""
     statement = select(
-        func.count(),
+        func.count().filter(ENTRIES.c.state != EntryState.UNKNOWN_CALLS.value),
         func.coalesce(func.sum(ENTRIES.c.cost_usd), 0),
         func.coalesce(func.sum(ENTRIES.c.avoided_usd), 0),
         func.coalesce(

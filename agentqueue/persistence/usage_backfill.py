@@ -30,6 +30,10 @@ class WindowSpan(Protocol):
     def end(self) -> datetime: ...
 
 
+# Entries whose cost is spent money (a reserved entry's is held, not spent).
+_SPENT = (EntryState.SETTLED.value, EntryState.UNKNOWN_CALLS.value)
+
+
 def _scope_filter(scope: str) -> ColumnElement[bool]:
     kind, _, name = scope.partition(":")
     if kind == "tenant":
@@ -40,16 +44,17 @@ def _scope_filter(scope: str) -> ColumnElement[bool]:
 
 
 def usage_from_entries(session: Session, scope: str, window: WindowSpan) -> tuple[Decimal, Decimal]:
-    """(spent, reserved) of `scope` by jobs reserved inside `window`."""
+    """(spent, reserved) of `scope` by jobs reserved inside `window` (calls charged apart
+    count in the window of the reservation they were made under)."""
     where = and_(
         _scope_filter(scope),
         ENTRIES.c.reserved_at >= window.start,
         ENTRIES.c.reserved_at < window.end,
-        ENTRIES.c.state.in_([EntryState.SETTLED.value, EntryState.RESERVED.value]),
+        ENTRIES.c.state.in_([*_SPENT, EntryState.RESERVED.value]),
     )
     if session.get_bind().dialect.name == "postgresql":
         # NUMERIC sums are exact on PostgreSQL.
-        settled = ENTRIES.c.state == EntryState.SETTLED.value
+        settled = ENTRIES.c.state.in_(_SPENT)
         statement = select(
             func.coalesce(func.sum(case((settled, ENTRIES.c.cost_usd), else_=0)), 0),
             func.coalesce(func.sum(case((settled, 0), else_=ENTRIES.c.reserved_usd)), 0),
@@ -62,7 +67,7 @@ def usage_from_entries(session: Session, scope: str, window: WindowSpan) -> tupl
         select(ENTRIES.c.state, ENTRIES.c.cost_usd, ENTRIES.c.reserved_usd).where(where)
     )
     for state, cost, held in rows:
-        if state == EntryState.SETTLED.value:
+        if state in _SPENT:
             spent += cost
         else:
             reserved += held

@@ -17,6 +17,7 @@ from decimal import Decimal
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from agentqueue.budget.gate import Admission, AdmissionGroup, CacheHit
+from agentqueue.budget.possible_repeats import PossibleRepeat
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.keys import is_cacheable
 from agentqueue.cache.request import CacheRequest
@@ -373,17 +374,24 @@ class BatchExecutor:
             requests,
         )
 
-    def _warn_unsettled_repeats(self, work: list[JobWork], report: ExecutionReport) -> None:
+    @staticmethod
+    def _charged_apart(work: list[JobWork], report: ExecutionReport) -> dict[str, PossibleRepeat]:
         """A job that moved to a fallback (its reservation released) and now waits for budget
-        room cannot be settled (it would never run again): its unknown calls are not charged."""
-        for w in work:
-            if w.possible_repeat and w.job_id in report.waiting:
-                log.error(
-                    "job %s: %d provider call(s) of unknown outcome are not charged: the job "
-                    "moved to a fallback model and waits for budget room there",
-                    w.job_id,
-                    w.unknown_calls.calls,
-                )
+        room is not settled (its entry is reserved again when it resumes): its calls of unknown
+        outcome are charged now, on a ledger row of their own."""
+        apart = {
+            w.job_id: w.unknown_calls
+            for w in work
+            if w.possible_repeat and w.job_id in report.waiting
+        }
+        for job_id, unknown in apart.items():
+            log.warning(
+                "job %s: %d provider call(s) of unknown outcome charged apart: the job moved "
+                "to a fallback model and waits for budget room there",
+                job_id,
+                unknown.calls,
+            )
+        return apart
 
     def _complete(
         self, work: list[JobWork], report: ExecutionReport, batched: list[JobWork]
@@ -433,7 +441,6 @@ class BatchExecutor:
             for w in work
             if w.possible_repeat and w.job_id not in report.retry and w.job_id not in report.waiting
         }
-        self._warn_unsettled_repeats(work, report)
         for job_id in repeats:
             usages.setdefault(job_id, TokenUsage())
         rows = [
@@ -458,6 +465,7 @@ class BatchExecutor:
             ),
             waiting=waits,
             batched=rows,
+            charged_apart=self._charged_apart(work, report),
         )
         try:
             written = self.context.group_commit.complete(completion)

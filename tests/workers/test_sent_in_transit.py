@@ -10,6 +10,7 @@ reservation on top of its own usage (`possible_repeat_usd`, `charge_reason`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -18,13 +19,17 @@ import pytest
 from sqlalchemy import select
 
 from agentqueue.budget.budget_limits import set_budget
+from agentqueue.budget.gate import AdmissionGroup, BudgetGate
+from agentqueue.budget.periods import window_for
 from agentqueue.budget.possible_repeats import IN_TRANSIT_REPEAT_REASON, POSSIBLE_REPEAT_REASON
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.constants import PENDING_ANSWER_PREFIX
 from agentqueue.errors import DatabaseUnavailable
-from agentqueue.jobs import JobStatus, utcnow
+from agentqueue.jobs import AgentJob, JobStatus, utcnow
 from agentqueue.persistence.engine import dispose_all
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
+from agentqueue.persistence.usage_backfill import usage_from_entries
+from agentqueue.persistence.usage_rows import USAGE
 from agentqueue.providers import ProviderError
 from agentqueue.settings import load_settings
 from agentqueue.testing.llm_server import LLMTestServer
@@ -259,6 +264,85 @@ def test_a_job_refused_at_its_fallback_after_a_dropped_request_is_still_charged(
     assert entry.cost_usd == 3 * entry.reserved_usd
 
 
+def test_a_job_waiting_at_its_fallback_after_dropped_requests_is_charged_for_them_apart(
+    context: WorkerContext, llm_server: LLMTestServer
+) -> None:
+    """Given a primary model whose every request is dropped, and a tenant budget whose room
+    for the fallback is held by another job's reservation (so the job waits, not refused),
+    when the job runs, then its three dropped requests are charged now, at the primary's
+    released reservation, on a ledger row of their own in the budget's usage row; when the
+    reservation holding the room is released and the job runs again, it drops three more,
+    finishes on the fallback and is charged those and its usage on its own entry: every
+    dropped request charged once, and the usage row equals a recount of the entries."""
+    now = utcnow()
+    set_budget(
+        context.sessions,
+        "tenant:tight",
+        "daily",
+        Decimal("0.015"),
+        now=now,
+        timezone=context.settings.timezone,
+    )
+    holder = AgentJob.model_validate(
+        simple_job(99, model=FALLBACK, tenant="tight", params={"max_tokens": 800})
+    )
+    [held] = context.gate.admit_groups([AdmissionGroup([holder], now, "standard", False)])[0:1]
+    assert [a.decision for a in held] == ["run"]
+    llm_server.add_fault(f"disconnect,model={PRIMARY}")
+    [job_id] = queued(context, 1, fallbacks=[FALLBACK], tenant="tight")
+
+    report = BatchExecutor(context).run([job_id])
+
+    assert list(report.waiting) == [job_id] and report.failed == {}
+    assert [a.model for a in llm_server.arrivals] == [PRIMARY] * 3
+    assert job_rows(context)[job_id].status == JobStatus.QUEUED.value
+    entries = entry_rows(context)
+    own = entries[job_id]
+    assert (own.state, own.model, own.cost_usd) == ("released", PRIMARY, 0)
+    [apart] = [e for key, e in entries.items() if key.startswith(f"{job_id}:unknown-calls:")]
+    assert (apart.state, apart.model, apart.tenant) == ("unknown_calls", PRIMARY, "tight")
+    assert apart.cost_usd == apart.possible_repeat_usd == 3 * own.reserved_usd > 0
+    assert apart.charge_reason == IN_TRANSIT_REPEAT_REASON
+    assert (apart.day, apart.reserved_at) == (own.day, own.reserved_at)
+    assert tight_usage(context) == (apart.cost_usd, entries[holder.id].reserved_usd)
+    assert_recount_matches(context)
+    first_charge = apart.cost_usd
+
+    context.gate.release_many([holder.id])
+    BatchExecutor(context).run([job_id])
+
+    assert [a.model for a in llm_server.arrivals] == [PRIMARY] * 6 + [FALLBACK]
+    assert job_rows(context)[job_id].status == JobStatus.SUCCEEDED.value
+    entries = entry_rows(context)
+    own = entries[job_id]
+    assert (own.state, own.model) == ("settled", FALLBACK)
+    assert own.possible_repeat_usd == 3 * own.reserved_usd  # the second run's drops, once
+    [apart] = [e for key, e in entries.items() if key.startswith(f"{job_id}:unknown-calls:")]
+    assert apart.cost_usd == first_charge  # the first run's drops, not charged again
+    assert context.results.fetch([job_id])[job_id].cost == own.cost_usd
+    assert tight_usage(context) == (own.cost_usd + first_charge, Decimal(0))
+    assert_recount_matches(context)
+
+
+def tight_usage(context: WorkerContext) -> tuple[Decimal, Decimal]:
+    """(spent, reserved) of tenant:tight's daily usage row."""
+    with context.sessions() as session:
+        row = session.execute(
+            select(USAGE.c.spent_usd, USAGE.c.reserved_usd).where(
+                USAGE.c.scope == "tenant:tight", USAGE.c.period == "daily"
+            )
+        ).one()
+    return row.spent_usd, row.reserved_usd
+
+
+def assert_recount_matches(context: WorkerContext) -> None:
+    """The live usage row equals a recount of the ledger entries (what a backfill writes)."""
+    window = window_for("daily", utcnow(), context.settings.timezone)
+    with context.sessions() as session:
+        recount = usage_from_entries(session, "tenant:tight", window)
+    assert recount == tight_usage(context)
+
+
 def test_a_kept_answer_round_trips_and_reads_as_a_plain_entry() -> None:
     """Given answers with and without calls of unknown outcome (one whose output quotes the
     key), then each reads back as written, and a plain cache entry reads as none."""
@@ -360,3 +444,69 @@ def test_workers_charge_dropped_requests_whether_the_job_succeeds_or_fails(
     assert entry.state == "settled"  # charged, not released
     assert entry.possible_repeat_usd > 0 and entry.cost_usd >= entry.reserved_usd
     assert entry.charge_reason and entry.charge_reason.startswith("possibly_repeated")
+
+
+def test_workers_charge_each_dropped_request_once_while_a_job_waits_at_its_fallback(
+    pipeline: Pipeline, llm_server: LLMTestServer
+) -> None:
+    """Given a worker whose primary model drops every request, and a tenant budget whose room
+    for the fallback is held by another job's reservation, when a job with that fallback
+    runs, then it waits and asks again, and each run's dropped requests are charged on a row
+    of their own; once the room is released it finishes on the fallback. Every request the
+    server counted for the primary is charged exactly once, and the usage row equals a
+    recount of the entries (PostgreSQL, settlement by increments)."""
+    settings = pipeline.settings
+    set_budget(
+        pipeline.queue.sessions,
+        "tenant:tight",
+        "daily",
+        Decimal("0.015"),
+        now=utcnow(),
+        timezone=settings.timezone,
+    )
+    gate = BudgetGate(pipeline.queue.sessions, settings)
+    holder = AgentJob.model_validate(
+        simple_job(99, model=FALLBACK, tenant="tight", params={"max_tokens": 800})
+    )
+    [[held]] = gate.admit_groups([AdmissionGroup([holder], utcnow(), "standard", False)])
+    assert held.decision == "run"
+    llm_server.add_fault(f"disconnect,model={PRIMARY}")
+    [handle] = pipeline.queue.submit_many(
+        [simple_job(1, fallbacks=[FALLBACK], tenant="tight")], packed=False
+    )
+    pipeline.start_worker(
+        env=openai_env(llm_server, AGENTQUEUE_PROVIDER_MAX_ATTEMPTS="2"), concurrency=4
+    )
+
+    def charged_apart() -> list[LedgerEntryRecord]:
+        prefix = f"{handle.id}:unknown-calls:"
+        return [e for key, e in ledger_entries(pipeline).items() if key.startswith(prefix)]
+
+    deadline = time.monotonic() + 30
+    while len(charged_apart()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(charged_apart()) >= 2, "the job did not wait and ask again"
+    gate.release_many([holder.id])
+    result = pipeline.queue.wait([handle.id], timeout=60)[handle.id]
+
+    assert result.status is JobStatus.SUCCEEDED, result.error
+    primary_calls = sum(1 for a in llm_server.arrivals if a.model == PRIMARY)
+    fallback_calls = sum(1 for a in llm_server.arrivals if a.model == FALLBACK)
+    assert fallback_calls == 1
+    apart = charged_apart()
+    own = ledger_entries(pipeline)[handle.id]
+    assert (own.state, own.model) == ("settled", FALLBACK)
+    assert result.cost == own.cost_usd
+    # Each waiting run dropped two requests, charged at the primary's reservation on its row;
+    # the last run's two are on the job's own entry.
+    per_call = apart[0].cost_usd / 2
+    assert all(e.cost_usd == 2 * per_call > 0 and e.state == "unknown_calls" for e in apart)
+    assert own.possible_repeat_usd == 2 * own.reserved_usd
+    assert primary_calls == 2 * (len(apart) + 1)
+    with pipeline.queue.sessions() as session:
+        window = window_for("daily", utcnow(), settings.timezone)
+        recount = usage_from_entries(session, "tenant:tight", window)
+    spent = own.cost_usd + sum(e.cost_usd for e in apart)
+    assert recount == (spent, Decimal(0))
+    state = next(s for s in gate.snapshot() if s.scope == "tenant:tight" and s.period == "daily")
+    assert (state.spent_usd, state.reserved_usd) == recount

@@ -1,0 +1,96 @@
+"""Calls of unknown outcome charged apart from a job's entry: the job moved to a fallback model
+(its entry released) and waits for budget room there, so its entry is reserved again when it
+resumes. The calls are charged at once, on a row of their own in the released reservation's
+window; reports count them as spend, not as jobs, and a recount of the entries (a budget's
+backfill) equals the live usage row, before and after the job resumes (real SQLite and
+PostgreSQL, whose settlement changes the usage rows by increments)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from agentqueue.budget.gate import BudgetGate
+from agentqueue.budget.periods import window_for
+from agentqueue.budget.possible_repeats import IN_TRANSIT_REPEAT_REASON, PossibleRepeat
+from agentqueue.persistence.ledger_reports import ledger_totals, spend_by_day_and_model
+from agentqueue.persistence.ledger_tables import LedgerEntryRecord
+from agentqueue.persistence.transactions import in_transaction
+from agentqueue.persistence.usage_backfill import usage_from_entries
+from agentqueue.usage import TokenUsage
+from tests.budget.conftest import NOON, admit, make_job, settle
+from tests.budget.test_gate import state_of
+
+Limit = Callable[[str, str, str], None]
+
+
+def entries(gate: BudgetGate) -> dict[str, LedgerEntryRecord]:
+    with gate.sessions() as session:
+        return {e.job_id: e for e in session.scalars(select(LedgerEntryRecord))}
+
+
+def assert_row_equals_recount(gate: BudgetGate) -> None:
+    with gate.sessions() as session:
+        recount = usage_from_entries(session, "tenant:acme", window_for("daily", NOON, "UTC"))
+    state = state_of(gate, "tenant:acme")
+    assert (state.spent_usd, state.reserved_usd) == recount
+
+
+def test_calls_charged_apart_are_spent_once_in_their_window_and_reports(
+    make_gate: Callable[..., BudgetGate], limit: Limit
+) -> None:
+    """Given a job reserved under a tenant budget and released (it moved to a fallback), when
+    two calls of unknown outcome are charged apart, then a row of their own holds twice the
+    reservation, the usage row spends it, reports count it as spend and not as a job, and a
+    recount agrees; when the job is reserved again and settled, its own entry holds only its
+    usage and the charge stays as it was, counted once."""
+    limit("tenant:acme", "daily", "1.00")
+    gate = make_gate()
+    [first] = admit(gate, [make_job("moved")], now=NOON)
+    assert first.decision == "run"
+    reserved = first.reservation.reserved_usd
+    gate.ledger.release_many(["moved"], now=NOON)
+
+    charged = in_transaction(
+        gate.sessions,
+        lambda session: gate.settle_in(
+            session,
+            {},
+            now=NOON + timedelta(minutes=1),
+            charged_apart={"moved": PossibleRepeat(in_transit=2)},
+        ),
+    )
+
+    assert charged == {}
+    rows = entries(gate)
+    assert (rows["moved"].state, rows["moved"].cost_usd) == ("released", 0)
+    [key] = [k for k in rows if k != "moved"]
+    assert key.startswith("moved:unknown-calls:")
+    apart = rows[key]
+    assert (apart.state, apart.tenant, apart.model) == ("unknown_calls", "acme", "gpt-4o-mini")
+    assert apart.cost_usd == apart.possible_repeat_usd == 2 * reserved > 0
+    assert apart.charge_reason == IN_TRANSIT_REPEAT_REASON
+    assert (apart.day, apart.reserved_at) == (rows["moved"].day, rows["moved"].reserved_at)
+    assert state_of(gate, "tenant:acme").spent_usd == 2 * reserved
+    assert_row_equals_recount(gate)
+    with gate.sessions() as session:
+        assert ledger_totals(session)[:2] == (1, 2 * reserved)
+        [(_day, model, jobs, _hits, spent, *_)] = spend_by_day_and_model(session, since_day="")
+    assert (model, jobs, Decimal(spent)) == ("gpt-4o-mini", 0, 2 * reserved)
+
+    [again] = admit(gate, [make_job("moved")], now=NOON + timedelta(minutes=2))
+    assert again.decision == "run" and not again.carried_over
+    costs = settle(gate, {"moved": TokenUsage(input_tokens=10, output_tokens=20)})
+
+    rows = entries(gate)
+    assert rows["moved"].state == "settled" and rows["moved"].cost_usd == costs["moved"] > 0
+    assert rows["moved"].possible_repeat_usd == 0
+    assert rows[key].cost_usd == 2 * reserved
+    assert state_of(gate, "tenant:acme").spent_usd == costs["moved"] + 2 * reserved
+    assert state_of(gate, "tenant:acme").reserved_usd == 0
+    assert_row_equals_recount(gate)
+    with gate.sessions() as session:
+        assert ledger_totals(session)[:2] == (1, costs["moved"] + 2 * reserved)
