@@ -266,21 +266,18 @@ class BudgetGate:
         *,
         now: datetime | None = None,
         possible_repeats: Mapping[str, PossibleRepeat] | None = None,
-        charged_apart: Mapping[str, PossibleRepeat] | None = None,
     ) -> dict[str, Decimal]:
         """Charge the provider-reported usage of each job (job id -> usage); job id -> actual
         cost. Idempotent: a settled job returns its recorded cost and is not charged again.
         Jobs in `possible_repeats` are also charged their calls of unknown outcome at their
-        reservation; jobs in `charged_apart` (not settled now) only those, on a ledger row
-        of their own (see `Ledger.settle_in`)."""
-        if not usages and not charged_apart:
+        reservation (see `Ledger.settle_in`)."""
+        if not usages:
             return {}
         return self.ledger.settle_in(
             session,
             usages=usages,
             now=now or datetime.now(UTC),
             possible_repeats=possible_repeats,
-            charged_apart=charged_apart,
         )
 
     def record_cache_hits_in(
@@ -293,10 +290,19 @@ class BudgetGate:
         day = current_windows(moment, self.timezone)[Period.DAILY].first_day.isoformat()
         record_cache_hits_in(session, self.prices, hits, now=moment, day=day)
 
-    def release_many(self, job_ids: Sequence[str]) -> None:
-        """Drop the reservations of failed jobs; idempotent, settled jobs are left alone."""
+    def release_many(
+        self,
+        job_ids: Sequence[str],
+        *,
+        charged_apart: Mapping[str, PossibleRepeat] | None = None,
+    ) -> None:
+        """Drop the reservations of failed jobs, or of jobs moving to a fallback model, whose
+        calls of unknown outcome (`charged_apart`) are charged now on a row of their own (see
+        `Ledger.release_many`); idempotent, settled jobs are left alone."""
         if job_ids:
-            self.ledger.release_many(list(job_ids), now=datetime.now(UTC))
+            self.ledger.release_many(
+                list(job_ids), now=datetime.now(UTC), charged_apart=charged_apart
+            )
 
     def sweep_stale_reservations(self, *, older_than_s: int | None = None) -> int:
         """Release reservations of workers that died between reserve and settle (beat task)."""

@@ -237,7 +237,6 @@ class Ledger:
         usages: Mapping[str, TokenUsage],
         now: datetime,
         possible_repeats: Mapping[str, PossibleRepeat] | None = None,
-        charged_apart: Mapping[str, PossibleRepeat] | None = None,
     ) -> dict[str, Decimal]:
         """Charge each job (job id -> reported usage) its actual cost and drop its
         reservation, inside the caller's transaction (so the caller can add its own writes,
@@ -248,40 +247,20 @@ class Ledger:
         skipped with a warning. A job in `possible_repeats` made calls that may have been paid
         without their answer being kept (an earlier attempt that died, requests that failed in
         transit): each is charged at the job's reservation (its last, if released since) on
-        top, and the entry says why (never released silently).
-
-        A job in `charged_apart` is not settled now: it moved to a fallback model (its entry
-        released) and waits for budget room there, so its entry will be reserved again. Its
-        calls of unknown outcome are charged at the released reservation on a row of their own
-        (`EntryState.UNKNOWN_CALLS`), in the window and usage rows of that reservation.
+        top, and the entry says why (never released silently). Calls made at a model the job
+        left for a fallback were charged when it left (see `release_many`), not here.
         """
         possible_repeats = possible_repeats or {}
-        apart = {job_id: r for job_id, r in (charged_apart or {}).items() if r.calls}
-        wanted = list(usages) + [job_id for job_id in apart if job_id not in usages]
         # On PostgreSQL the usage rows are changed by increments at the end, so they stay
         # locked only from that statement to the commit (other workers' admissions wait on
         # them); elsewhere they are locked with the entries and written back.
         increments = session.get_bind().dialect.name == "postgresql"
         rows: dict[UsageKey, LiveUsage] = {}
         if increments:
-            entries = read_entries(session, wanted, lock=True)  # joins the ledger writers
+            entries = read_entries(session, list(usages), lock=True)  # joins the ledger writers
         else:
-            entries, rows = lock_entries(session, wanted)
+            entries, rows = lock_entries(session, list(usages))
         deltas: dict[UsageKey, tuple[Decimal, Decimal]] = {}
-
-        def spend(keys: Sequence[UsageKey], cost: Decimal, unreserved: Decimal) -> None:
-            for key in keys:
-                if increments:
-                    spent_so_far, unreserved_so_far = deltas.get(key, (Decimal(0), Decimal(0)))
-                    deltas[key] = (spent_so_far + cost, unreserved_so_far + unreserved)
-                    continue
-                row = rows.get(key)
-                if row is None:
-                    continue
-                if unreserved:
-                    row.unreserve(unreserved)
-                row.spend(cost)
-
         costs: dict[str, Decimal] = {}
         changes: list[dict[str, Any]] = []
         for job_id, usage in usages.items():
@@ -297,11 +276,21 @@ class Ledger:
             unknown = possible_repeats.get(job_id)
             if unknown is not None and unknown.calls:
                 # At the reservation the calls were made under, even if it was released since
-                # (a job that moved to a fallback model and was refused there).
+                # (swept while the job ran).
                 repeat, reason = entry.reserved_usd * unknown.calls, unknown.reason
                 cost, standard_cost = cost + repeat, standard_cost + repeat
             unreserved = entry.reserved_usd if entry.state is EntryState.RESERVED else Decimal(0)
-            spend(entry.usage_keys, cost, unreserved)
+            for key in entry.usage_keys:
+                if increments:
+                    spent_so_far, unreserved_so_far = deltas.get(key, (Decimal(0), Decimal(0)))
+                    deltas[key] = (spent_so_far + cost, unreserved_so_far + unreserved)
+                    continue
+                row = rows.get(key)
+                if row is None:
+                    continue
+                if unreserved:
+                    row.unreserve(unreserved)
+                row.spend(cost)
             costs[job_id] = cost
             changes.append(
                 {
@@ -318,21 +307,7 @@ class Ledger:
                     "updated_at": now,
                 }
             )
-        charges = []
-        for job_id, unknown in apart.items():
-            entry = entries.get(job_id)
-            if entry is None or entry.state is not EntryState.RELEASED or job_id in usages:
-                log.warning(
-                    "calls of unknown outcome of job %s not charged apart: %s",
-                    job_id,
-                    "no entry" if entry is None else f"its entry is {entry.state}",
-                )
-                continue
-            charge = entry.reserved_usd * unknown.calls
-            spend(entry.usage_keys, charge, Decimal(0))
-            charges.append(_charge_row(entry, charge, unknown.reason, now))
         update_entries(session, changes)
-        insert_entries(session, charges)
         if increments:
             add_to_rows(session, deltas, now)
         else:
@@ -340,16 +315,32 @@ class Ledger:
         return costs
 
     def release_many(
-        self, job_ids: Sequence[str], *, now: datetime, reserved_before: datetime | None = None
+        self,
+        job_ids: Sequence[str],
+        *,
+        now: datetime,
+        reserved_before: datetime | None = None,
+        charged_apart: Mapping[str, PossibleRepeat] | None = None,
     ) -> list[str]:
         """Drop the reservations of these jobs (failed, or stale when `reserved_before` is set).
 
         Returns the ids actually released; anything not currently reserved is left alone.
+
+        A job in `charged_apart` is moving to a fallback model, and its entry will be reserved
+        again at that model: its calls of unknown outcome are charged now, at the reservation
+        they were made under, on a ledger row of their own (`EntryState.UNKNOWN_CALLS`) in
+        that reservation's day, window and usage rows.
         """
 
         return in_transaction(
             self.factory,
-            partial(self.release_in, job_ids=job_ids, now=now, reserved_before=reserved_before),
+            partial(
+                self.release_in,
+                job_ids=job_ids,
+                now=now,
+                reserved_before=reserved_before,
+                charged_apart=charged_apart,
+            ),
         )
 
     def release_in(
@@ -359,6 +350,7 @@ class Ledger:
         job_ids: Sequence[str],
         now: datetime,
         reserved_before: datetime | None = None,
+        charged_apart: Mapping[str, PossibleRepeat] | None = None,
     ) -> list[str]:
         """`release_many` inside the caller's transaction."""
         entries, rows = lock_entries(session, job_ids)
@@ -372,7 +364,19 @@ class Ledger:
                 if key in rows:
                     rows[key].unreserve(entry.reserved_usd)
             released.append(entry.job_id)
+        charges = []
+        for job_id in released:  # only what this call released: a rerun charges nothing more
+            unknown = (charged_apart or {}).get(job_id)
+            if unknown is None or not unknown.calls:
+                continue
+            moving = entries[job_id]
+            charge = moving.reserved_usd * unknown.calls
+            for key in moving.usage_keys:
+                if key in rows:
+                    rows[key].spend(charge)
+            charges.append(_charge_row(moving, charge, unknown.reason, now))
         write_back(session, rows.values(), now)
+        insert_entries(session, charges)
         update_entries(
             session,
             [
@@ -402,8 +406,8 @@ class Ledger:
 
 
 def _charge_row(entry: Entry, charge: Decimal, reason: str, now: datetime) -> dict[str, Any]:
-    """A row of its own for calls of unknown outcome charged apart from `entry` (released):
-    the job's tenant, agent type and model, in the day and window of that reservation."""
+    """A row of its own for calls of unknown outcome charged apart from `entry`: the job's
+    tenant, agent type and model, in the day and window of that reservation."""
     return {
         "job_id": f"{entry.job_id}:unknown-calls:{uuid.uuid4().hex[:12]}",
         "state": EntryState.UNKNOWN_CALLS.value,

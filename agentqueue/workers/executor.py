@@ -17,7 +17,6 @@ from decimal import Decimal
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from agentqueue.budget.gate import Admission, AdmissionGroup, CacheHit
-from agentqueue.budget.possible_repeats import PossibleRepeat
 from agentqueue.cache.entry import CacheEntry
 from agentqueue.cache.keys import is_cacheable
 from agentqueue.cache.request import CacheRequest
@@ -374,25 +373,6 @@ class BatchExecutor:
             requests,
         )
 
-    @staticmethod
-    def _charged_apart(work: list[JobWork], report: ExecutionReport) -> dict[str, PossibleRepeat]:
-        """A job that moved to a fallback (its reservation released) and now waits for budget
-        room is not settled (its entry is reserved again when it resumes): its calls of unknown
-        outcome are charged now, on a ledger row of their own."""
-        apart = {
-            w.job_id: w.unknown_calls
-            for w in work
-            if w.possible_repeat and w.job_id in report.waiting
-        }
-        for job_id, unknown in apart.items():
-            log.warning(
-                "job %s: %d provider call(s) of unknown outcome charged apart: the job moved "
-                "to a fallback model and waits for budget room there",
-                job_id,
-                unknown.calls,
-            )
-        return apart
-
     def _complete(
         self, work: list[JobWork], report: ExecutionReport, batched: list[JobWork]
     ) -> ExecutionReport:
@@ -465,7 +445,6 @@ class BatchExecutor:
             ),
             waiting=waits,
             batched=rows,
-            charged_apart=self._charged_apart(work, report),
         )
         try:
             written = self.context.group_commit.complete(completion)

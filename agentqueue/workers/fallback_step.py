@@ -2,7 +2,11 @@
 
 Each moving job's reservation is released and the job re-admitted at the fallback model's
 price (the ladder applies as to any job), then looked up in the cache and called. Jobs that
-fail again move on, until their fallbacks run out.
+fail again move on, until their fallbacks run out. Calls of unknown outcome made at the model a
+job leaves (requests dropped in transit, an earlier attempt's call) are charged with the
+release, at that model's reservation, on a ledger row of their own: whatever happens to the
+job at the next model (it runs, waits for budget room, is refused, or its step is retried),
+they are charged once.
 """
 
 from __future__ import annotations
@@ -52,13 +56,24 @@ def fall_back(
         moving = [w for w in work if w.fallback is not None]
         if not moving:
             return
+        unknown = {w.job_id: w.unknown_calls for w in moving if w.possible_repeat}
         try:
-            context.gate.release_many([w.job_id for w in moving])
+            context.gate.release_many([w.job_id for w in moving], charged_apart=unknown)
         except DatabaseUnavailable as error:
             for w in moving:  # the reservations stand; the retry runs the primary again
                 w.fallback = None
                 report.retry[w.job_id] = error
             return
+        for w in moving:
+            if w.job_id in unknown:  # charged with the release, never again
+                log.warning(
+                    "job %s: %d provider call(s) of unknown outcome at %s charged apart as "
+                    "it moves to a fallback",
+                    w.job_id,
+                    w.unknown_calls.calls,
+                    w.item.job.model,
+                )
+                w.carried_repeat, w.sent_in_transit = False, 0
         for w in moving:
             _move(executor, w)
         now = utcnow()

@@ -85,9 +85,6 @@ class Completion:
     journaled: Sequence[str] = ()
     waiting: Mapping[str, str] = field(default_factory=dict)
     batched: Sequence[Mapping[str, object]] = ()  # rows of jobs that wait for a provider batch
-    # Waiting jobs whose calls of unknown outcome are charged now, apart from their entry
-    # (see `Ledger.settle_in`).
-    charged_apart: Mapping[str, PossibleRepeat] = field(default_factory=dict)
 
 
 class GroupCommit:
@@ -198,13 +195,10 @@ class GroupCommit:
         journaled = [job_id for c in completions for job_id in c.journaled]
         waiting = {job_id: label for c in completions for job_id, label in c.waiting.items()}
         batched = [row for c in completions for row in c.batched]
-        apart = {job_id: r for c in completions for job_id, r in c.charged_apart.items()}
 
         def work(session: Session) -> list[set[str]]:
             now = utcnow()
-            costs = self._gate.settle_in(
-                session, usages, now=now, possible_repeats=repeats, charged_apart=apart
-            )
+            costs = self._gate.settle_in(session, usages, now=now, possible_repeats=repeats)
             self._gate.record_cache_hits_in(session, hits, now=now)
             results = [c.results(costs) for c in completions]
             written = jobs_repository.finish(session, [r for rs in results for r in rs])

@@ -5,7 +5,9 @@ real worker processes on PostgreSQL.
 The server's `disconnect` fault reads (and counts) a request, then hangs up without a reply:
 the provider may have billed it. The job's settlement charges each such request at the job's
 reservation on top of its own usage (`possible_repeat_usd`, `charge_reason`
-"possibly_repeated: ..."), whether the call was then answered or failed for good.
+"possibly_repeated: ..."), whether the call was then answered or failed for good. A job that
+moves to a fallback model is charged for them as it leaves the model, on a row of their own
+(state `unknown_calls`), whatever happens to it at the fallback.
 """
 
 from __future__ import annotations
@@ -217,8 +219,9 @@ def test_a_job_moving_to_its_fallback_after_a_dropped_request_is_charged_for_it(
     context: WorkerContext, llm_server: LLMTestServer
 ) -> None:
     """Given a primary model whose every request is dropped after arrival, when a job with a
-    fallback runs, then it finishes on the fallback and is charged its usage there plus its
-    reservation for each dropped request (the primary's was released when it moved)."""
+    fallback runs, then it finishes on the fallback and is charged its usage there, and each
+    dropped request at the primary's reservation, on a row of its own written when the
+    primary's reservation was released (its entry is then reserved again at the fallback)."""
     llm_server.add_fault(f"disconnect,model={PRIMARY}")
     [job_id] = queued(context, 1, fallbacks=[FALLBACK])
 
@@ -229,10 +232,12 @@ def test_a_job_moving_to_its_fallback_after_a_dropped_request_is_charged_for_it(
     assert models == [PRIMARY] * 3 + [FALLBACK]
     record = job_rows(context)[job_id]
     assert record.status == JobStatus.SUCCEEDED.value
-    entry = entry_rows(context)[job_id]
-    assert entry.model == FALLBACK
-    assert_charged_in_transit(entry, calls=3)  # the primary's three dropped requests
-    assert entry.cost_usd > entry.possible_repeat_usd
+    entries = entry_rows(context)
+    entry = entries[job_id]
+    assert (entry.state, entry.model, entry.possible_repeat_usd) == ("settled", FALLBACK, 0)
+    assert entry.cost_usd > 0 and context.results.fetch([job_id])[job_id].cost == entry.cost_usd
+    [apart] = charged_apart(entries, job_id)
+    assert_charged_apart(apart, calls=3, per_call=primary_reservation(context))
 
 
 def test_a_job_refused_at_its_fallback_after_a_dropped_request_is_still_charged(
@@ -241,7 +246,8 @@ def test_a_job_refused_at_its_fallback_after_a_dropped_request_is_still_charged(
     """Given a primary model whose every request is dropped, and a tenant budget with room
     for the primary's reservation but not the fallback's, when the job runs, then it is
     refused at the fallback (budget_exceeded) and still charged the primary's reservation
-    for each dropped request: the released entry is settled, not left released."""
+    for each dropped request, on a row of their own in the tenant's usage row; the job's
+    entry stays released."""
     set_budget(
         context.sessions,
         "tenant:tight",
@@ -258,10 +264,13 @@ def test_a_job_refused_at_its_fallback_after_a_dropped_request_is_still_charged(
     assert [a.model for a in llm_server.arrivals] == [PRIMARY] * 3
     record = job_rows(context)[job_id]
     assert record.status == JobStatus.REJECTED.value and record.error_code == "budget_exceeded"
-    entry = entry_rows(context)[job_id]
-    assert entry.model == PRIMARY
-    assert_charged_in_transit(entry, calls=3)
-    assert entry.cost_usd == 3 * entry.reserved_usd
+    entries = entry_rows(context)
+    entry = entries[job_id]
+    assert (entry.state, entry.model, entry.cost_usd) == ("released", PRIMARY, 0)
+    [apart] = charged_apart(entries, job_id)
+    assert_charged_apart(apart, calls=3, per_call=entry.reserved_usd)
+    assert tight_usage(context) == (apart.cost_usd, 0)
+    assert_recount_matches(context)
 
 
 def test_a_job_waiting_at_its_fallback_after_dropped_requests_is_charged_for_them_apart(
@@ -269,11 +278,11 @@ def test_a_job_waiting_at_its_fallback_after_dropped_requests_is_charged_for_the
 ) -> None:
     """Given a primary model whose every request is dropped, and a tenant budget whose room
     for the fallback is held by another job's reservation (so the job waits, not refused),
-    when the job runs, then its three dropped requests are charged now, at the primary's
+    when the job runs, then its three dropped requests are charged at once, at the primary's
     released reservation, on a ledger row of their own in the budget's usage row; when the
-    reservation holding the room is released and the job runs again, it drops three more,
-    finishes on the fallback and is charged those and its usage on its own entry: every
-    dropped request charged once, and the usage row equals a recount of the entries."""
+    reservation holding the room is released and the job runs again, it drops three more
+    (charged the same way), finishes on the fallback and is charged its usage on its own
+    entry: every dropped request charged once, and the usage row equals a recount."""
     now = utcnow()
     set_budget(
         context.sessions,
@@ -299,14 +308,13 @@ def test_a_job_waiting_at_its_fallback_after_dropped_requests_is_charged_for_the
     entries = entry_rows(context)
     own = entries[job_id]
     assert (own.state, own.model, own.cost_usd) == ("released", PRIMARY, 0)
-    [apart] = [e for key, e in entries.items() if key.startswith(f"{job_id}:unknown-calls:")]
-    assert (apart.state, apart.model, apart.tenant) == ("unknown_calls", PRIMARY, "tight")
-    assert apart.cost_usd == apart.possible_repeat_usd == 3 * own.reserved_usd > 0
-    assert apart.charge_reason == IN_TRANSIT_REPEAT_REASON
+    [apart] = charged_apart(entries, job_id)
+    assert_charged_apart(apart, calls=3, per_call=own.reserved_usd)
+    assert apart.tenant == "tight"
     assert (apart.day, apart.reserved_at) == (own.day, own.reserved_at)
     assert tight_usage(context) == (apart.cost_usd, entries[holder.id].reserved_usd)
     assert_recount_matches(context)
-    first_charge = apart.cost_usd
+    per_call = own.reserved_usd
 
     context.gate.release_many([holder.id])
     BatchExecutor(context).run([job_id])
@@ -315,13 +323,34 @@ def test_a_job_waiting_at_its_fallback_after_dropped_requests_is_charged_for_the
     assert job_rows(context)[job_id].status == JobStatus.SUCCEEDED.value
     entries = entry_rows(context)
     own = entries[job_id]
-    assert (own.state, own.model) == ("settled", FALLBACK)
-    assert own.possible_repeat_usd == 3 * own.reserved_usd  # the second run's drops, once
-    [apart] = [e for key, e in entries.items() if key.startswith(f"{job_id}:unknown-calls:")]
-    assert apart.cost_usd == first_charge  # the first run's drops, not charged again
+    assert (own.state, own.model, own.possible_repeat_usd) == ("settled", FALLBACK, 0)
+    rows = charged_apart(entries, job_id)
+    assert len(rows) == 2  # one per run that left the primary
+    for row in rows:
+        assert_charged_apart(row, calls=3, per_call=per_call)
     assert context.results.fetch([job_id])[job_id].cost == own.cost_usd
-    assert tight_usage(context) == (own.cost_usd + first_charge, Decimal(0))
+    assert tight_usage(context) == (own.cost_usd + 6 * per_call, Decimal(0))
     assert_recount_matches(context)
+
+
+def charged_apart(entries: dict[str, LedgerEntryRecord], job_id: str) -> list[LedgerEntryRecord]:
+    """The rows of calls of unknown outcome charged apart from `job_id`'s entry."""
+    prefix = f"{job_id}:unknown-calls:"
+    return [entry for key, entry in entries.items() if key.startswith(prefix)]
+
+
+def assert_charged_apart(row: LedgerEntryRecord, *, calls: int, per_call: Decimal) -> None:
+    assert (row.state, row.model) == ("unknown_calls", PRIMARY)
+    assert row.cost_usd == row.possible_repeat_usd == calls * per_call > 0
+    assert row.charge_reason == IN_TRANSIT_REPEAT_REASON
+
+
+def primary_reservation(context: WorkerContext) -> Decimal:
+    """What `queued(context, 1, ...)`'s job reserves on the primary: a twin's reservation."""
+    twin = AgentJob.model_validate(simple_job(0))
+    [[admission]] = context.gate.admit_groups([AdmissionGroup([twin], utcnow(), "standard", False)])
+    context.gate.release_many([twin.id])
+    return admission.reservation.reserved_usd
 
 
 def tight_usage(context: WorkerContext) -> tuple[Decimal, Decimal]:
@@ -452,21 +481,21 @@ def test_workers_charge_each_dropped_request_once_while_a_job_waits_at_its_fallb
     """Given a worker whose primary model drops every request, and a tenant budget whose room
     for the fallback is held by another job's reservation, when a job with that fallback
     runs, then it waits and asks again, and each run's dropped requests are charged on a row
-    of their own; once the room is released it finishes on the fallback. Every request the
-    server counted for the primary is charged exactly once, and the usage row equals a
-    recount of the entries (PostgreSQL, settlement by increments)."""
+    of their own as it leaves the primary; once the room is released it finishes on the
+    fallback. Every request the server counted for the primary is charged exactly once, and
+    the usage row equals a recount of the entries (PostgreSQL)."""
     settings = pipeline.settings
     set_budget(
         pipeline.queue.sessions,
         "tenant:tight",
         "daily",
-        Decimal("0.015"),
+        Decimal("0.02"),
         now=utcnow(),
         timezone=settings.timezone,
     )
     gate = BudgetGate(pipeline.queue.sessions, settings)
     holder = AgentJob.model_validate(
-        simple_job(99, model=FALLBACK, tenant="tight", params={"max_tokens": 800})
+        simple_job(99, model=FALLBACK, tenant="tight", params={"max_tokens": 1100})
     )
     [[held]] = gate.admit_groups([AdmissionGroup([holder], utcnow(), "standard", False)])
     assert held.decision == "run"
@@ -478,14 +507,13 @@ def test_workers_charge_each_dropped_request_once_while_a_job_waits_at_its_fallb
         env=openai_env(llm_server, AGENTQUEUE_PROVIDER_MAX_ATTEMPTS="2"), concurrency=4
     )
 
-    def charged_apart() -> list[LedgerEntryRecord]:
-        prefix = f"{handle.id}:unknown-calls:"
-        return [e for key, e in ledger_entries(pipeline).items() if key.startswith(prefix)]
+    def rows() -> list[LedgerEntryRecord]:
+        return charged_apart(ledger_entries(pipeline), handle.id)
 
     deadline = time.monotonic() + 30
-    while len(charged_apart()) < 2 and time.monotonic() < deadline:
+    while len(rows()) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(charged_apart()) >= 2, "the job did not wait and ask again"
+    assert len(rows()) >= 2, "the job did not wait and ask again"
     gate.release_many([holder.id])
     result = pipeline.queue.wait([handle.id], timeout=60)[handle.id]
 
@@ -493,16 +521,16 @@ def test_workers_charge_each_dropped_request_once_while_a_job_waits_at_its_fallb
     primary_calls = sum(1 for a in llm_server.arrivals if a.model == PRIMARY)
     fallback_calls = sum(1 for a in llm_server.arrivals if a.model == FALLBACK)
     assert fallback_calls == 1
-    apart = charged_apart()
+    apart = rows()
     own = ledger_entries(pipeline)[handle.id]
-    assert (own.state, own.model) == ("settled", FALLBACK)
+    assert (own.state, own.model, own.possible_repeat_usd) == ("settled", FALLBACK, 0)
     assert result.cost == own.cost_usd
-    # Each waiting run dropped two requests, charged at the primary's reservation on its row;
-    # the last run's two are on the job's own entry.
+    # Each run dropped two requests at the primary, charged at its reservation on a row of
+    # their own as the job left it: as many rows as runs, and no request charged twice.
     per_call = apart[0].cost_usd / 2
-    assert all(e.cost_usd == 2 * per_call > 0 and e.state == "unknown_calls" for e in apart)
-    assert own.possible_repeat_usd == 2 * own.reserved_usd
-    assert primary_calls == 2 * (len(apart) + 1)
+    for row in apart:
+        assert_charged_apart(row, calls=2, per_call=per_call)
+    assert primary_calls == 2 * len(apart)
     with pipeline.queue.sessions() as session:
         window = window_for("daily", utcnow(), settings.timezone)
         recount = usage_from_entries(session, "tenant:tight", window)
