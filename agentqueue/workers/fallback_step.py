@@ -66,13 +66,12 @@ def fall_back(
             return
         for w in moving:
             if w.job_id in unknown:  # charged with the release, never again
-                log.warning(
-                    "job %s: %d provider call(s) of unknown outcome at %s charged apart as "
-                    "it moves to a fallback",
-                    w.job_id,
-                    w.unknown_calls.calls,
-                    w.item.job.model,
+                charged = (
+                    f"{w.unknown_calls.calls} call(s) of unknown outcome at "
+                    f"{w.item.job.model} charged apart"
                 )
+                log.warning("job %s: %s as it moves to a fallback", w.job_id, charged)
+                w.note = f"{w.note}; {charged}" if w.note else charged
                 w.carried_repeat, w.sent_in_transit = False, 0
         for w in moving:
             _move(executor, w)

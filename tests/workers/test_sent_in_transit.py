@@ -235,7 +235,9 @@ def test_a_job_moving_to_its_fallback_after_a_dropped_request_is_charged_for_it(
     entries = entry_rows(context)
     entry = entries[job_id]
     assert (entry.state, entry.model, entry.possible_repeat_usd) == ("settled", FALLBACK, 0)
-    assert entry.cost_usd > 0 and context.results.fetch([job_id])[job_id].cost == entry.cost_usd
+    result = context.results.fetch([job_id])[job_id]
+    assert entry.cost_usd > 0 and result.cost == entry.cost_usd  # the job's own entry
+    assert f"3 call(s) of unknown outcome at {PRIMARY} charged apart" in str(result.model_reason)
     [apart] = charged_apart(entries, job_id)
     assert_charged_apart(apart, calls=3, per_call=primary_reservation(context))
 
@@ -270,6 +272,8 @@ def test_a_job_refused_at_its_fallback_after_a_dropped_request_is_still_charged(
     [apart] = charged_apart(entries, job_id)
     assert_charged_apart(apart, calls=3, per_call=entry.reserved_usd)
     assert tight_usage(context) == (apart.cost_usd, 0)
+    result = context.results.fetch([job_id])[job_id]
+    assert result.cost == 0 and "charged apart" in str(result.model_reason)
     assert_recount_matches(context)
 
 
@@ -525,6 +529,7 @@ def test_workers_charge_each_dropped_request_once_while_a_job_waits_at_its_fallb
     own = ledger_entries(pipeline)[handle.id]
     assert (own.state, own.model, own.possible_repeat_usd) == ("settled", FALLBACK, 0)
     assert result.cost == own.cost_usd
+    assert f"2 call(s) of unknown outcome at {PRIMARY} charged apart" in str(result.model_reason)
     # Each run dropped two requests at the primary, charged at its reservation on a row of
     # their own as the job left it: as many rows as runs, and no request charged twice.
     per_call = apart[0].cost_usd / 2
