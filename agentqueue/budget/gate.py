@@ -290,19 +290,18 @@ class BudgetGate:
         day = current_windows(moment, self.timezone)[Period.DAILY].first_day.isoformat()
         record_cache_hits_in(session, self.prices, hits, now=moment, day=day)
 
-    def release_many(
-        self,
-        job_ids: Sequence[str],
-        *,
-        charged_apart: Mapping[str, PossibleRepeat] | None = None,
-    ) -> None:
-        """Drop the reservations of failed jobs, or of jobs moving to a fallback model, whose
-        calls of unknown outcome (`charged_apart`) are charged now on a row of their own (see
-        `Ledger.release_many`); idempotent, settled jobs are left alone."""
+    def release_many(self, job_ids: Sequence[str]) -> None:
+        """Drop the reservations of failed jobs; idempotent, settled jobs are left alone."""
         if job_ids:
-            self.ledger.release_many(
-                list(job_ids), now=datetime.now(UTC), charged_apart=charged_apart
-            )
+            self.ledger.release_many(list(job_ids), now=datetime.now(UTC))
+
+    def release_moving(self, charged_apart: Mapping[str, PossibleRepeat]) -> dict[str, Decimal]:
+        """Drop the reservations of jobs moving to a fallback model, charging their calls of
+        unknown outcome (job id -> calls; none for a job that made none) on a ledger row of
+        their own; job id -> amount charged (see `Ledger.release_moving`)."""
+        if not charged_apart:
+            return {}
+        return self.ledger.release_moving(charged_apart, now=datetime.now(UTC))
 
     def sweep_stale_reservations(self, *, older_than_s: int | None = None) -> int:
         """Release reservations of workers that died between reserve and settle (beat task)."""

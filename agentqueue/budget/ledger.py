@@ -248,7 +248,7 @@ class Ledger:
         without their answer being kept (an earlier attempt that died, requests that failed in
         transit): each is charged at the job's reservation (its last, if released since) on
         top, and the entry says why (never released silently). Calls made at a model the job
-        left for a fallback were charged when it left (see `release_many`), not here.
+        left for a fallback were charged when it left (see `release_moving`), not here.
         """
         possible_repeats = possible_repeats or {}
         # On PostgreSQL the usage rows are changed by increments at the end, so they stay
@@ -315,33 +315,34 @@ class Ledger:
         return costs
 
     def release_many(
-        self,
-        job_ids: Sequence[str],
-        *,
-        now: datetime,
-        reserved_before: datetime | None = None,
-        charged_apart: Mapping[str, PossibleRepeat] | None = None,
+        self, job_ids: Sequence[str], *, now: datetime, reserved_before: datetime | None = None
     ) -> list[str]:
         """Drop the reservations of these jobs (failed, or stale when `reserved_before` is set).
 
         Returns the ids actually released; anything not currently reserved is left alone.
-
-        A job in `charged_apart` is moving to a fallback model, and its entry will be reserved
-        again at that model: its calls of unknown outcome are charged now, at the reservation
-        they were made under, on a ledger row of their own (`EntryState.UNKNOWN_CALLS`) in
-        that reservation's day, window and usage rows.
         """
 
         return in_transaction(
             self.factory,
-            partial(
-                self.release_in,
-                job_ids=job_ids,
-                now=now,
-                reserved_before=reserved_before,
-                charged_apart=charged_apart,
-            ),
+            partial(self.release_in, job_ids=job_ids, now=now, reserved_before=reserved_before),
         )
+
+    def release_moving(
+        self, charged_apart: Mapping[str, PossibleRepeat], *, now: datetime
+    ) -> dict[str, Decimal]:
+        """Drop the reservations of jobs moving to a fallback model (their entries will be
+        reserved again at that model), charging each job's calls of unknown outcome (job id ->
+        calls) at the reservation they were made under, on a ledger row of their own
+        (`EntryState.UNKNOWN_CALLS`) in that reservation's day, window and usage rows.
+
+        Returns job id -> amount charged. Only what this call releases is charged: a rerun
+        charges nothing more.
+        """
+
+        def work(session: Session) -> dict[str, Decimal]:
+            return self._release(session, list(charged_apart), now, None, charged_apart)[1]
+
+        return in_transaction(self.factory, work)
 
     def release_in(
         self,
@@ -350,9 +351,18 @@ class Ledger:
         job_ids: Sequence[str],
         now: datetime,
         reserved_before: datetime | None = None,
-        charged_apart: Mapping[str, PossibleRepeat] | None = None,
     ) -> list[str]:
         """`release_many` inside the caller's transaction."""
+        return self._release(session, job_ids, now, reserved_before, {})[0]
+
+    def _release(
+        self,
+        session: Session,
+        job_ids: Sequence[str],
+        now: datetime,
+        reserved_before: datetime | None,
+        charged_apart: Mapping[str, PossibleRepeat],
+    ) -> tuple[list[str], dict[str, Decimal]]:
         entries, rows = lock_entries(session, job_ids)
         released = []
         for entry in entries.values():
@@ -364,19 +374,20 @@ class Ledger:
                 if key in rows:
                     rows[key].unreserve(entry.reserved_usd)
             released.append(entry.job_id)
-        charges = []
-        for job_id in released:  # only what this call released: a rerun charges nothing more
-            unknown = (charged_apart or {}).get(job_id)
+        charged: dict[str, Decimal] = {}
+        charge_rows = []
+        for job_id in released:
+            unknown = charged_apart.get(job_id)
             if unknown is None or not unknown.calls:
                 continue
             moving = entries[job_id]
-            charge = moving.reserved_usd * unknown.calls
+            charged[job_id] = charge = moving.reserved_usd * unknown.calls
             for key in moving.usage_keys:
                 if key in rows:
                     rows[key].spend(charge)
-            charges.append(_charge_row(moving, charge, unknown.reason, now))
+            charge_rows.append(_charge_row(moving, charge, unknown.reason, now))
         write_back(session, rows.values(), now)
-        insert_entries(session, charges)
+        insert_entries(session, charge_rows)
         update_entries(
             session,
             [
@@ -384,7 +395,7 @@ class Ledger:
                 for job_id in released
             ],
         )
-        return released
+        return released, charged
 
     def sweep_stale(self, *, older_than: timedelta, now: datetime | None = None) -> int:
         """Release reservations older than `older_than` whose job is over (or unknown): a

@@ -121,6 +121,17 @@ class JobMetrics:
         if error_code is not None:
             instruments.provider_errors.labels(model, error_code).inc()
 
+    def charged_apart(self, job: AgentJob, model: str, amount: Decimal) -> None:
+        """Count money the ledger charged on a row apart from the job's entry (its calls of
+        unknown outcome at `model`, charged as it moved to a fallback): in the spend series,
+        which holds what the ledger charged, though no finished job carries it."""
+        if not self.enabled or not amount:
+            return
+        try:
+            _get().spend.labels(model, job.agent_type, job.tenant).inc(float(amount))
+        except Exception:  # metrics must never fail a job
+            log.exception("could not count a charge apart in the metrics")
+
     def group_finished(
         self, finished: Sequence[FinishedJob], deferred: Sequence[AgentJob], *, size: int
     ) -> None:

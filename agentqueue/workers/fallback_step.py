@@ -15,6 +15,7 @@ import contextlib
 import logging
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
 import redis
@@ -56,23 +57,16 @@ def fall_back(
         moving = [w for w in work if w.fallback is not None]
         if not moving:
             return
-        unknown = {w.job_id: w.unknown_calls for w in moving if w.possible_repeat}
         try:
-            context.gate.release_many([w.job_id for w in moving], charged_apart=unknown)
+            charged = context.gate.release_moving({w.job_id: w.unknown_calls for w in moving})
         except DatabaseUnavailable as error:
             for w in moving:  # the reservations stand; the retry runs the primary again
                 w.fallback = None
                 report.retry[w.job_id] = error
             return
         for w in moving:
-            if w.job_id in unknown:  # charged with the release, never again
-                charged = (
-                    f"{w.unknown_calls.calls} call(s) of unknown outcome at "
-                    f"{w.item.job.model} charged apart"
-                )
-                log.warning("job %s: %s as it moves to a fallback", w.job_id, charged)
-                w.note = f"{w.note}; {charged}" if w.note else charged
-                w.carried_repeat, w.sent_in_transit = False, 0
+            if w.job_id in charged:  # charged with the release, never again
+                _charged_apart(context, w, charged[w.job_id])
         for w in moving:
             _move(executor, w)
         now = utcnow()
@@ -89,6 +83,15 @@ def fall_back(
         runnable = [w for w in moving if w.result is None and w.job_id not in held]
         executor.look_up([w for w in runnable if w.entry is None])
         executor.call([w for w in runnable if w.entry is None], report)
+
+
+def _charged_apart(context: WorkerContext, w: JobWork, amount: Decimal) -> None:
+    model = w.item.job.model
+    what = f"{w.unknown_calls.calls} call(s) of unknown outcome at {model} charged apart"
+    log.warning("job %s: %s ($%s) as it moves to a fallback", w.job_id, what, amount)
+    w.note = f"{w.note}; {what}" if w.note else what
+    w.carried_repeat, w.sent_in_transit = False, 0
+    context.metrics.charged_apart(w.item.job, model, amount)
 
 
 def _move(executor: StepRunner, w: JobWork) -> None:

@@ -54,8 +54,9 @@ def test_calls_charged_apart_are_spent_once_in_their_window_and_reports(
     reserved = first.reservation.reserved_usd
     unknown = {"moved": PossibleRepeat(in_transit=2)}
 
-    gate.ledger.release_many(["moved"], now=NOON + timedelta(minutes=1), charged_apart=unknown)
-    gate.ledger.release_many(["moved"], now=NOON + timedelta(minutes=1), charged_apart=unknown)
+    later = NOON + timedelta(minutes=1)
+    assert gate.ledger.release_moving(unknown, now=later) == {"moved": 2 * reserved}
+    assert gate.ledger.release_moving(unknown, now=later) == {}  # a rerun: nothing more
 
     rows = entries(gate)
     assert (rows["moved"].state, rows["moved"].cost_usd) == ("released", 0)

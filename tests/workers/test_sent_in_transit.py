@@ -28,6 +28,7 @@ from agentqueue.cache.entry import CacheEntry
 from agentqueue.constants import PENDING_ANSWER_PREFIX
 from agentqueue.errors import DatabaseUnavailable
 from agentqueue.jobs import AgentJob, JobStatus, utcnow
+from agentqueue.metrics import names
 from agentqueue.persistence.engine import dispose_all
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
 from agentqueue.persistence.usage_backfill import usage_from_entries
@@ -39,7 +40,9 @@ from agentqueue.usage import TokenUsage
 from agentqueue.workers.context import WorkerContext
 from agentqueue.workers.executor import BatchExecutor
 from agentqueue.workers.kept_answer import KeptAnswer
+from tests.metrics.test_worker_metrics import as_money, scrape, total
 from tests.support.pipeline import Pipeline, simple_job
+from tests.support.services import free_port
 from tests.workers.test_executor import (
     CountingProvider,
     DatabaseAway,
@@ -507,8 +510,12 @@ def test_workers_charge_each_dropped_request_once_while_a_job_waits_at_its_fallb
     [handle] = pipeline.queue.submit_many(
         [simple_job(1, fallbacks=[FALLBACK], tenant="tight")], packed=False
     )
+    port = free_port()
     pipeline.start_worker(
-        env=openai_env(llm_server, AGENTQUEUE_PROVIDER_MAX_ATTEMPTS="2"), concurrency=4
+        env=openai_env(
+            llm_server, AGENTQUEUE_PROVIDER_MAX_ATTEMPTS="2", AGENTQUEUE_METRICS_PORT=str(port)
+        ),
+        concurrency=4,
     )
 
     def rows() -> list[LedgerEntryRecord]:
@@ -543,3 +550,13 @@ def test_workers_charge_each_dropped_request_once_while_a_job_waits_at_its_fallb
     assert recount == (spent, Decimal(0))
     state = next(s for s in gate.snapshot() if s.scope == "tenant:tight" and s.period == "daily")
     assert (state.spent_usd, state.reserved_usd) == recount
+    # The spend series holds what the ledger charged, the rows apart included.
+    deadline = time.monotonic() + 15
+    spend = scrape(port)[f"{names.SPEND_USD}_total"]
+    while total(spend, model=FALLBACK) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        spend = scrape(port)[f"{names.SPEND_USD}_total"]
+    assert as_money(total(spend, model=PRIMARY, tenant="tight")) == str(
+        sum(e.cost_usd for e in apart)
+    )
+    assert as_money(total(spend, model=FALLBACK, tenant="tight")) == str(own.cost_usd)
