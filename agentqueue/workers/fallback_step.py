@@ -86,7 +86,8 @@ def fall_back(
 
 
 def _charged_apart(context: WorkerContext, w: JobWork, amount: Decimal) -> None:
-    model = w.item.job.model
+    # The model the calls were made at, as the ledger's row names it (a job may ask for "auto").
+    model = w.admission.reservation.model if w.admission else w.item.job.model
     what = f"{w.unknown_calls.calls} call(s) of unknown outcome at {model} charged apart"
     log.warning("job %s: %s ($%s) as it moves to a fallback", w.job_id, what, amount)
     w.note = f"{w.note}; {what}" if w.note else what
