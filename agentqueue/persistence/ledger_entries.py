@@ -28,10 +28,9 @@ class EntryState(StrEnum):
     SETTLED = "settled"
     RELEASED = "released"
     CACHE_HIT = "cache_hit"
-    # Calls of unknown outcome charged on a row of their own, not a job's entry: made by a job
-    # that moved to a fallback model and then waited for budget room there (its own entry was
-    # released, and is reserved again when it resumes). Its id is
-    # `<job id>:unknown-calls:<random suffix>`.
+    # Calls of unknown outcome charged on a row of their own, not a job's entry: made at a model
+    # the job left for a fallback, charged as its reservation there was released (the job's own
+    # entry is reserved again at the fallback). Its id is `<job id>:unknown-calls:<suffix>`.
     UNKNOWN_CALLS = "unknown_calls"
 
 

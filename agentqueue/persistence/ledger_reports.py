@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 from agentqueue.persistence.ledger_entries import ENTRIES, EntryState
 
 _MONEY = Numeric(28, 10)
+# Entries that are jobs: calls charged apart from a job's entry count in the spend only.
+_JOBS = func.count().filter(ENTRIES.c.state != EntryState.UNKNOWN_CALLS.value)
 
 
 def _money_sum(expression: Any) -> Any:
@@ -30,7 +32,7 @@ def spend_by_day_and_model(
         select(
             ENTRIES.c.day,
             ENTRIES.c.model,
-            func.sum(case((state == EntryState.UNKNOWN_CALLS.value, 0), else_=1)),
+            _JOBS,
             func.sum(case((state == EntryState.CACHE_HIT.value, 1), else_=0)),
             _money_sum(ENTRIES.c.cost_usd),
             _money_sum(case((state == EntryState.RESERVED.value, ENTRIES.c.reserved_usd), else_=0)),
@@ -53,7 +55,7 @@ def ledger_totals(session: Session, job_ids: Sequence[str] | None = None) -> tup
     ledger, or over the entries of `job_ids` only (keep a call's ids under ~500: one IN list).
     Calls charged apart from a job's entry count in the spend, not as entries."""
     statement = select(
-        func.count().filter(ENTRIES.c.state != EntryState.UNKNOWN_CALLS.value),
+        _JOBS,
         func.coalesce(func.sum(ENTRIES.c.cost_usd), 0),
         func.coalesce(func.sum(ENTRIES.c.avoided_usd), 0),
         func.coalesce(

@@ -54,10 +54,10 @@ def usage_from_entries(session: Session, scope: str, window: WindowSpan) -> tupl
     )
     if session.get_bind().dialect.name == "postgresql":
         # NUMERIC sums are exact on PostgreSQL.
-        settled = ENTRIES.c.state.in_(_SPENT)
+        is_spent = ENTRIES.c.state.in_(_SPENT)
         statement = select(
-            func.coalesce(func.sum(case((settled, ENTRIES.c.cost_usd), else_=0)), 0),
-            func.coalesce(func.sum(case((settled, 0), else_=ENTRIES.c.reserved_usd)), 0),
+            func.coalesce(func.sum(case((is_spent, ENTRIES.c.cost_usd), else_=0)), 0),
+            func.coalesce(func.sum(case((is_spent, 0), else_=ENTRIES.c.reserved_usd)), 0),
         ).where(where)
         spent, reserved = session.execute(statement).one()
         return Decimal(spent), Decimal(reserved)

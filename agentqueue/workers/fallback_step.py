@@ -67,7 +67,6 @@ def fall_back(
         for w in moving:
             if w.job_id in charged:  # charged with the release, never again
                 _charged_apart(context, w, charged[w.job_id])
-        for w in moving:
             _move(executor, w)
         now = utcnow()
         group = AdmissionGroup([w.item.job for w in moving], now, service_tier, defer_allowed=False)
