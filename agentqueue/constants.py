@@ -89,6 +89,9 @@ SINGLE_FLIGHT_HANDOFF_TTL_MS: Final = 5000
 # Provider answers whose settlement could not be written yet (ledger down): kept until the
 # job's retry settles them, so the paid call is never made twice.
 PENDING_ANSWER_PREFIX: Final = f"{KEY_PREFIX}pending-answer:"
+# Sorted set of the job ids with a kept answer, scored by when it was kept: the sweep finds
+# those a dead worker settled but never dropped without scanning the keyspace.
+PENDING_ANSWER_INDEX_KEY: Final = f"{KEY_PREFIX}pending-answer-index"
 
 # Provider rate limits shared by every worker (ratelimit package): per-limit state lives under
 # `{RATE_LIMIT_PREFIX}{provider}:{model}:{key id}:...`; the set lists every limit seen.

@@ -332,6 +332,12 @@ def count_by_status(session: Session) -> dict[str, int]:
     return {status: int(count) for status, count in session.execute(statement)}
 
 
+def statuses(session: Session, ids: Sequence[str]) -> dict[str, str]:
+    """Job id -> status of those of `ids` that exist."""
+    statement = select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(list(ids)))
+    return {row.id: row.status for row in session.execute(statement)}
+
+
 def get_record(session: Session, job_id: str) -> JobRecord | None:
     return session.get(JobRecord, job_id)
 

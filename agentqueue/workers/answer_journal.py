@@ -6,13 +6,15 @@ attempt settles from it instead of paying for the call again. Redis, not SQL, so
 of jobs pays the database only its two transactions (start and completion). When Redis cannot
 take an answer, it goes to the SQL journal (`provider_answers`) instead. After the settling
 transaction has committed, the answers are dropped from Redis; that transaction deletes the SQL
-rows it settles.
+rows it settles. A worker that dies between the two leaves answers of ended jobs in Redis:
+every worker's lease sweep drops those (`drop_finished`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 
 import redis
@@ -20,8 +22,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.cache.entry import CacheEntry, EntryDecodeError
-from agentqueue.jobs import utcnow
-from agentqueue.persistence import answers_repository
+from agentqueue.jobs import JobStatus, utcnow
+from agentqueue.persistence import answers_repository, jobs_repository
 from agentqueue.workers.coalescer import Coalescer
 from agentqueue.workers.kept_answer import KeptAnswer
 from agentqueue.workers.pending_answers import PendingAnswers
@@ -106,6 +108,32 @@ class AnswerJournal:
         again = set(retried)
         with self._lock:
             return [job_id for job_id in job_ids if job_id in self._in_sql or job_id in again]
+
+    def drop_finished(self, *, older_than_s: float, limit: int = 500) -> list[str]:
+        """Drop the Redis answers of jobs that are over: a worker that died between its
+        settlement and `forget` left them (a redelivered message of such a job drops them too,
+        but that message may come back only after the visibility timeout). Answers kept less
+        than `older_than_s` ago are left to their worker; returns the jobs dropped.
+
+        Raises:
+            redis.RedisError, OperationalError, DBAPIError: a store cannot be reached; the
+                next sweep tries again.
+        """
+        kept = self.store.kept_before(time.time() - older_than_s, limit=limit)
+        if not kept:
+            return []
+        with self.sessions() as session:
+            statuses = jobs_repository.statuses(session, kept)
+        over = [
+            job_id
+            for job_id in kept
+            if job_id not in statuses or JobStatus(statuses[job_id]).is_final
+        ]
+        self.forget(over)
+        self.store.still_needed([job_id for job_id in kept if job_id not in set(over)])
+        if over:
+            log.info("dropped %d answer(s) left kept after their jobs ended", len(over))
+        return over
 
     def forget(self, job_ids: Sequence[str]) -> None:
         """Drop settled jobs' answers from Redis (their SQL rows went with the settlement)."""

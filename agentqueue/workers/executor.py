@@ -478,11 +478,15 @@ class BatchExecutor:
     # Recovery ------------------------------------------------------------------------------
 
     def _republish_final(self, job_ids: Sequence[str]) -> None:
-        """A redelivered message for a finished job: make sure its waiter can see the result."""
+        """A redelivered message for a finished job: make sure its waiter can see the result,
+        and drop an answer still kept for it (its worker died between settling and `forget`)."""
         try:
             with self.context.sessions() as session:
                 records = jobs_repository.get_records(session, job_ids)
         except (OperationalError, DBAPIError):
             return
-        final = [jobs_repository.record_to_result(r) for r in records]
-        self.context.results.publish([r for r in final if r.is_final])
+        final = [r for r in map(jobs_repository.record_to_result, records) if r.is_final]
+        try:
+            self.context.results.publish(final)
+        finally:
+            self.context.journal.forget([r.job_id for r in final])

@@ -2,7 +2,8 @@
 
 One thread per worker process wakes every third of the lease: it extends this process's
 leases on the jobs it is running (so they are never taken from a live worker), then looks
-for jobs whose worker died or whose message vanished and publishes them again. Every
+for jobs whose worker died or whose message vanished and publishes them again, and drops
+the answers a dead worker kept for jobs it had settled (the worker passes these sweeps). Every
 process sweeps, so a restarted (or any surviving) worker recovers a dead one's jobs within
 about one lease, with no beat needed.
 """
@@ -16,7 +17,7 @@ import socket
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,7 +47,7 @@ class LeaseKeeper:
         self.lease_s = lease_s
         self.interval_s = lease_s / 3
         self.owner = owner or new_owner_id()
-        self._sweep: Callable[[], object] | None = None
+        self._sweeps: Mapping[str, Callable[[], object]] = {}
         self._held: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -77,9 +78,10 @@ class LeaseKeeper:
         with self.sessions.begin() as session:
             return leases.renew(session, ids, owner=self.owner, until=self.lease_until(utcnow()))
 
-    def start(self, *, sweep: Callable[[], object] | None = None) -> None:
-        """Renew leases (and run `sweep`, if given) every third of the lease from now on."""
-        self._sweep = sweep
+    def start(self, *, sweeps: Mapping[str, Callable[[], object]] | None = None) -> None:
+        """Renew leases, then run each of `sweeps` (what it does -> the sweep), every third
+        of the lease from now on; a sweep that fails is logged and runs again next round."""
+        self._sweeps = dict(sweeps or {})
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="aq-leases", daemon=True)
             self._thread.start()
@@ -96,9 +98,8 @@ class LeaseKeeper:
                 self.renew()
             except Exception as error:  # the database may be down: try again next round
                 log.warning("could not renew job leases: %s", type(error).__name__)
-            if self._sweep is None:
-                continue
-            try:
-                self._sweep()
-            except Exception as error:  # Redis or the database may be down: next round
-                log.warning("could not send lost jobs again: %s", type(error).__name__)
+            for what, sweep in self._sweeps.items():
+                try:
+                    sweep()
+                except Exception as error:  # Redis or the database may be down: next round
+                    log.warning("could not %s: %s", what, type(error).__name__)

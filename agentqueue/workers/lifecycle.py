@@ -49,7 +49,14 @@ def _warm_up(sender: Any = None, **_: Any) -> None:
     settings = context.settings
     celery_app = getattr(sender, "app", None)
     if celery_app is not None:
-        context.leases.start(sweep=lambda: send_lost_jobs(context, celery_app))
+        context.leases.start(
+            sweeps={
+                "send lost jobs again": lambda: send_lost_jobs(context, celery_app),
+                "drop the answers of ended jobs": lambda: context.journal.drop_finished(
+                    older_than_s=settings.job_lease_s
+                ),
+            }
+        )
     if settings.worker_max_memory_mb:
         guard = MemoryGuard.for_limit(
             settings.worker_max_memory_mb,

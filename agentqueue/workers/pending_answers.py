@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 
 import redis
 
 from agentqueue.cache.entry import EntryDecodeError
-from agentqueue.constants import PENDING_ANSWER_PREFIX
+from agentqueue.constants import PENDING_ANSWER_INDEX_KEY, PENDING_ANSWER_PREFIX
 from agentqueue.workers.kept_answer import KeptAnswer
 
 
 class PendingAnswers:
+    """One key per job's answer (with a TTL), and an index of them by the time they were kept
+    (`PENDING_ANSWER_INDEX_KEY`), written and dropped in the same round trip as the keys."""
+
     def __init__(self, client: redis.Redis, *, ttl_s: int) -> None:
         self.client = client
         self.ttl_s = ttl_s
@@ -22,6 +26,7 @@ class PendingAnswers:
         pipe = self.client.pipeline(transaction=False)
         for job_id, entry in answers.items():
             pipe.set(f"{PENDING_ANSWER_PREFIX}{job_id}", entry.to_json(), ex=self.ttl_s)
+        pipe.zadd(PENDING_ANSWER_INDEX_KEY, dict.fromkeys(answers, time.time()))
         pipe.execute()
 
     def take(self, job_ids: Sequence[str]) -> dict[str, KeptAnswer]:
@@ -40,5 +45,33 @@ class PendingAnswers:
         return found
 
     def forget(self, job_ids: Sequence[str]) -> None:
-        if job_ids:
-            self.client.delete(*[f"{PENDING_ANSWER_PREFIX}{i}" for i in job_ids])
+        if not job_ids:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        pipe.delete(*[f"{PENDING_ANSWER_PREFIX}{i}" for i in job_ids])
+        pipe.zrem(PENDING_ANSWER_INDEX_KEY, *job_ids)
+        pipe.execute()
+
+    def kept_before(self, when: float, *, limit: int) -> list[str]:
+        """Jobs whose answer was kept (or last looked at) before `when` (a Unix time), oldest
+        first."""
+        ids = self.client.zrangebyscore(PENDING_ANSWER_INDEX_KEY, "-inf", when, 0, limit)
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+    def still_needed(self, job_ids: Sequence[str]) -> None:
+        """These jobs may still settle from their answers: look at them again one period
+        from now; those whose answer has expired leave the index."""
+        if not job_ids:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.exists(f"{PENDING_ANSWER_PREFIX}{job_id}")
+        found = pipe.execute()
+        expired = [i for i, n in zip(job_ids, found, strict=True) if not n]
+        live = [i for i, n in zip(job_ids, found, strict=True) if n]
+        pipe = self.client.pipeline(transaction=False)
+        if expired:
+            pipe.zrem(PENDING_ANSWER_INDEX_KEY, *expired)
+        if live:
+            pipe.zadd(PENDING_ANSWER_INDEX_KEY, dict.fromkeys(live, time.time()), xx=True)
+        pipe.execute()

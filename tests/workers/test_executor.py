@@ -19,7 +19,7 @@ from sqlalchemy import event, select
 from sqlalchemy.engine import Connection
 
 from agentqueue.budget.budget_limits import set_budget
-from agentqueue.constants import PENDING_ANSWER_PREFIX
+from agentqueue.constants import PENDING_ANSWER_INDEX_KEY, PENDING_ANSWER_PREFIX
 from agentqueue.errors import DatabaseUnavailable
 from agentqueue.jobs import AgentJob, JobStatus, utcnow
 from agentqueue.persistence import answers_repository, jobs_repository
@@ -147,6 +147,59 @@ def test_jobs_go_through_every_step_and_are_recorded_once(context: WorkerContext
     again = BatchExecutor(context).run(ids)
     assert sorted(again.skipped) == sorted(ids) and again.retry == {}
     assert provider_of(context).calls == 2
+
+
+def test_a_redelivered_finished_job_drops_the_answer_its_dead_worker_left_kept(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given jobs settled by a worker that died before dropping their kept answers (here its
+    `forget` never runs), when their messages come back, then they are skipped, nothing is
+    paid again and the answers leave Redis at once, not only when their TTL runs out."""
+    ids = queued(context, 3)
+    journal = context.journal
+    with monkeypatch.context() as patched:
+        patched.setattr(journal, "forget", lambda job_ids: None)
+        BatchExecutor(context).run(ids)
+    kept = sorted(context.redis.scan_iter(f"{PENDING_ANSWER_PREFIX}*"))
+    assert kept == sorted(f"{PENDING_ANSWER_PREFIX}{i}".encode() for i in ids)
+
+    again = BatchExecutor(context).run(ids)
+    assert sorted(again.skipped) == sorted(ids)
+    assert provider_of(context).calls == 3
+    assert list(context.redis.scan_iter(f"{PENDING_ANSWER_PREFIX}*")) == []
+    assert {r.status for r in context.results.fetch(ids).values()} == {JobStatus.SUCCEEDED}
+
+
+def test_the_sweep_drops_kept_answers_of_ended_jobs_only(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given answers left kept for three settled jobs (their `forget` never ran), for a job
+    that no longer exists, for a queued job whose retry still needs its answer, and for a queued
+    job whose answer has expired, when the journal drops the answers of ended jobs, then the
+    settled and missing jobs' answers go, the expired one leaves the index, the needed one
+    stays and is looked at again later; answers kept less than `older_than_s` ago are not read."""
+    ids = queued(context, 3)
+    journal = context.journal
+    with monkeypatch.context() as patched:
+        patched.setattr(journal, "forget", lambda job_ids: None)
+        BatchExecutor(context).run(ids)
+    waiting, expired = queued(context, 2, priority="low")
+    kept = journal.store.take(ids[:1])[ids[0]]
+    journal.store.keep({waiting: kept, expired: kept, "no-such-job": kept})
+    context.redis.delete(f"{PENDING_ANSWER_PREFIX}{expired}")  # its TTL ran out
+
+    assert journal.drop_finished(older_than_s=60) == []
+    scores = dict(context.redis.zrange(PENDING_ANSWER_INDEX_KEY, 0, -1, withscores=True))
+    assert len(scores) == 6
+
+    assert sorted(journal.drop_finished(older_than_s=0)) == sorted([*ids, "no-such-job"])
+    assert list(context.redis.scan_iter(f"{PENDING_ANSWER_PREFIX}*")) == [
+        f"{PENDING_ANSWER_PREFIX}{waiting}".encode()
+    ]
+    after = dict(context.redis.zrange(PENDING_ANSWER_INDEX_KEY, 0, -1, withscores=True))
+    assert list(after) == [waiting.encode()]
+    assert after[waiting.encode()] > scores[waiting.encode()]
+    assert journal.take([waiting]) == {waiting: kept}
 
 
 def test_a_job_over_its_budget_is_rejected_without_a_provider_call(

@@ -17,8 +17,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from agentqueue.constants import PENDING_ANSWER_PREFIX, TASK_RUN_JOB
-from agentqueue.jobs import JobStatus
+from agentqueue.constants import PENDING_ANSWER_INDEX_KEY, PENDING_ANSWER_PREFIX, TASK_RUN_JOB
+from agentqueue.jobs import AgentJob, JobStatus
+from agentqueue.persistence import jobs_repository
 from agentqueue.persistence.answer_table import ProviderAnswerRecord
 from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
@@ -51,6 +52,16 @@ def _succeeded(pipeline: Pipeline) -> int:
             )
             or 0
         )
+
+
+def _answers_left(pipeline: Pipeline, *, within_s: float) -> list[bytes]:
+    """The kept answers still in Redis once they are gone or `within_s` has passed."""
+    deadline = time.monotonic() + within_s
+    while True:
+        left = list(pipeline.queue.redis.scan_iter(f"{PENDING_ANSWER_PREFIX}*"))
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
 
 
 def _wait_for_progress(pipeline: Pipeline, done: int, timeout: float = 60) -> None:
@@ -117,8 +128,9 @@ def test_sigkill_three_times_during_1000_jobs_recovers_each_within_30_s(
     # Money: every job settled once, nothing left reserved, nothing left in the journal.
     assert len(entries) == 1000 and {e.state for e in entries} == {"settled"}
     assert journal_left == 0
-    answers_left = list(pipeline.queue.redis.scan_iter(f"{PENDING_ANSWER_PREFIX}*"))
-    assert answers_left == []
+    # A worker killed between a settlement and dropping its answers left them; a sweep drops
+    # them within about two leases.
+    assert _answers_left(pipeline, within_s=3 * LEASE_S) == []
     marked = {e.job_id for e in entries if e.possible_repeat_usd > 0}
     assert all(e.charge_reason for e in entries if e.job_id in marked)
     # The provider: once per job, except calls the ledger marks as possibly repeated.
@@ -133,6 +145,46 @@ def test_sigkill_three_times_during_1000_jobs_recovers_each_within_30_s(
         f"provider calls {sum(calls.values())} for 1000 jobs; "
         f"{len(marked)} marked possibly repeated"
     )
+
+
+def test_a_worker_drops_the_answers_a_dead_worker_left_for_jobs_it_had_settled(
+    pipeline: Pipeline, llm_server: LLMTestServer
+) -> None:
+    """Given a settled job and a deferred one, each with an answer kept in Redis as a worker
+    SIGKILLed between its settlement and dropping them would leave it (kept a minute ago),
+    when a worker runs, then its sweep drops the settled job's answer within about two leases
+    and leaves the deferred job's, which that job's next attempt would still need."""
+    worker_env = openai_env(llm_server, AGENTQUEUE_JOB_LEASE_S=str(LEASE_S))
+    pipeline.start_worker(env=worker_env, concurrency=4)
+    settled = pipeline.queue.submit(simple_job(1))
+    assert settled.get(timeout=30).status is JobStatus.SUCCEEDED
+    later = AgentJob.model_validate(simple_job(2))
+    waiting = later.id
+    with pipeline.queue.sessions.begin() as session:  # deferred to tomorrow: nothing runs it
+        now = datetime.now(UTC)
+        jobs_repository.insert_new(
+            session,
+            [later],
+            status=JobStatus.DEFERRED,
+            now=now,
+            release_after={waiting: now + timedelta(days=1)},
+        )
+    redis_client = pipeline.queue.redis
+    kept_at = time.time() - 60
+    for job_id in (settled.id, waiting):
+        redis_client.set(f"{PENDING_ANSWER_PREFIX}{job_id}", b"{}", ex=3600)
+        redis_client.zadd(PENDING_ANSWER_INDEX_KEY, {job_id: kept_at})
+
+    deadline = time.monotonic() + 3 * LEASE_S
+    while redis_client.exists(f"{PENDING_ANSWER_PREFIX}{settled.id}") and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+
+    assert not redis_client.exists(f"{PENDING_ANSWER_PREFIX}{settled.id}")
+    assert redis_client.zscore(PENDING_ANSWER_INDEX_KEY, settled.id) is None
+    assert redis_client.exists(f"{PENDING_ANSWER_PREFIX}{waiting}")
+    assert (redis_client.zscore(PENDING_ANSWER_INDEX_KEY, waiting) or 0) > kept_at
 
 
 def test_the_same_message_twice_while_its_job_runs_calls_the_provider_once(
@@ -248,8 +300,9 @@ def test_a_call_of_unknown_outcome_is_charged_and_only_repeatable_jobs_call_agai
     assert entries[journaled].state == "settled" and entries[journaled].possible_repeat_usd == 0
     assert entries[journaled].input_tokens == 12 and entries[journaled].output_tokens == 5
     assert journal_left == 0
-    answers_left = list(pipeline.queue.redis.scan_iter(f"{PENDING_ANSWER_PREFIX}*"))
-    assert answers_left == []
+    # A worker killed between a settlement and dropping its answers left them; a sweep drops
+    # them within about two leases.
+    assert _answers_left(pipeline, within_s=3 * LEASE_S) == []
     # Repeatable: one new call; charged the call plus the lost call's reservation.
     entry = entries[repeatable]
     assert results[repeatable].status is JobStatus.SUCCEEDED
