@@ -7,12 +7,14 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis
 
 from agentqueue.backoff import backoff_s
+from agentqueue.constants import KEY_PREFIX
 
 logger = logging.getLogger("agentqueue.cache")
 
@@ -35,7 +37,9 @@ class CacheListener:
         tick_interval_s: float,
     ) -> None:
         self._client = client
-        self._handlers = dict(handlers)
+        # A channel of its own, so that `stop` wakes the thread from its wait for a message.
+        self._wake_channel = f"{KEY_PREFIX}listener-wake:{uuid.uuid4().hex}"
+        self._handlers = {**handlers, self._wake_channel: _ignore}
         self._on_resubscribe = on_resubscribe
         self._tick = tick
         self._tick_interval_s = tick_interval_s
@@ -59,6 +63,8 @@ class CacheListener:
 
     def stop(self, *, wait_s: float = 5.0) -> None:
         self._stop.set()
+        with contextlib.suppress(Exception):  # Redis away: the thread wakes within POLL_S
+            self._client.publish(self._wake_channel, b"")
         if self._thread is not None:
             self._thread.join(wait_s)
             self._thread = None
@@ -130,6 +136,10 @@ class CacheListener:
             self._tick()
         except Exception:  # statistics are best effort
             logger.debug("cache statistics flush failed", exc_info=True)
+
+
+def _ignore(_: bytes) -> None:
+    pass
 
 
 def _text(value: bytes | str) -> str:

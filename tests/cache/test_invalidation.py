@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis
 
+from agentqueue.cache import listener as listener_module
 from agentqueue.cache.base import InvalidationTarget
 from agentqueue.cache.invalidation import decode_message, encode_message
 from agentqueue.cache.l2_redis import entry_key
@@ -161,3 +162,19 @@ def test_invalidation_messages_round_trip() -> None:
     assert decode_message(encode_message(keys, origin="w2")) == ("w2", keys)
     with pytest.raises(ValueError):
         decode_message(b'{"origin": "w3"}')
+
+
+def test_stopping_a_listener_wakes_it_from_its_wait_for_a_message(
+    make_cache: CacheFactory, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a listener waiting for a message far longer than the stop allows (a worker's
+    # shutdown waited out this wait), When it is stopped, Then its thread has ended already.
+    monkeypatch.setattr(listener_module, "POLL_S", 60.0)
+    cache = make_cache(sqlite_url)
+    assert cache.start_listener()
+    listener = cache._listener
+    assert listener is not None and listener._thread is not None
+    thread = listener._thread
+    time.sleep(0.2)  # inside its wait for the next message
+    listener.stop(wait_s=10)
+    assert not thread.is_alive()
