@@ -1,16 +1,23 @@
-"""Bring a database to the newest schema with Alembic (`agentqueue db upgrade`)."""
+"""Bring a database to the newest schema with Alembic (`agentqueue db upgrade`).
+
+Alembic (with Mako and Pygments) is imported when a migration runs, not with this module: a
+worker or client that does not migrate starts a few hundred milliseconds sooner.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # ConfigParser interpolation would choke on '%' in URL-encoded passwords.
@@ -20,6 +27,8 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply every migration up to `revision`; safe to run on an up-to-date database."""
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
 
 
