@@ -53,6 +53,7 @@ class WorkerProcess:
             self.argv = self._celery_argv(app, pool, concurrency, queues, loglevel, extra_args)
         self.log_file = log_file
         self.process: subprocess.Popen[bytes] | None = None
+        self._terminated = False
 
     def _celery_argv(
         self,
@@ -101,6 +102,7 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self._terminated = False
         return self
 
     def wait_ready(self, celery_app: object, timeout: float = 30.0) -> None:
@@ -111,7 +113,7 @@ class WorkerProcess:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"worker exited with code {self.process.returncode}")
             try:
-                replies = celery_app.control.ping(destination=sorted(waiting), timeout=0.5)  # type: ignore[attr-defined]
+                replies = celery_app.control.ping(destination=sorted(waiting), timeout=0.2)  # type: ignore[attr-defined]
             except Exception:  # the broker restarted under a pooled connection: ask again
                 time.sleep(0.2)
                 continue
@@ -146,11 +148,18 @@ class WorkerProcess:
             return []
         return [kid.pid for kid in kids if kid.is_running() and kid.status() != "zombie"]
 
+    def terminate(self) -> None:
+        """Ask for a warm shutdown (SIGTERM) and return at once; `stop` waits for it (so that
+        several workers stop together)."""
+        if self.process is not None and self.process.poll() is None and not self._terminated:
+            self.process.send_signal(signal.SIGTERM)
+            self._terminated = True
+
     def stop(self, timeout: float = 30.0) -> int | None:
         """Warm shutdown (SIGTERM): finish what it holds, then exit."""
         if self.process is None or self.process.poll() is not None:
             return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
+        self.terminate()
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -41,6 +41,8 @@ class Pipeline:
         return log_file.read_text(errors="replace") if log_file else ""
 
     def stop(self) -> None:
+        for worker in self.workers:  # all at once, then wait for each
+            worker.terminate()
         for worker in self.workers:
             worker.stop(timeout=20)
         self.queue.close()

@@ -30,15 +30,17 @@ def redis_available(url: str = REDIS_URL) -> bool:
         return False
 
 
-def create_postgres_database(prefix: str = "aqtest") -> str:
-    """Create a fresh, uniquely named database and return its URL."""
+def create_postgres_database(prefix: str = "aqtest", *, template: str | None = None) -> str:
+    """Create a fresh, uniquely named database and return its URL; `template` (a database
+    URL nobody is connected to) makes it a copy of that one."""
     from sqlalchemy import create_engine, text
 
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    copy_of = f' TEMPLATE "{template.rsplit("/", 1)[1]}"' if template else ""
     engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+            connection.execute(text(f'CREATE DATABASE "{name}"{copy_of}'))
     finally:
         engine.dispose()
     return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
