@@ -130,7 +130,8 @@ class AnswerJournal:
             if job_id not in statuses or JobStatus(statuses[job_id]).is_final
         ]
         self.forget(over)
-        self.store.still_needed([job_id for job_id in kept if job_id not in set(over)])
+        ended = set(over)
+        self.store.still_needed([job_id for job_id in kept if job_id not in ended])
         if over:
             log.info("dropped %d answer(s) left kept after their jobs ended", len(over))
         return over

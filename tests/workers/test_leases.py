@@ -219,7 +219,6 @@ def _leave_crashed(pipeline: Pipeline, jobs: list[dict[str, object]]) -> list[st
     """Jobs as a worker SIGKILLed mid-call leaves them: claimed (lease expired long ago),
     reserved in the ledger, their message gone."""
     from agentqueue.budget.gate import AdmissionGroup, BudgetGate
-    from agentqueue.jobs import AgentJob
 
     handles = pipeline.queue.submit_many(jobs, packed=False)
     ids = [h.id for h in handles]
