@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import (
     ColumnElement,
     Table,
+    Update,
     and_,
     bindparam,
     case,
@@ -126,36 +127,20 @@ def claim(
     statement joins the ledger writers for it (see `ledger_guard`)."""
     if not ids:
         return []
-    condition = claimable(now)
+    params: dict[str, object] = {
+        "claim_ids": list(ids),
+        "claim_now": now,
+        "claim_owner": owner or None,
+        "claim_until": lease_until,
+    }
+    statement = _CLAIM
     if owner and own:
-        condition = or_(
-            condition,
-            and_(
-                jobs.c.status == JobStatus.RUNNING.value,
-                jobs.c.lease_owner == owner,
-                jobs.c.id.in_(list(own)),
-            ),
-        )
-    statement = (
-        update(jobs)
-        .where(jobs.c.id.in_(list(ids)), condition)
-        .values(
-            status=JobStatus.RUNNING.value,
-            attempts=jobs.c.attempts + 1,
-            started_at=now,
-            lease_owner=owner or None,
-            lease_expires_at=lease_until,
-        )
-        .returning(
-            jobs.c.payload,
-            jobs.c.attempts,
-            jobs.c.submitted_at,
-            jobs.c.waiting_since,
-            _ENTRY_STATE.label("entry_state"),
-        )
-    )
+        statement, params["claim_own"] = _CLAIM_OWN, list(own)
     claimed = []
-    for row in joined(session, statement) if ledger_writer else session.execute(statement):
+    rows = (
+        joined(session, statement, params) if ledger_writer else session.execute(statement, params)
+    )
+    for row in rows:
         claimed.append(
             ClaimedJob(
                 job=AgentJob.model_validate_json(row.payload),
@@ -179,6 +164,10 @@ _ENTRY_STATE = select(ENTRIES.c.state).where(ENTRIES.c.job_id == jobs.c.id).scal
 
 def claimable(now: datetime) -> ColumnElement[bool]:
     """Queued, or running under a lease that ran out (its worker is gone)."""
+    return _claimable(now)
+
+
+def _claimable(now: object) -> ColumnElement[bool]:
     return or_(
         jobs.c.status == JobStatus.QUEUED.value,
         and_(
@@ -186,6 +175,42 @@ def claimable(now: datetime) -> ColumnElement[bool]:
             or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
         ),
     )
+
+
+def _claim_statement(condition: ColumnElement[bool]) -> Update:
+    return (
+        update(jobs)
+        .where(jobs.c.id.in_(bindparam("claim_ids", expanding=True)), condition)
+        .values(
+            status=JobStatus.RUNNING.value,
+            attempts=jobs.c.attempts + 1,
+            started_at=bindparam("claim_now"),
+            lease_owner=bindparam("claim_owner"),
+            lease_expires_at=bindparam("claim_until"),
+        )
+        .returning(
+            jobs.c.payload,
+            jobs.c.attempts,
+            jobs.c.submitted_at,
+            jobs.c.waiting_since,
+            _ENTRY_STATE.label("entry_state"),
+        )
+    )
+
+
+# Built once: a claim runs per group, and building the statement cost more CPU than its
+# execution (the compiled form is cached by SQLAlchemy either way).
+_CLAIM = _claim_statement(_claimable(bindparam("claim_now", type_=jobs.c.lease_expires_at.type)))
+_CLAIM_OWN = _claim_statement(
+    or_(
+        _claimable(bindparam("claim_now", type_=jobs.c.lease_expires_at.type)),
+        and_(
+            jobs.c.status == JobStatus.RUNNING.value,
+            jobs.c.lease_owner == bindparam("claim_owner"),
+            jobs.c.id.in_(bindparam("claim_own", expanding=True)),
+        ),
+    )
+)
 
 
 def requeue(session: Session, ids: Sequence[str], *, message_due: datetime | None = None) -> None:
@@ -274,20 +299,20 @@ def finish(session: Session, results: Sequence[JobResult]) -> set[str]:
 def _finish_group(session: Session, rows: Sequence[Mapping[str, object]]) -> set[str]:
     """Lock the group's running rows, then one executemany: two cached statements, two
     round trips, whatever the group's size."""
-    running = set(
-        session.scalars(
-            select(jobs.c.id)
-            .where(
-                jobs.c.id.in_([r["b_id"] for r in rows]), jobs.c.status == JobStatus.RUNNING.value
-            )
-            .with_for_update()
-        )
-    )
+    running = set(session.scalars(_LOCK_RUNNING, {"finish_ids": [r["b_id"] for r in rows]}))
     if running:
         session.connection().execute(_FINISH, [r for r in rows if r["b_id"] in running])
     return running
 
 
+_LOCK_RUNNING = (
+    select(jobs.c.id)
+    .where(
+        jobs.c.id.in_(bindparam("finish_ids", expanding=True)),
+        jobs.c.status == JobStatus.RUNNING.value,
+    )
+    .with_for_update()
+)
 _FINISH = (
     update(jobs)
     .where(jobs.c.id == bindparam("b_id"), jobs.c.status == JobStatus.RUNNING.value)

@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, Update, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from agentqueue.persistence.job_table import JobRecord
@@ -97,11 +97,9 @@ def read_entries(session: Session, job_ids: Iterable[str], *, lock: bool) -> dic
     wanted = sorted(set(job_ids))
     if not wanted:
         return {}
-    statement = select(*_ENTRY_COLUMNS).where(ENTRIES.c.job_id.in_(wanted))
-    if lock:
-        statement = statement.order_by(ENTRIES.c.job_id).with_for_update()
+    params = {"entry_ids": wanted}
     entries = {}
-    for row in joined(session, statement) if lock else session.execute(statement):
+    for row in joined(session, _LOCK, params) if lock else session.execute(_READ, params):
         entries[row.job_id] = Entry(
             job_id=row.job_id,
             state=EntryState(row.state),
@@ -123,6 +121,10 @@ def read_entries(session: Session, job_ids: Iterable[str], *, lock: bool) -> dic
     return entries
 
 
+_READ = select(*_ENTRY_COLUMNS).where(ENTRIES.c.job_id.in_(bindparam("entry_ids", expanding=True)))
+_LOCK = _READ.order_by(ENTRIES.c.job_id).with_for_update()
+
+
 def read_states(
     session: Session, job_ids: Iterable[str], *, lock: bool = False
 ) -> dict[str, EntryState]:
@@ -130,16 +132,24 @@ def read_states(
     wanted = sorted(set(job_ids))
     if not wanted:
         return {}
-    statement = select(ENTRIES.c.job_id, ENTRIES.c.state).where(ENTRIES.c.job_id.in_(wanted))
-    if lock:
-        statement = statement.order_by(ENTRIES.c.job_id).with_for_update()
-    return {job_id: EntryState(state) for job_id, state in session.execute(statement)}
+    statement = _LOCK_STATES if lock else _READ_STATES
+    rows = session.execute(statement, {"entry_ids": wanted})
+    return {job_id: EntryState(state) for job_id, state in rows}
+
+
+_READ_STATES = select(ENTRIES.c.job_id, ENTRIES.c.state).where(
+    ENTRIES.c.job_id.in_(bindparam("entry_ids", expanding=True))
+)
+_LOCK_STATES = _READ_STATES.order_by(ENTRIES.c.job_id).with_for_update()
 
 
 def insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
     """New entries, one dict of column values each (one executemany)."""
     if rows:
-        session.connection().execute(ENTRIES.insert(), rows)
+        session.connection().execute(_INSERT, rows)
+
+
+_INSERT = ENTRIES.insert()
 
 
 def reserved_before(session: Session, cutoff: datetime, *, limit: int) -> list[str]:
@@ -170,9 +180,16 @@ def update_entries(session: Session, changes: list[dict[str, Any]]) -> None:
     for change in changes:
         by_shape.setdefault(tuple(sorted(change)), []).append(change)
     for shape, rows in by_shape.items():
-        columns: dict[str, Any] = {n: bindparam(n) for n in shape if n != "k_job_id"}
-        statement = update(ENTRIES).where(ENTRIES.c.job_id == bindparam("k_job_id")).values(columns)
+        statement = _UPDATES.get(shape)
+        if statement is None:  # the shapes are the ledger's own few, each built once
+            columns: dict[str, Any] = {n: bindparam(n) for n in shape if n != "k_job_id"}
+            statement = _UPDATES[shape] = (
+                update(ENTRIES).where(ENTRIES.c.job_id == bindparam("k_job_id")).values(columns)
+            )
         session.connection().execute(statement, rows)
+
+
+_UPDATES: dict[tuple[str, ...], Update] = {}
 
 
 def lock_entries(

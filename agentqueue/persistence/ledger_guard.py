@@ -15,7 +15,9 @@ of its own: an `UPDATE ledger_entries ... WHERE false` in the statement's `WITH`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Result, Select, Table, Update, false, text, update
 from sqlalchemy.orm import Session
@@ -50,16 +52,30 @@ def join_ledger_writers(session: Session) -> None:
     session.info[_HELD] = session.get_transaction()
 
 
-def joined(session: Session, statement: Statement) -> Result[Any]:
+def joined(
+    session: Session, statement: Statement, params: Mapping[str, Any] | None = None
+) -> Result[Any]:
     """Execute `statement` having joined the ledger writers, the lock taken by the statement
     itself on PostgreSQL: a ledger-writing transaction whose first statement this is (or
     whose first ledger statement, before it reads budgets) pays no extra round trip."""
     if _held(session) or not _postgresql(session):
-        result = session.execute(statement)
+        result = session.execute(statement, params)
     else:
-        result = session.execute(statement.add_cte(_WRITER))
+        result = session.execute(_with_writer(statement), params)
     session.info[_HELD] = session.get_transaction()
     return result
+
+
+def _with_writer(statement: Statement) -> Statement:
+    """`statement` with the writers' lock in its `WITH`, built once per statement object (the
+    worker's statements are built once, at import)."""
+    with_writer = _WITH_WRITER.get(statement)
+    if with_writer is None:
+        with_writer = _WITH_WRITER[statement] = statement.add_cte(_WRITER)
+    return with_writer
+
+
+_WITH_WRITER: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
 
 
 def exclude_ledger_writers(session: Session) -> None:

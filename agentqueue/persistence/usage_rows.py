@@ -201,10 +201,13 @@ def load_limits(session: Session, scopes: Iterable[str]) -> dict[tuple[str, str]
     wanted = sorted(set(scopes))
     if not wanted:
         return {}
-    statement = select(BUDGETS.c.scope, BUDGETS.c.period, BUDGETS.c.limit_usd).where(
-        BUDGETS.c.scope.in_(wanted)
-    )
-    return {(scope, period): limit for scope, period, limit in session.execute(statement)}
+    rows = session.execute(_LIMITS_OF, {"limit_scopes": wanted})
+    return {(scope, period): limit for scope, period, limit in rows}
+
+
+_LIMITS_OF = select(BUDGETS.c.scope, BUDGETS.c.period, BUDGETS.c.limit_usd).where(
+    BUDGETS.c.scope.in_(bindparam("limit_scopes", expanding=True))
+)
 
 
 def all_limits(session: Session) -> dict[tuple[str, str], Decimal]:
