@@ -3,10 +3,12 @@
 Inserts `--jobs` queued critical jobs in a scratch PostgreSQL database, then runs each through
 `BatchExecutor.run` one after the other in this process (the simulated provider, zero latency,
 Redis for results and the journal), after `--warm` runs to warm the pools and caches. Prints
-this thread's CPU time and the wall time per job; with `--profile`, the `--top` functions by
+this thread's CPU time and the wall time per job; with `--group N`, the jobs go through in
+groups of N (as a packed batch task's are), not alone; with `--profile`, the `--top` functions by
 cumulative wall time under cProfile (the database waits show as psycopg's `wait`).
 
-    .venv/bin/python bench/executor_lone.py [--jobs 100] [--warm 50] [--profile] [--redis-db 8]
+    .venv/bin/python bench/executor_lone.py [--jobs 100] [--warm 50] [--group 1] [--profile]
+        [--redis-db 8]
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--warm", type=int, default=50)
+    parser.add_argument("--group", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--redis-db", type=int, default=8)
@@ -58,20 +61,22 @@ def main() -> None:
         try:
             executor = BatchExecutor(context)
             warm, measured = queued(context, args.warm), queued(context, args.jobs)
-            for job_id in warm:
-                executor.run([job_id])
+            size = max(1, args.group)
+            for start in range(0, len(warm), size):
+                executor.run(warm[start : start + size])
             profile = cProfile.Profile() if args.profile else None
             cpu, wall = time.thread_time(), time.perf_counter()
             if profile is not None:
                 profile.enable()
-            for job_id in measured:
-                executor.run([job_id])
+            for start in range(0, len(measured), size):
+                executor.run(measured[start : start + size])
             if profile is not None:
                 profile.disable()
             cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
             per_job = 1000 / len(measured)
             print(
-                f"{len(measured)} lone jobs through BatchExecutor.run on PostgreSQL: "
+                f"{len(measured)} jobs in groups of {size} through BatchExecutor.run on "
+                "PostgreSQL: "
                 f"{cpu * per_job:.2f} ms of this thread's CPU and {wall * per_job:.2f} ms of "
                 f"wall time per job{' (under cProfile)' if profile else ''}"
             )

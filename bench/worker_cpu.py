@@ -5,9 +5,11 @@ job costs move less, so this is the figure to compare trees by. It preloads `--j
 messages (as P1 interactive does), runs the default `agentqueue worker` command (one process
 per CPU, `--concurrency` threads each) or, with `--bare`, bare Celery's no-op task on one
 threads-pool worker, and reads the CPU time of the worker processes and of every `postgres` and
-`redis-server` process before and after the drain.
+`redis-server` process before and after the drain. `--packed`: the same jobs as packed batch
+tasks (`submit_many`, P1 bulk).
 
-    .venv/bin/python bench/worker_cpu.py [--jobs 5000] [--concurrency 32] [--bare] [--redis-db 8]
+    .venv/bin/python bench/worker_cpu.py [--jobs 5000] [--concurrency 32] [--bare | --packed]
+        [--redis-db 8]
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--bare", action="store_true", help="bare Celery's no-op task instead")
+    parser.add_argument("--packed", action="store_true", help="packed batch tasks (P1 bulk)")
     parser.add_argument("--redis-db", type=int, default=8)
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="aqcpu-"))
@@ -93,10 +96,7 @@ def main() -> None:
                 processes="default",
             )
             worker.wait_ready(app, timeout=60)
-            queue.submit_many(
-                bench_jobs(args.jobs),
-                packed=False,
-            )
+            queue.submit_many(bench_jobs(args.jobs), packed=args.packed)
             pids = worker.children()
             nodes = worker.node_names
         try:
@@ -105,7 +105,7 @@ def main() -> None:
             seconds = drain_seconds(
                 client,
                 QUEUE,
-                args.jobs,
+                client.llen(QUEUE),  # one message per job, or per packed batch
                 lambda: app.control.add_consumer(QUEUE, destination=nodes, reply=True),
             )
             used = sum(cpu_seconds(pid) for pid in pids) - before
@@ -116,8 +116,13 @@ def main() -> None:
             worker.stop()
             queue.close()
     per_job = {name: 1000 * value / args.jobs for name, value in services.items()}
+    load = (
+        "bare Celery no-op"
+        if args.bare
+        else "agentqueue " + ("bulk" if args.packed else "interactive")
+    )
     print(
-        f"{'bare Celery no-op' if args.bare else 'agentqueue interactive'}: "
+        f"{load}: "
         f"{args.jobs / seconds:.0f} jobs/s; CPU ms per job: worker processes "
         f"{1000 * used / args.jobs:.2f}, postgres {per_job['postgres']:.2f}, "
         f"redis {per_job['redis-server']:.2f}"
