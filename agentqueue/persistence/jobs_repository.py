@@ -162,12 +162,8 @@ def claim(
 _ENTRY_STATE = select(ENTRIES.c.state).where(ENTRIES.c.job_id == jobs.c.id).scalar_subquery()
 
 
-def claimable(now: datetime) -> ColumnElement[bool]:
+def _claimable(now: ColumnElement[datetime]) -> ColumnElement[bool]:
     """Queued, or running under a lease that ran out (its worker is gone)."""
-    return _claimable(now)
-
-
-def _claimable(now: object) -> ColumnElement[bool]:
     return or_(
         jobs.c.status == JobStatus.QUEUED.value,
         and_(
@@ -200,10 +196,11 @@ def _claim_statement(condition: ColumnElement[bool]) -> Update:
 
 # Built once: a claim runs per group, and building the statement cost more CPU than its
 # execution (the compiled form is cached by SQLAlchemy either way).
-_CLAIM = _claim_statement(_claimable(bindparam("claim_now", type_=jobs.c.lease_expires_at.type)))
+_CLAIM_NOW = bindparam("claim_now", type_=jobs.c.lease_expires_at.type)
+_CLAIM = _claim_statement(_claimable(_CLAIM_NOW))
 _CLAIM_OWN = _claim_statement(
     or_(
-        _claimable(bindparam("claim_now", type_=jobs.c.lease_expires_at.type)),
+        _claimable(_CLAIM_NOW),
         and_(
             jobs.c.status == JobStatus.RUNNING.value,
             jobs.c.lease_owner == bindparam("claim_owner"),
