@@ -92,6 +92,10 @@ PENDING_ANSWER_PREFIX: Final = f"{KEY_PREFIX}pending-answer:"
 # Sorted set of the job ids with a kept answer, scored by when it was kept: the sweep finds
 # those a dead worker settled but never dropped without scanning the keyspace.
 PENDING_ANSWER_INDEX_KEY: Final = f"{KEY_PREFIX}pending-answer-index"
+# How many calls of unknown outcome a job's attempts left uncharged at its standing
+# reservation (requests dropped in transit, then a retry): its next attempt charges them all,
+# not just the one call a standing reservation alone tells of.
+CARRIED_CALLS_PREFIX: Final = f"{KEY_PREFIX}carried-calls:"
 
 # Provider rate limits shared by every worker (ratelimit package): per-limit state lives under
 # `{RATE_LIMIT_PREFIX}{provider}:{model}:{key id}:...`; the set lists every limit seen.

@@ -102,6 +102,29 @@ class AnswerJournal:
                 log.error("journaled answer of job %s cannot be read; ignored", job_id)
         return found
 
+    def carry(self, counts: Mapping[str, int]) -> None:
+        """Keep, for each job's next attempt, how many calls of unknown outcome it leaves
+        uncharged at its standing reservation (0: none, an older count is dropped). Never
+        raises: without the count, the next attempt charges the one call its standing
+        reservation tells of."""
+        try:
+            self.store.keep_carried(counts)
+        except redis.RedisError as error:
+            log.warning(
+                "could not keep the calls of unknown outcome of %d job(s) (%s); a retry "
+                "charges one call each",
+                len(counts),
+                type(error).__name__,
+            )
+
+    def carried(self, job_ids: Sequence[str]) -> dict[str, int]:
+        """The counts an earlier attempt kept (see `carry`); none when Redis cannot say."""
+        try:
+            return self.store.take_carried(job_ids)
+        except redis.RedisError as error:
+            log.warning("could not read carried calls: %s", type(error).__name__)
+            return {}
+
     def sql_rows(self, job_ids: Sequence[str], retried: Sequence[str]) -> list[str]:
         """Of these settling jobs, those that may have an answer in the SQL journal: written
         there by this process, or by an earlier attempt (`retried`) anywhere."""

@@ -260,13 +260,23 @@ class BatchExecutor:
     def _mark_possible_repeats(self, runnable: list[JobWork]) -> None:
         """An earlier attempt reserved, kept no answer and never settled: its call may have
         been made and paid. The money is charged either way; the provider is called again
-        only where the job accepts a repeat."""
-        for w in runnable:
-            if w.entry is not None or w.admission is None or not w.admission.carried_over:
-                continue
+        only where the job accepts a repeat. Where the earlier attempts counted more such
+        calls than the one (requests dropped in transit before a retry, see `_carry`), each
+        of them is charged too."""
+        carried = [
+            w
+            for w in runnable
+            if w.entry is None and w.admission is not None and w.admission.carried_over
+        ]
+        counted = self.context.journal.carried([w.job_id for w in carried]) if carried else {}
+        for w in carried:
             w.carried_repeat = True
             job = w.item.job
             log.warning("job %s: an earlier attempt's provider call may have been paid", job.id)
+            more = counted.get(w.job_id, 1) - 1
+            if more > 0:
+                self._sent_in_transit(w, more)
+            assert w.admission is not None
             if not self.settings.repeat_allowed(job.agent_type, job.repeatable):
                 w.result = ended(
                     w.item,
@@ -362,6 +372,21 @@ class BatchExecutor:
             w.item, w.admission, error, provider=self.provider_name, status=JobStatus.FAILED
         )
 
+    def _carry(self, work: list[JobWork]) -> list[str]:
+        """Before the completion (which may not be written): how many calls of unknown outcome
+        each job would leave to a next attempt at its standing reservation, where more than
+        the one that reservation alone tells of, and no count where an earlier attempt's
+        could be stale. Jobs on their first attempt with none pay no round trip. Returns the
+        jobs given a count."""
+        counts = {
+            w.job_id: w.unknown_calls.calls if w.unknown_calls.calls > 1 else 0
+            for w in work
+            if w.unknown_calls.calls > 1 or w.item.attempts > 1
+        }
+        if counts:
+            self.context.journal.carry(counts)
+        return [job_id for job_id, calls in counts.items() if calls]
+
     def _sent_in_transit(self, w: JobWork, requests: int) -> None:
         """`requests` of this job's call failed after the provider may have received them:
         charged at the reservation, as possibly repeated calls."""
@@ -423,6 +448,7 @@ class BatchExecutor:
         }
         for job_id in repeats:
             usages.setdefault(job_id, TokenUsage())
+        carried = self._carry(work)
         rows = [
             batch_member(self.context, w.item.job, w.admission)
             for w in batched
@@ -455,6 +481,9 @@ class BatchExecutor:
             report.deferred.clear()
             report.waiting.clear()
             return report
+        charged = [job_id for job_id in carried if job_id in repeats]
+        if charged:  # this completion charged their calls: the counts go
+            self.context.journal.carry(dict.fromkeys(charged, 0))
         final = [w.result for w in work if w.result is not None and w.job_id in written]
         report.failed.update(
             {r.job_id: r.error for r in final if r.status == JobStatus.FAILED and r.error}

@@ -8,7 +8,11 @@ from collections.abc import Mapping, Sequence
 import redis
 
 from agentqueue.cache.entry import EntryDecodeError
-from agentqueue.constants import PENDING_ANSWER_INDEX_KEY, PENDING_ANSWER_PREFIX
+from agentqueue.constants import (
+    CARRIED_CALLS_PREFIX,
+    PENDING_ANSWER_INDEX_KEY,
+    PENDING_ANSWER_PREFIX,
+)
 from agentqueue.workers.kept_answer import KeptAnswer
 
 
@@ -51,6 +55,30 @@ class PendingAnswers:
         pipe.delete(*[f"{PENDING_ANSWER_PREFIX}{i}" for i in job_ids])
         pipe.zrem(PENDING_ANSWER_INDEX_KEY, *job_ids)
         pipe.execute()
+
+    def keep_carried(self, counts: Mapping[str, int]) -> None:
+        """Calls of unknown outcome jobs leave to their next attempt (job id -> how many; 0
+        drops a job's count)."""
+        if not counts:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for job_id, calls in counts.items():
+            if calls > 0:
+                pipe.set(f"{CARRIED_CALLS_PREFIX}{job_id}", calls, ex=self.ttl_s)
+            else:
+                pipe.delete(f"{CARRIED_CALLS_PREFIX}{job_id}")
+        pipe.execute()
+
+    def take_carried(self, job_ids: Sequence[str]) -> dict[str, int]:
+        """The counts kept for these jobs (they stay until an attempt replaces or drops them)."""
+        if not job_ids:
+            return {}
+        values = self.client.mget([f"{CARRIED_CALLS_PREFIX}{i}" for i in job_ids])
+        found: dict[str, int] = {}
+        for job_id, value in zip(job_ids, values, strict=True):
+            if isinstance(value, bytes) and value.isdigit():
+                found[job_id] = int(value)
+        return found
 
     def kept_before(self, when: float, *, limit: int) -> list[str]:
         """Jobs whose answer was kept (or last looked at) before `when` (a Unix time), oldest

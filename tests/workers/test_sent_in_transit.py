@@ -23,9 +23,13 @@ from sqlalchemy import select
 from agentqueue.budget.budget_limits import set_budget
 from agentqueue.budget.gate import AdmissionGroup, BudgetGate
 from agentqueue.budget.periods import window_for
-from agentqueue.budget.possible_repeats import IN_TRANSIT_REPEAT_REASON, POSSIBLE_REPEAT_REASON
+from agentqueue.budget.possible_repeats import (
+    IN_TRANSIT_REPEAT_REASON,
+    POSSIBLE_REPEAT_REASON,
+    PossibleRepeat,
+)
 from agentqueue.cache.entry import CacheEntry
-from agentqueue.constants import PENDING_ANSWER_PREFIX
+from agentqueue.constants import CARRIED_CALLS_PREFIX, PENDING_ANSWER_PREFIX
 from agentqueue.errors import DatabaseUnavailable
 from agentqueue.jobs import AgentJob, JobStatus, utcnow
 from agentqueue.metrics import names
@@ -50,6 +54,7 @@ from tests.workers.test_executor import (
     database_dir,
     entry_rows,
     job_rows,
+    provider_of,
     queued,
 )
 from tests.workers.test_openai_provider_e2e import API_KEY, openai_env
@@ -216,6 +221,68 @@ def test_a_carried_over_call_is_charged_when_the_retry_settles_from_a_kept_answe
     assert entry.state == "settled" and entry.output_tokens > 0
     assert entry.possible_repeat_usd == entry.reserved_usd > 0
     assert entry.charge_reason == POSSIBLE_REPEAT_REASON
+
+
+def test_a_retry_charges_every_request_its_earlier_attempt_dropped_not_just_one(
+    context: WorkerContext, llm_server: LLMTestServer
+) -> None:
+    """Given a job whose first attempt fails with a retryable error after three of its
+    requests may have reached the provider, its reservation stands for the retry; when the
+    retry is answered, then its settlement charges all three at the reservation (not the one
+    call a standing reservation alone tells of), and the count is gone once settled."""
+    [job_id] = queued(context, 1)
+    provider = provider_of(context)
+
+    def three_dropped() -> None:
+        raise ProviderError("connection dropped, then 503", retryable=True, maybe_sent=3)
+
+    provider.before = three_dropped
+    first = BatchExecutor(context).run([job_id])
+    assert list(first.retry) == [job_id]
+    assert entry_rows(context)[job_id].state == "reserved"
+    assert context.redis.get(f"{CARRIED_CALLS_PREFIX}{job_id}") == b"3"
+    provider.before = None
+
+    second = BatchExecutor(context).run([job_id])
+
+    assert (second.retry, second.failed) == ({}, {})
+    assert provider.calls == 2 and llm_server.requests_received == 1
+    entry = entry_rows(context)[job_id]
+    assert entry.state == "settled" and entry.output_tokens > 0
+    assert entry.possible_repeat_usd == 3 * entry.reserved_usd > 0
+    assert entry.charge_reason == PossibleRepeat(carried_over=True, in_transit=2).reason
+    assert context.redis.exists(f"{CARRIED_CALLS_PREFIX}{job_id}") == 0
+
+
+def test_a_release_the_ledger_could_not_write_leaves_every_dropped_request_to_the_retry(
+    context: WorkerContext, llm_server: LLMTestServer, database_dir: Path, tmp_path: Path
+) -> None:
+    """Given a primary model that drops every request, and a database that goes away while
+    the job's call is made, then the job cannot be moved to its fallback (the release is not
+    written) and comes back with its primary reservation standing; when the retry's call at
+    the primary is answered, then each of the three dropped requests is charged at that
+    reservation, counted at the test server."""
+    llm_server.add_fault(f"disconnect,model={PRIMARY}")
+    [job_id] = queued(context, 1, fallbacks=[FALLBACK])
+    provider = provider_of(context)
+    outage = DatabaseAway(database_dir, tmp_path / "away")
+    provider.before = outage
+    first = BatchExecutor(context).run([job_id])
+    assert isinstance(first.retry[job_id], DatabaseUnavailable)
+    assert [a.model for a in llm_server.arrivals] == [PRIMARY] * 3
+    provider.before = None
+    outage.back()
+    llm_server.faults.clear()
+
+    second = BatchExecutor(context).run([job_id])
+
+    assert (second.retry, second.failed) == ({}, {})
+    assert [a.model for a in llm_server.arrivals] == [PRIMARY] * 4
+    entries = entry_rows(context)
+    entry = entries[job_id]
+    assert (entry.state, entry.model) == ("settled", PRIMARY)
+    assert entry.possible_repeat_usd == 3 * entry.reserved_usd > 0
+    assert charged_apart(entries, job_id) == []
 
 
 def test_a_job_moving_to_its_fallback_after_a_dropped_request_is_charged_for_it(
@@ -480,6 +547,40 @@ def test_workers_charge_dropped_requests_whether_the_job_succeeds_or_fails(
     assert entry.state == "settled"  # charged, not released
     assert entry.possible_repeat_usd > 0 and entry.cost_usd >= entry.reserved_usd
     assert entry.charge_reason and entry.charge_reason.startswith("possibly_repeated")
+
+
+def test_a_worker_retry_charges_both_requests_its_first_attempt_dropped(
+    pipeline: Pipeline, llm_server: LLMTestServer
+) -> None:
+    """Given a worker whose provider drops a job's first two requests and answers the third
+    with a 503 asking to wait longer than the worker waits in a call (three attempts per call),
+    the job's first attempt ends in a retry with its reservation standing; when the retry is answered, then both dropped requests are charged
+    at the reservation, counted at the test server, not the one call a standing reservation
+    alone tells of."""
+    llm_server.add_fault("disconnect,contains=TWICE,first=2")
+    llm_server.add_fault("status=503,retry_after=1,contains=TWICE,first=1")
+    job = simple_job(1, messages=[{"role": "user", "content": "drop me TWICE"}])
+    [handle] = pipeline.queue.submit_many([job], packed=False)
+    pipeline.start_worker(
+        env=openai_env(
+            llm_server,
+            AGENTQUEUE_PROVIDER_MAX_ATTEMPTS="3",
+            AGENTQUEUE_PROVIDER_MAX_RETRY_AFTER_S="0.5",
+            AGENTQUEUE_RATE_LIMIT_MAX_WAIT_S="0",  # the job comes back later instead
+        ),
+        concurrency=2,
+    )
+
+    result = pipeline.queue.wait([handle.id], timeout=60)[handle.id]
+
+    assert result.status is JobStatus.SUCCEEDED, result.error
+    assert result.attempts >= 2
+    assert sum(1 for a in llm_server.arrivals if "TWICE" in a.text) == 4
+    entry = ledger_entries(pipeline)[handle.id]
+    assert entry.state == "settled" and entry.output_tokens > 0
+    assert entry.possible_repeat_usd == 2 * entry.reserved_usd > 0
+    assert entry.charge_reason == PossibleRepeat(carried_over=True, in_transit=1).reason
+    assert result.cost == entry.cost_usd
 
 
 def test_workers_charge_each_dropped_request_once_while_a_job_waits_at_its_fallback(
