@@ -553,10 +553,10 @@ def test_a_worker_retry_charges_both_requests_its_first_attempt_dropped(
     pipeline: Pipeline, llm_server: LLMTestServer
 ) -> None:
     """Given a worker whose provider drops a job's first two requests and answers the third
-    with a 503 asking to wait longer than the worker waits in a call (three attempts per call),
-    the job's first attempt ends in a retry with its reservation standing; when the retry is answered, then both dropped requests are charged
-    at the reservation, counted at the test server, not the one call a standing reservation
-    alone tells of."""
+    with a 503 asking to wait longer than the worker waits in a call (three attempts per
+    call), the job's first attempt ends in a retry with its reservation standing; when the
+    retry is answered, then both dropped requests are charged at the reservation, counted at
+    the test server, not the one call a standing reservation alone tells of."""
     llm_server.add_fault("disconnect,contains=TWICE,first=2")
     llm_server.add_fault("status=503,retry_after=1,contains=TWICE,first=1")
     job = simple_job(1, messages=[{"role": "user", "content": "drop me TWICE"}])
