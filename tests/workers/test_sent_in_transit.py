@@ -18,6 +18,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import select
 
 from agentqueue.budget.budget_limits import set_budget
@@ -41,9 +44,11 @@ from agentqueue.providers import ProviderError
 from agentqueue.settings import load_settings
 from agentqueue.testing.llm_server import LLMTestServer
 from agentqueue.usage import TokenUsage
+from agentqueue.workers.answer_journal import AnswerJournal
 from agentqueue.workers.context import WorkerContext
 from agentqueue.workers.executor import BatchExecutor
 from agentqueue.workers.kept_answer import KeptAnswer
+from agentqueue.workers.pending_answers import PendingAnswers
 from tests.metrics.test_worker_metrics import as_money, scrape, total
 from tests.support.pipeline import Pipeline, simple_job
 from tests.support.services import free_port
@@ -252,6 +257,27 @@ def test_a_retry_charges_every_request_its_earlier_attempt_dropped_not_just_one(
     assert entry.possible_repeat_usd == 3 * entry.reserved_usd > 0
     assert entry.charge_reason == PossibleRepeat(carried_over=True, in_transit=2).reason
     assert context.redis.exists(f"{CARRIED_CALLS_PREFIX}{job_id}") == 0
+
+
+def test_a_carried_count_is_kept_dropped_and_falls_back_to_none_when_unreadable(
+    context: WorkerContext,
+) -> None:
+    """Counts are kept and dropped per job; a value that is not a count, or a Redis that
+    cannot be reached, reads as no count (the retry then charges one call) and never
+    raises."""
+    journal = context.journal
+    journal.carry({"a": 3, "b": 2})
+    context.redis.set(f"{CARRIED_CALLS_PREFIX}c", b"x7")
+    assert journal.carried(["a", "b", "c", "d"]) == {"a": 3, "b": 2}
+    journal.carry({"b": 0})
+    assert journal.carried(["a", "b"]) == {"a": 3}
+    assert 0 < context.redis.ttl(f"{CARRIED_CALLS_PREFIX}a") <= journal.store.ttl_s
+    away = AnswerJournal(
+        context.sessions,
+        PendingAnswers(redis.Redis(port=free_port(), retry=Retry(NoBackoff(), 0)), ttl_s=60),
+    )
+    away.carry({"a": 2})
+    assert away.carried(["a"]) == {}
 
 
 def test_a_release_the_ledger_could_not_write_leaves_every_dropped_request_to_the_retry(
