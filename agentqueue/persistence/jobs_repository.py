@@ -173,6 +173,11 @@ def _claimable(now: ColumnElement[datetime]) -> ColumnElement[bool]:
     )
 
 
+# The claim's parameters used in more than one place of its statements.
+_CLAIM_NOW = bindparam("claim_now", type_=jobs.c.lease_expires_at.type)
+_CLAIM_OWNER = bindparam("claim_owner", type_=jobs.c.lease_owner.type)
+
+
 def _claim_statement(condition: ColumnElement[bool]) -> Update:
     return (
         update(jobs)
@@ -180,8 +185,8 @@ def _claim_statement(condition: ColumnElement[bool]) -> Update:
         .values(
             status=JobStatus.RUNNING.value,
             attempts=jobs.c.attempts + 1,
-            started_at=bindparam("claim_now"),
-            lease_owner=bindparam("claim_owner"),
+            started_at=_CLAIM_NOW,
+            lease_owner=_CLAIM_OWNER,
             lease_expires_at=bindparam("claim_until"),
         )
         .returning(
@@ -196,14 +201,13 @@ def _claim_statement(condition: ColumnElement[bool]) -> Update:
 
 # Built once: a claim runs per group, and building the statement cost more CPU than its
 # execution (the compiled form is cached by SQLAlchemy either way).
-_CLAIM_NOW = bindparam("claim_now", type_=jobs.c.lease_expires_at.type)
 _CLAIM = _claim_statement(_claimable(_CLAIM_NOW))
 _CLAIM_OWN = _claim_statement(
     or_(
         _claimable(_CLAIM_NOW),
         and_(
             jobs.c.status == JobStatus.RUNNING.value,
-            jobs.c.lease_owner == bindparam("claim_owner"),
+            jobs.c.lease_owner == _CLAIM_OWNER,
             jobs.c.id.in_(bindparam("claim_own", expanding=True)),
         ),
     )
