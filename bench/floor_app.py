@@ -3,8 +3,11 @@
 A Celery app with agentqueue's broker settings whose one task hands its job id to the same
 `BatchAggregator` (same batch size and timeout) as `agentqueue.run_job`, but whose groups skip
 the batch executor's SQL, cache and result work. `AGENTQUEUE_BENCH_FLOOR` says what a group
-still does: `aggregator` (nothing) or `calls` (one real provider call per job, concurrently on
-a pool of `AGENTQUEUE_WORKER_CONCURRENCY` threads, as the executor makes them).
+still does: `aggregator` (nothing), `calls` (one real provider call per job, concurrently on
+a pool of `AGENTQUEUE_WORKER_CONCURRENCY` threads, as the executor makes them) or `results`
+(the calls, then each job's result published to Redis as the executor publishes it, so that a
+client's `submit(...).get()` returns: P9's floor, whose jobs come as `agentqueue.run_job`
+messages from the client API and never touch the ledger or the jobs table in the worker).
 """
 
 from __future__ import annotations
@@ -13,11 +16,18 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import redis
+
+from agentqueue.constants import TASK_RUN_JOB
+from agentqueue.jobs import JobResult, JobStatus
 from agentqueue.providers import ProviderRequest, build_provider
+from agentqueue.results import ResultStore
 from agentqueue.settings import get_settings
 from agentqueue.workers.aggregator import BatchAggregator
 from agentqueue.workers.app_factory import GuardedCelery
+from agentqueue.workers.arrivals import is_urgent
 from agentqueue.workers.config import celery_config
 
 app = GuardedCelery("floor")  # agentqueue's transport, as its workers have
@@ -35,9 +45,10 @@ def _build_aggregator() -> BatchAggregator[None]:
     mode = os.environ.get("AGENTQUEUE_BENCH_FLOOR", "aggregator")
     provider = build_provider(settings)
     pool = ThreadPoolExecutor(max_workers=settings.worker_concurrency)
+    results = ResultStore(redis.Redis.from_url(settings.redis_url), ttl_s=settings.result_ttl_s)
 
     def run(job_ids: Sequence[str]) -> None:
-        if mode != "calls":
+        if mode not in ("calls", "results"):
             return
         requests = [
             ProviderRequest(
@@ -49,20 +60,46 @@ def _build_aggregator() -> BatchAggregator[None]:
             for job_id in job_ids
         ]
         if len(requests) == 1:  # as the executor: a lone call runs in the job's own thread
-            provider.complete(requests[0])
+            responses = [provider.complete(requests[0])]
         else:
-            list(pool.map(provider.complete, requests))
+            responses = list(pool.map(provider.complete, requests))
+        if mode == "results":
+            results.publish(
+                [
+                    JobResult(
+                        job_id=job_id,
+                        status=JobStatus.SUCCEEDED,
+                        output=response.output,
+                        model=response.model,
+                        usage=response.usage,
+                    )
+                    for job_id, response in zip(job_ids, responses, strict=True)
+                ]
+            )
 
     return BatchAggregator(
         run, size=settings.batch_size, timeout_s=settings.batch_timeout_ms / 1000
     )
 
 
-@app.task(name="bench.floor_job", acks_late=True, ignore_result=True)
-def floor_job(job_id: str, agent_type: str, model: str) -> None:
+def _the_aggregator() -> BatchAggregator[None]:
     global _aggregator
     if _aggregator is None:
         with _lock:
             if _aggregator is None:
                 _aggregator = _build_aggregator()
-    _aggregator.submit((agent_type, model), job_id)
+    return _aggregator
+
+
+@app.task(name="bench.floor_job", acks_late=True, ignore_result=True)
+def floor_job(job_id: str, agent_type: str, model: str) -> None:
+    _the_aggregator().submit((agent_type, model), job_id)
+
+
+@app.task(bind=True, name=TASK_RUN_JOB, acks_late=True, ignore_result=True)
+def floor_run_job(self: Any, job_id: str, agent_type: str, model: str) -> None:
+    """The client API's messages, as `agentqueue.run_job` takes them (critical and high never
+    wait for company)."""
+    _the_aggregator().submit(
+        (agent_type, model), job_id, urgent=is_urgent(self.request.delivery_info)
+    )

@@ -25,8 +25,8 @@ the medians (`P9 lone job p50: A ms, bare Celery round trip: B ms, ratio: R`).
         [--database postgres|sqlite] [--redis-db 8] [--clock first-take|command] [--floor]
 
 `--floor` adds floor_app's runs: the same messages through the same aggregator, with the batch
-executor's work left out (P1) or reduced to the provider calls (P2), to show what the rest of
-the path costs.
+executor's work left out (P1), reduced to the provider calls (P2), or to the call and the
+published result (P9, the same client API calls), to show what the rest of the path costs.
 """
 
 from __future__ import annotations
@@ -430,7 +430,7 @@ def main() -> None:
         if args.only in (None, "p9"):
             from lone_job import p9
 
-            p9(env, args.p9_jobs, log_dir)
+            p9(env, args.p9_jobs, log_dir, floor=args.floor)
         if args.only in (None, "p2"):
             concurrencies = [int(c) for c in args.p2_concurrency.split(",") if c.strip()]
             p2(
