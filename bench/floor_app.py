@@ -1,8 +1,10 @@
 """The floor under agentqueue's single-message path, for `throughput.py --floor`.
 
-A Celery app with agentqueue's broker settings whose one task hands its job id to the same
-`BatchAggregator` (same batch size and timeout) as `agentqueue.run_job`, but whose groups skip
-the batch executor's SQL, cache and result work. `AGENTQUEUE_BENCH_FLOOR` says what a group
+A Celery app with agentqueue's broker settings whose `agentqueue.run_job` task hands its job id
+to a `BatchAggregator` built as the worker builds its own (same batch size and timeout, the same
+company rule: a job waits only for jobs of its key that hold a thread; critical and high never
+wait; slow calls let the next group go), but whose groups skip the batch executor's SQL, cache
+and result work. `AGENTQUEUE_BENCH_FLOOR` says what a group
 still does: `aggregator` (nothing), `calls` (one real provider call per job, concurrently on
 a pool of `AGENTQUEUE_WORKER_CONCURRENCY` threads, as the executor makes them) or `results`
 (the calls, then each job's result published to Redis as the executor publishes it, so that a
@@ -27,7 +29,7 @@ from agentqueue.results import ResultStore
 from agentqueue.settings import get_settings
 from agentqueue.workers.aggregator import BatchAggregator
 from agentqueue.workers.app_factory import GuardedCelery
-from agentqueue.workers.arrivals import is_urgent
+from agentqueue.workers.arrivals import held_job_ids, is_urgent
 from agentqueue.workers.config import celery_config
 
 app = GuardedCelery("floor")  # agentqueue's transport, as its workers have
@@ -59,10 +61,11 @@ def _build_aggregator() -> BatchAggregator[None]:
             )
             for job_id in job_ids
         ]
-        if len(requests) == 1:  # as the executor: a lone call runs in the job's own thread
-            responses = [provider.complete(requests[0])]
-        else:
-            responses = list(pool.map(provider.complete, requests))
+        with aggregator.calls_phase():
+            if len(requests) == 1:  # as the executor: a lone call runs in the job's own thread
+                responses = [provider.complete(requests[0])]
+            else:
+                responses = list(pool.map(provider.complete, requests))
         if mode == "results":
             results.publish(
                 [
@@ -77,9 +80,13 @@ def _build_aggregator() -> BatchAggregator[None]:
                 ]
             )
 
-    return BatchAggregator(
-        run, size=settings.batch_size, timeout_s=settings.batch_timeout_ms / 1000
+    aggregator: BatchAggregator[None] = BatchAggregator(
+        run,
+        size=settings.batch_size,
+        timeout_s=settings.batch_timeout_ms / 1000,
+        company=held_job_ids,
     )
+    return aggregator
 
 
 def _the_aggregator() -> BatchAggregator[None]:
@@ -91,15 +98,9 @@ def _the_aggregator() -> BatchAggregator[None]:
     return _aggregator
 
 
-@app.task(name="bench.floor_job", acks_late=True, ignore_result=True)
-def floor_job(job_id: str, agent_type: str, model: str) -> None:
-    _the_aggregator().submit((agent_type, model), job_id)
-
-
 @app.task(bind=True, name=TASK_RUN_JOB, acks_late=True, ignore_result=True)
 def floor_run_job(self: Any, job_id: str, agent_type: str, model: str) -> None:
-    """The client API's messages, as `agentqueue.run_job` takes them (critical and high never
-    wait for company)."""
+    """Messages as the client API sends them; critical and high never wait for company."""
     _the_aggregator().submit(
         (agent_type, model), job_id, urgent=is_urgent(self.request.delivery_info)
     )

@@ -54,6 +54,8 @@ from harness import (
     scratch_postgres,
 )
 
+from agentqueue.constants import TASK_RUN_JOB
+
 
 def cpu_count() -> int:
     from agentqueue.workers.supervisor import default_processes
@@ -183,7 +185,7 @@ def floor_jobs(
     return preloaded_task_rate(
         {**env, "AGENTQUEUE_BENCH_FLOOR": mode},
         "floor_app",
-        "bench.floor_job",
+        TASK_RUN_JOB,
         lambda index: (f"job-{index}", "bench", "gpt-4o-mini"),
         jobs,
         concurrency,
