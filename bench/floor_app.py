@@ -1,15 +1,15 @@
 """The floor under agentqueue's single-message path, for `throughput.py --floor`.
 
 A Celery app with agentqueue's broker settings whose `agentqueue.run_job` task hands its job id
-to a `BatchAggregator` built as the worker builds its own (same batch size and timeout, the same
-company rule: a job waits only for jobs of its key that hold a thread; critical and high never
-wait; slow calls let the next group go), but whose groups skip the batch executor's SQL, cache
-and result work. `AGENTQUEUE_BENCH_FLOOR` says what a group
-still does: `aggregator` (nothing), `calls` (one real provider call per job, concurrently on
-a pool of `AGENTQUEUE_WORKER_CONCURRENCY` threads, as the executor makes them) or `results`
-(the calls, then each job's result published to Redis as the executor publishes it, so that a
-client's `submit(...).get()` returns: P9's floor, whose jobs come as `agentqueue.run_job`
-messages from the client API and never touch the ledger or the jobs table in the worker).
+to a `BatchAggregator` built as the worker builds its own: the same batch size and timeout, and
+the same company rule (a job waits only for jobs of its key that hold a thread, critical and
+high never wait, slow calls let the next group go). Its groups skip the batch executor's SQL,
+cache and result work. `AGENTQUEUE_BENCH_FLOOR` says what a group still does: `aggregator`
+(nothing), `calls` (one real provider call per job, concurrently on a pool of
+`AGENTQUEUE_WORKER_CONCURRENCY` threads, as the executor makes them) or `results` (the calls,
+then each job's result published to Redis as the executor publishes it, so that a client's
+`submit(...).get()` returns: P9's floor, which never touches the ledger or the jobs table in
+the worker).
 """
 
 from __future__ import annotations
