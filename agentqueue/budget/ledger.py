@@ -309,7 +309,11 @@ class Ledger:
             )
         update_entries(session, changes)
         if increments:
-            add_to_rows(session, deltas, now)
+            # Only budgeted scopes keep usage rows, so only their keys are changed. The entries'
+            # read above joined the ledger writers: a budget set since waits for this commit,
+            # and one set before is read here (see ledger_guard).
+            limits = load_limits(session, {key[0] for key in deltas})
+            add_to_rows(session, {k: d for k, d in deltas.items() if k[:2] in limits}, now)
         else:
             write_back(session, rows.values(), now)
         return costs
