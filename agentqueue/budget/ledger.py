@@ -11,7 +11,6 @@ fail and rerun, so concurrent workers and redelivered copies of a job never char
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ from agentqueue.budget.usage_view import UsageView
 from agentqueue.persistence.ledger_entries import (
     Entry,
     EntryState,
+    charged_apart_key,
     insert_entries,
     lock_entries,
     read_entries,
@@ -424,7 +424,7 @@ def _charge_row(entry: Entry, charge: Decimal, reason: str, now: datetime) -> di
     """A row of its own for calls of unknown outcome charged apart from `entry`: the job's
     tenant, agent type and model, in the day and window of that reservation."""
     return {
-        "job_id": f"{entry.job_id}:unknown-calls:{uuid.uuid4().hex[:12]}",
+        "job_id": charged_apart_key(entry.job_id),
         "state": EntryState.UNKNOWN_CALLS.value,
         "tenant": entry.tenant,
         "agent_type": entry.agent_type,

@@ -46,7 +46,8 @@ class LedgerFigures:
 
 
 def read_ledger(sessions: sessionmaker[Session], job_ids: Iterable[str]) -> LedgerFigures:
-    """Sums over these jobs' ledger entries only (the database may hold earlier runs)."""
+    """Sums over these jobs' ledger entries and their charges apart only (the database may
+    hold earlier runs)."""
     ids = sorted(set(job_ids))
     spent = avoided = saved = Decimal(0)
     with sessions() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,7 +10,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Table, Update, bindparam, select, update
+from sqlalchemy import ColumnElement, Table, Update, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from agentqueue.persistence.job_table import JobRecord
@@ -30,8 +31,23 @@ class EntryState(StrEnum):
     CACHE_HIT = "cache_hit"
     # Calls of unknown outcome charged on a row of their own, not a job's entry: made at a model
     # the job left for a fallback, charged as its reservation there was released (the job's own
-    # entry is reserved again at the fallback). Its id is `<job id>:unknown-calls:<suffix>`.
+    # entry is reserved again at the fallback). Its id is `charged_apart_key(<job id>)`.
     UNKNOWN_CALLS = "unknown_calls"
+
+
+_APART_MARK = ":unknown-calls:"
+_APART_SUFFIX = 12  # hex digits: one row per charge
+
+
+def charged_apart_key(job_id: str) -> str:
+    """The entry id of a charge apart from `job_id`'s entry: `<job id>:unknown-calls:<hex>`."""
+    return f"{job_id}{_APART_MARK}{uuid.uuid4().hex[:_APART_SUFFIX]}"
+
+
+def charged_apart_owner() -> ColumnElement[str]:
+    """SQL: the job id a charge apart was made for, read back from its entry id."""
+    tail = len(_APART_MARK) + _APART_SUFFIX
+    return func.substr(ENTRIES.c.job_id, 1, func.length(ENTRIES.c.job_id) - tail)
 
 
 @dataclass(frozen=True, slots=True)

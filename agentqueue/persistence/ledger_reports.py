@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Numeric, case, func, select
 from sqlalchemy.orm import Session
 
-from agentqueue.persistence.ledger_entries import ENTRIES, EntryState
+from agentqueue.persistence.ledger_entries import ENTRIES, EntryState, charged_apart_owner
 
 _MONEY = Numeric(28, 10)
 # Entries that are jobs: calls charged apart from a job's entry count in the spend only.
@@ -52,8 +52,9 @@ def spend_by_day_and_model(
 
 def ledger_totals(session: Session, job_ids: Sequence[str] | None = None) -> tuple[Any, ...]:
     """(jobs' entries, spent, avoided by the cache, saved by cheaper tiers) over the whole
-    ledger, or over the entries of `job_ids` only (keep a call's ids under ~500: one IN list).
-    Calls charged apart from a job's entry count in the spend, not as entries."""
+    ledger, or over the entries of `job_ids` and their charges apart only (keep a call's ids
+    under ~500: two IN lists). Calls charged apart from a job's entry count in the spend, not
+    as entries."""
     statement = select(
         _JOBS,
         func.coalesce(func.sum(ENTRIES.c.cost_usd), 0),
@@ -66,5 +67,7 @@ def ledger_totals(session: Session, job_ids: Sequence[str] | None = None) -> tup
         ),
     )
     if job_ids is not None:
-        statement = statement.where(ENTRIES.c.job_id.in_(list(job_ids)))
+        ids = list(job_ids)
+        apart = (ENTRIES.c.state == EntryState.UNKNOWN_CALLS.value) & charged_apart_owner().in_(ids)
+        statement = statement.where(ENTRIES.c.job_id.in_(ids) | apart)
     return tuple(session.execute(statement).one())

@@ -1,9 +1,9 @@
 """Calls of unknown outcome charged apart from a job's entry: the job moves to a fallback
 model, so its entry is released and will be reserved again at that model. The calls are
 charged with the release, on a row of their own in the released reservation's day and window;
-reports count them as spend, not as jobs, and a recount of the entries (a budget's backfill)
-equals the live usage row, before and after the job's entry is reserved again and settled
-(real SQLite and PostgreSQL)."""
+reports count them as spend, not as jobs (also when summing over the job's own id, as the
+demo does), and a recount of the entries (a budget's backfill) equals the live usage row,
+before and after the job's entry is reserved again and settled (real SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -72,6 +72,9 @@ def test_calls_charged_apart_are_spent_once_in_their_window_and_reports(
     assert_row_equals_recount(gate)
     with gate.sessions() as session:
         assert ledger_totals(session)[:2] == (1, 2 * reserved)
+        # Over the job's own id (as the demo sums its run): its charges apart count too.
+        assert ledger_totals(session, ["moved"])[:2] == (1, 2 * reserved)
+        assert ledger_totals(session, ["other"])[:2] == (0, 0)
         [(_day, model, jobs, _hits, spent, *_)] = spend_by_day_and_model(session, since_day="")
     assert (model, jobs, Decimal(spent)) == ("gpt-4o-mini", 0, 2 * reserved)
 
@@ -88,3 +91,4 @@ def test_calls_charged_apart_are_spent_once_in_their_window_and_reports(
     assert_row_equals_recount(gate)
     with gate.sessions() as session:
         assert ledger_totals(session)[:2] == (1, costs["moved"] + 2 * reserved)
+        assert ledger_totals(session, ["moved"])[:2] == (1, costs["moved"] + 2 * reserved)
