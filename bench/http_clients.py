@@ -6,8 +6,11 @@ process against the local OpenAI-compatible test server (its own process, `--lat
 `--concurrency` requests in flight and `--requests` requests per run:
 
 - `threads`: a `ThreadPoolExecutor` of C threads sharing one `httpx.Client` (the worker's shape);
+- `http.client`: the same threads, each on its own connection of the standard library's
+  `http.client` (what our transport is built on);
 - `provider`: the same threads calling agentqueue's own `OpenAICompatibleProvider` (what a
-  worker's call costs with our transport: retries, redaction, the reply's checks);
+  worker's call costs with our transport, on `http.client` since the ninth session: retries,
+  redaction, the reply's checks);
 - `event-loop`: C coroutines on one asyncio loop sharing one `httpx.AsyncClient`.
 
 Each prints this process's CPU time (user and system) per request and the requests per second
@@ -21,11 +24,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
+import json
 import resource
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from harness import LLMServerProcess
@@ -71,6 +78,29 @@ def threads(url: str, concurrency: int, requests: int) -> tuple[float, float]:
         return timed_pool(one, concurrency, requests)
 
 
+def stdlib(url: str, concurrency: int, requests: int) -> tuple[float, float]:
+    """The same threads, each on its own `http.client` connection (what our transport uses)."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    local = threading.local()
+    headers = {**HEADERS, "content-type": "application/json"}
+
+    def one(_: int) -> object:
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = http.client.HTTPConnection(
+                parts.hostname, parts.port, timeout=30
+            )
+        connection.request(
+            "POST", f"{parts.path}/chat/completions", body=json.dumps(BODY), headers=headers
+        )
+        response = connection.getresponse()
+        assert response.status == 200
+        return json.loads(response.read())
+
+    return timed_pool(one, concurrency, requests)
+
+
 def provider(url: str, concurrency: int, requests: int) -> tuple[float, float]:
     settings = Settings(
         provider="openai",
@@ -112,6 +142,7 @@ def event_loop(url: str, concurrency: int, requests: int) -> tuple[float, float]
 
 MODES: dict[str, Callable[[str, int, int], tuple[float, float]]] = {
     "threads": threads,
+    "http.client": stdlib,
     "provider": provider,
     "event-loop": event_loop,
 }
@@ -137,7 +168,7 @@ def main() -> None:
                 cpu, wall = run(server.base_url, args.concurrency, args.requests)
                 results[mode].append((cpu, wall))
                 print(
-                    f"  round {round_number} {mode:10s}: {1000 * cpu / args.requests:6.2f} ms CPU "
+                    f"  round {round_number} {mode:11s}: {1000 * cpu / args.requests:6.2f} ms CPU "
                     f"per request, {args.requests / wall:5.0f} requests/s"
                 )
     finally:
@@ -147,7 +178,7 @@ def main() -> None:
         cpu = min(c for c, _ in runs)
         rate = max(args.requests / w for _, w in runs)
         print(
-            f"{mode:10s}: {1000 * cpu / args.requests:6.2f} ms CPU per request "
+            f"{mode:11s}: {1000 * cpu / args.requests:6.2f} ms CPU per request "
             f"({cpu / base:.2f}x threads), {rate:.0f} requests/s "
             f"({100 * rate / ceiling:.0f}% of ceiling)"
         )

@@ -2,44 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from agentqueue.providers.backoff import BackoffPolicy, parse_retry_after
 from agentqueue.providers.base import ProviderError
 from agentqueue.providers.connection_pool import EndpointPool, PoolConfig
+from agentqueue.providers.http_connection import ExchangeFailed, RawReply, UnusableUrl
 from agentqueue.providers.redaction import Redactor, url_secrets
 from agentqueue.settings import has_userinfo
 
 logger = logging.getLogger(__name__)
-# httpx logs every request at INFO with its full URL (query string included); a credential in
-# a base URL would be written once per job. Our own lines say what happened, redacted.
+# httpx (the batch endpoints' and the alerts' client) logs every request at INFO with its full
+# URL (query string included); a credential in a base URL would be written once per job. Our
+# own lines say what happened, redacted.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 # What the official OpenAI and Anthropic clients retry: timeouts, lock conflicts, rate limits and
 # server errors (Anthropic's 529 "overloaded" included). Any other 4xx will fail the same way again.
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
 _DETAIL_LIMIT = 300
-# Transport errors raised before the request was (fully) written: the provider cannot have
-# received it. Any other transport error (the connection dropped or timed out while the reply
-# was awaited) may come after the provider received, ran and billed the request.
-_NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.WriteError,
-    httpx.WriteTimeout,
-    httpx.LocalProtocolError,
-    httpx.ProxyError,
-    httpx.UnsupportedProtocol,
-)
-
-
 # Told (model, HTTP status, reply headers) after every reply: shared rate limits learn from it.
 ResponseObserver = Callable[[str, int, Mapping[str, str]], None]
 
@@ -73,9 +59,9 @@ class HttpTransport:
     naming the cause. An attempt that failed after the provider may have received the request
     (read errors and timeouts, a dropped connection; not connect or write errors, not HTTP error
     statuses) may have been billed: the reply counts them (`maybe_repeated`) and an error
-    raised after one says so (`maybe_sent`), so the caller charges them. Every message is
-    passed through the redactor, and no httpx exception (whose request carries the API key
-    header) is ever chained to a raised error.
+    raised after one says so (`maybe_sent`), so the caller charges them (see
+    `http_connection`). Every message is passed through the redactor, and no exception of the
+    exchange is ever chained to a raised error.
     """
 
     def __init__(
@@ -102,7 +88,9 @@ class HttpTransport:
         self._key_variable = key_variable
         self._url_variable = url_variable
         self.base_url = self._redact(base_url)
-        self._connections = EndpointPool(base_url, headers, self.pool)
+        self._connections = EndpointPool(
+            base_url, {"content-type": "application/json", **headers}, self.pool
+        )
         # Set with `observer` by a shared rate limiter: a 429 then goes back to it at once
         # (to wait its turn with every other worker) instead of being retried here.
         self.observer: ResponseObserver | None = None
@@ -166,11 +154,11 @@ class HttpTransport:
     def get_json(self, path: str) -> dict[str, Any] | None:
         """One GET over the pool (e.g. the model listing); None on any failure, never raises."""
         try:
-            with self._connections.client() as client:
-                response = client.get(path)
-        except httpx.HTTPError:
+            with self._connections.client() as connection:
+                response = connection.get(path)
+        except (ExchangeFailed, UnusableUrl):
             return None
-        if response.status_code != 200:
+        if response.status != 200:
             return None
         try:
             parsed = response.json()
@@ -180,19 +168,17 @@ class HttpTransport:
 
     def _attempt(self, path: str, body: Mapping[str, Any]) -> JsonReply | _Failure:
         """One HTTP exchange: a reply, a retryable failure, or a raised non-retryable error."""
-        # Errors are raised after the `except` block, so no httpx exception (whose request holds
-        # the key header) rides along as __context__.
+        # Errors are raised after the `except` block, so no exception of the exchange rides
+        # along as __context__.
         unusable_url: str | None = None
+        payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         try:
-            with self._connections.client() as client:
-                response = client.post(path, json=body)
-        except httpx.UnsupportedProtocol as exc:
+            with self._connections.client() as connection:
+                response = connection.post(path, payload.encode())
+        except UnusableUrl as exc:
             unusable_url = self._redact(str(exc))
-        except httpx.TransportError as exc:
-            return _Failure(
-                f"{type(exc).__name__}: {self._redact(str(exc)) or 'no detail'}",
-                maybe_sent=not isinstance(exc, _NOT_SENT_ERRORS),
-            )
+        except ExchangeFailed as exc:
+            return _Failure(self._redact(exc.reason), maybe_sent=exc.maybe_sent)
         if unusable_url is not None:
             raise ProviderError(
                 f"{self.provider} base URL {self.base_url!r} is not usable ({unusable_url}); "
@@ -200,7 +186,7 @@ class HttpTransport:
                 retryable=False,
                 code="provider_bad_config",
             )
-        status = response.status_code
+        status = response.status
         if self.observer is not None:
             self.observer(str(body.get("model") or ""), status, response.headers)
         if 200 <= status < 300:
@@ -227,7 +213,7 @@ class HttpTransport:
             return _Failure(f"HTTP {status}: {detail}", retry_after_s)
         raise self._client_error(status, detail)
 
-    def _parse_json(self, response: httpx.Response, path: str) -> dict[str, Any]:
+    def _parse_json(self, response: RawReply, path: str) -> dict[str, Any]:
         try:
             parsed = response.json()
         except ValueError:
@@ -241,7 +227,7 @@ class HttpTransport:
             )
         return parsed
 
-    def _error_detail(self, response: httpx.Response) -> str:
+    def _error_detail(self, response: RawReply) -> str:
         """The server's own error message (OpenAI and Anthropic shapes), short and redacted."""
         text = response.text
         try:
@@ -254,7 +240,7 @@ class HttpTransport:
                 text = str(error["message"])
             elif isinstance(error, str):
                 text = error
-        text = " ".join(text.split()) or response.reason_phrase
+        text = " ".join(text.split()) or response.reason
         return self._redact(text[:_DETAIL_LIMIT])
 
     def _client_error(self, status: int, detail: str) -> ProviderError:

@@ -65,6 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go out as two writes
     timeout = _IDLE_CONNECTION_TIMEOUT_S
     server: _HTTPServer
+    _uncounted = False  # an API request arrived and is not yet counted as served or not
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
@@ -139,6 +140,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve_api(self, path: str, raw: bytes, *, anthropic: bool) -> None:
         owner = self.server.owner
+        self._uncounted = False
         try:
             body = json.loads(raw)
             model, messages = body["model"], body["messages"]
@@ -160,11 +162,14 @@ class _Handler(BaseHTTPRequestHandler):
         refusal = None if fault is not None else owner.policy.refusal(model, body)
         label = fault.spec if fault else (refusal.label if refusal else None)
         owner.counters.arrived(Arrival(time.monotonic(), path, model, label, last_text))
+        self._uncounted = True  # counted served as its reply is written (see `_send_json`)
         answered = False
         try:
             answered = self._answer(body, fault, refusal, anthropic=anthropic)
         finally:
-            owner.counters.finished(answered)
+            if self._uncounted:
+                self._uncounted = False
+                owner.counters.finished(answered)
 
     def _answer(
         self,
@@ -229,6 +234,11 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
+        if getattr(self, "_uncounted", False):
+            # Served before the body goes out: a client that reads the reply and then asks
+            # the counters must find it counted.
+            self._uncounted = False
+            self.server.owner.counters.finished(True)
         self.wfile.write(data)
 
 

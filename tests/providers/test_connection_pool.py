@@ -14,13 +14,10 @@ from tests.providers.conftest import chat
 
 def test_pool_size_is_the_per_host_cap_bounded_by_the_total() -> None:
     """Given the issue's defaults (20 total, 10 per host), then one endpoint's pool holds 10; a
-    larger per-host cap is bounded by the total; every pooled connection is kept alive."""
+    larger per-host cap is bounded by the total."""
     assert PoolConfig().size == 10
     assert PoolConfig(max_connections=64, max_connections_per_host=64).size == 64
     assert PoolConfig(max_connections=20, max_connections_per_host=100).size == 20
-    limits = PoolConfig(keepalive_s=30).limits(10)
-    assert (limits.max_connections, limits.max_keepalive_connections) == (10, 10)
-    assert limits.keepalive_expiry == 30
 
 
 def test_no_connection_is_closed_under_another_threads_request() -> None:
