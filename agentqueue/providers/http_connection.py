@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import re
 import select
 import socket
 import ssl
@@ -43,6 +44,11 @@ class ExchangeFailed(Exception):
 
 class UnusableUrl(ValueError):
     """The base URL (or the proxy the environment names for it) cannot be used at all."""
+
+
+class UnusableHeader(ValueError):
+    """A request header that cannot be sent; the message names it, never its value (which
+    may be the API key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,8 @@ class EndpointConnection:
     ) -> None:
         self._endpoint = Endpoint.parse(base_url)
         self._headers = {"user-agent": _USER_AGENT, **{k.lower(): v for k, v in headers.items()}}
+        for name, value in self._headers.items():
+            _check_header(name, value)
         self._keepalive_s = keepalive_s
         self._last_used = 0.0
         self.is_closed = False
@@ -209,3 +217,17 @@ def _readable(sock: socket.socket) -> bool:
 
 def _reason(kind: str, error: BaseException) -> str:
     return f"{kind}: {type(error).__name__}{f' {error}' if str(error) else ''}"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _check_header(name: str, value: str) -> None:
+    """http.client refuses such a header with an error that quotes its value: refuse it first,
+    naming only the header."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise UnusableHeader(f"the {name} header holds a character outside Latin-1") from None
+    if _CONTROL.search(value) or _CONTROL.search(name) or not name:
+        raise UnusableHeader(f"the {name!r} header holds a line break or another control character")

@@ -12,7 +12,12 @@ from typing import Any
 from agentqueue.providers.backoff import BackoffPolicy, parse_retry_after
 from agentqueue.providers.base import ProviderError
 from agentqueue.providers.connection_pool import EndpointPool, PoolConfig
-from agentqueue.providers.http_connection import ExchangeFailed, RawReply, UnusableUrl
+from agentqueue.providers.http_connection import (
+    ExchangeFailed,
+    RawReply,
+    UnusableHeader,
+    UnusableUrl,
+)
 from agentqueue.providers.redaction import Redactor, url_secrets
 from agentqueue.settings import has_userinfo
 
@@ -156,7 +161,7 @@ class HttpTransport:
         try:
             with self._connections.client() as connection:
                 response = connection.get(path)
-        except (ExchangeFailed, UnusableUrl):
+        except (ExchangeFailed, UnusableUrl, UnusableHeader):
             return None
         if response.status != 200:
             return None
@@ -171,14 +176,24 @@ class HttpTransport:
         # Errors are raised after the `except` block, so no exception of the exchange rides
         # along as __context__.
         unusable_url: str | None = None
+        unusable_header: str | None = None
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         try:
             with self._connections.client() as connection:
                 response = connection.post(path, payload.encode())
         except UnusableUrl as exc:
             unusable_url = self._redact(str(exc))
+        except UnusableHeader as exc:
+            unusable_header = self._redact(str(exc))
         except ExchangeFailed as exc:
             return _Failure(self._redact(exc.reason), maybe_sent=exc.maybe_sent)
+        if unusable_header is not None:
+            raise ProviderError(
+                f"{self.provider} request cannot be sent: {unusable_header}; check "
+                f"{self._key_variable} (a line break copied with the key?).",
+                retryable=False,
+                code="provider_bad_config",
+            )
         if unusable_url is not None:
             raise ProviderError(
                 f"{self.provider} base URL {self.base_url!r} is not usable ({unusable_url}); "

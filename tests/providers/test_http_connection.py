@@ -15,9 +15,10 @@ import pytest
 from agentqueue.providers.base import ProviderError
 from agentqueue.providers.connection_pool import PoolConfig
 from agentqueue.providers.http_transport import HttpTransport
+from agentqueue.providers.openai_compat import OpenAICompatibleProvider
 from agentqueue.testing import llm_server as llm_server_module
 from agentqueue.testing.llm_server import LLMTestServer
-from tests.providers.conftest import FAST_BACKOFF
+from tests.providers.conftest import FAST_BACKOFF, chat
 
 BODY = {"model": "gpt-test", "messages": [{"role": "user", "content": "hello"}]}
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
@@ -197,3 +198,24 @@ def test_an_unusable_base_url_fails_at_once_and_frees_its_connection_slot(base_u
             assert caught.value.code == "provider_bad_config"
     finally:
         http.close()
+
+
+@pytest.mark.parametrize("key", ["sk-secret-4711\r\n", "sk-secret-4711\n", "sk-sécret-4711ключ"])
+def test_a_key_that_cannot_go_in_a_header_fails_clearly_and_is_never_quoted(
+    key: str, llm_server: LLMTestServer
+) -> None:
+    """Given an API key with a line break (copied with the key) or characters a header cannot
+    carry, when a call is made, then it fails at once with `provider_bad_config` naming the
+    setting, the key appears nowhere in the error, and nothing reached the server."""
+    provider = OpenAICompatibleProvider(
+        base_url=llm_server.base_url, api_key=key, backoff=FAST_BACKOFF
+    )
+    try:
+        with pytest.raises(ProviderError) as caught:
+            provider.complete(chat())
+    finally:
+        provider.close()
+    assert caught.value.code == "provider_bad_config"
+    assert "AGENTQUEUE_OPENAI_API_KEY" in caught.value.message
+    assert "4711" not in str(caught.value) and "secret" not in str(caught.value)
+    assert llm_server.requests_received == 0
