@@ -4,7 +4,8 @@ Built on the standard library's `http.client`: a provider call on it costs about
 CPU that one through `httpx.Client` does (`bench/http_clients.py`), and a worker makes one per
 job. Proxies set in the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`) are
 used as httpx used them: an `https` endpoint through a `CONNECT` tunnel, an `http` one by
-absolute URL, with the proxy URL's user and password as basic credentials.
+absolute URL, with the proxy URL's user and password as basic credentials. The proxy itself must
+be an `http://` URL; an `https://` or SOCKS proxy is refused as unusable, never bypassed.
 
 A failed exchange says whether the provider may have received the request (`maybe_sent`):
 anything that fails before the request is fully written (connecting, the TLS handshake, the

@@ -219,3 +219,21 @@ def test_a_key_that_cannot_go_in_a_header_fails_clearly_and_is_never_quoted(
     assert "AGENTQUEUE_OPENAI_API_KEY" in caught.value.message
     assert "4711" not in str(caught.value) and "secret" not in str(caught.value)
     assert llm_server.requests_received == 0
+
+
+def test_a_socks_proxy_is_refused_not_bypassed(
+    monkeypatch: pytest.MonkeyPatch, llm_server: LLMTestServer
+) -> None:
+    """Given ALL_PROXY naming a SOCKS proxy (which this transport cannot speak), when a call
+    is made, then it fails as `provider_bad_config` naming the proxy, and nothing went to the
+    server around the proxy."""
+    monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
+    http = transport(llm_server.base_url)
+    try:
+        with pytest.raises(ProviderError) as caught:
+            http.post_json("/chat/completions", BODY)
+    finally:
+        http.close()
+    assert caught.value.code == "provider_bad_config"
+    assert "proxy" in caught.value.message
+    assert llm_server.requests_received == 0
