@@ -28,6 +28,17 @@ def transport(base_url: str) -> HttpTransport:
     return HttpTransport(provider="openai", base_url=base_url, headers={}, backoff=FAST_BACKOFF)
 
 
+def failed_post(base_url: str) -> ProviderError:
+    """The error of one JSON POST to `base_url` that must fail."""
+    http = transport(base_url)
+    try:
+        with pytest.raises(ProviderError) as caught:
+            http.post_json("/chat/completions", BODY)
+    finally:
+        http.close()
+    return caught.value
+
+
 @pytest.fixture(autouse=True)
 def no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in PROXY_VARIABLES:
@@ -165,16 +176,11 @@ def test_an_https_endpoint_asks_the_proxy_for_a_tunnel(
     CONNECT to the endpoint's host and port with the credentials; a refused tunnel is a
     failure the provider cannot have received (nothing may have been billed)."""
     monkeypatch.setenv("HTTPS_PROXY", proxy.url.replace("http://", "http://ops:pw@"))
-    http = transport("https://api.example.test:8443/v1")
-    try:
-        with pytest.raises(ProviderError) as caught:
-            http.post_json("/chat/completions", BODY)
-    finally:
-        http.close()
+    error = failed_post("https://api.example.test:8443/v1")
     assert proxy.seen.request_lines == ["CONNECT api.example.test:8443 HTTP/1.0"] * 3
     assert proxy.seen.proxy_authorizations == ["Basic b3BzOnB3"] * 3
-    assert caught.value.code == "provider_error"
-    assert caught.value.maybe_sent == 0
+    assert error.code == "provider_error"
+    assert error.maybe_sent == 0
 
 
 @pytest.mark.parametrize(
@@ -228,12 +234,7 @@ def test_a_socks_proxy_is_refused_not_bypassed(
     is made, then it fails as `provider_bad_config` naming the proxy, and nothing went to the
     server around the proxy."""
     monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
-    http = transport(llm_server.base_url)
-    try:
-        with pytest.raises(ProviderError) as caught:
-            http.post_json("/chat/completions", BODY)
-    finally:
-        http.close()
-    assert caught.value.code == "provider_bad_config"
-    assert "proxy" in caught.value.message
+    error = failed_post(llm_server.base_url)
+    assert error.code == "provider_bad_config"
+    assert "proxy" in error.message
     assert llm_server.requests_received == 0
