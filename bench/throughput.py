@@ -1,9 +1,10 @@
 """Jobs per second of agentqueue against bare Celery's no-op task, same Redis, pool and concurrency.
 
 Each side preloads its messages on an idle worker's queue, then tells the worker to consume it
-(`add_consumer`) and times until the queue and the unacked set are empty. The clock starts when
-the first message leaves the queue (`--clock command`: when add_consumer is sent, which adds the
-idle worker's BRPOP lag of up to 1 s).
+(`add_consumer`) and times until the queue and the unacked set are empty. The preloaded list is
+set aside until every worker process consumes the queue, then put back at once (see
+`harness.drain_seconds`). The clock starts when the first message leaves the queue
+(`--clock command`: when the messages are put back).
 
 P1 (simulated provider, zero latency) compares, in the same run, bare Celery's no-op task with
 agentqueue jobs sent one message per job, grouped by the in-worker aggregator (`P1 interactive
@@ -394,8 +395,8 @@ def main() -> None:
         "--clock",
         choices=["first-take", "command"],
         default="first-take",
-        help="start timing when the first message leaves the queue (default), or when "
-        "add_consumer is sent (the original measurement, which includes up to 1 s of BRPOP lag)",
+        help="start timing when the first message leaves the queue (default), or when the "
+        "preloaded messages are put back on it",
     )
     args = parser.parse_args()
     first_take = args.clock == "first-take"
