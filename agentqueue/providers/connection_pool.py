@@ -59,17 +59,17 @@ class EndpointPool:
         self._tls: ssl.SSLContext = httpx.create_ssl_context()
 
     @contextmanager
-    def client(self) -> Iterator[EndpointConnection]:
+    def connection(self) -> Iterator[EndpointConnection]:
         """A connection to send one request on; hold it only for that request."""
-        client = self._lease()
+        connection = self._lease()
         try:
-            yield client
+            yield connection
         finally:
             with self._available:
                 if self._closed:
-                    client.close()
+                    connection.close()
                 else:
-                    self._idle.append(client)
+                    self._idle.append(connection)
                     self._available.notify()
 
     def _lease(self) -> EndpointConnection:
@@ -104,5 +104,5 @@ class EndpointPool:
             self._closed = True
             idle, self._idle = self._idle, []
             self._available.notify_all()
-        for client in idle:
-            client.close()
+        for connection in idle:
+            connection.close()

@@ -159,7 +159,7 @@ class HttpTransport:
     def get_json(self, path: str) -> dict[str, Any] | None:
         """One GET over the pool (e.g. the model listing); None on any failure, never raises."""
         try:
-            with self._connections.client() as connection:
+            with self._connections.connection() as connection:
                 response = connection.get(path)
         except (ExchangeFailed, UnusableUrl, UnusableHeader):
             return None
@@ -179,7 +179,7 @@ class HttpTransport:
         unusable_header: str | None = None
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         try:
-            with self._connections.client() as connection:
+            with self._connections.connection() as connection:
                 response = connection.post(path, payload.encode())
         except UnusableUrl as exc:
             unusable_url = self._redact(str(exc))

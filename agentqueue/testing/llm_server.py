@@ -140,7 +140,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve_api(self, path: str, raw: bytes, *, anthropic: bool) -> None:
         owner = self.server.owner
-        self._uncounted = False
         try:
             body = json.loads(raw)
             model, messages = body["model"], body["messages"]

@@ -44,11 +44,11 @@ def test_no_connection_is_closed_under_another_threads_request() -> None:
 
 def test_a_closed_pool_refuses_leases_and_closes_what_comes_back() -> None:
     pool = EndpointPool("http://127.0.0.1:9", {}, PoolConfig(max_connections=2))
-    with pool.client() as leased:
+    with pool.connection() as leased:
         pool.close()
         assert not leased.is_closed  # the request holding it finishes first
     assert leased.is_closed
-    with pytest.raises(RuntimeError, match="closed"), pool.client():
+    with pytest.raises(RuntimeError, match="closed"), pool.connection():
         pass
 
 

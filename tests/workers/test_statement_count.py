@@ -37,12 +37,15 @@ MOST_STATEMENTS_PER_GROUP = {"postgresql": 12, "sqlite": 14}
 
 @dataclass
 class Counts:
-    statements: list[str] = field(default_factory=list)  # each statement's first word
     texts: list[str] = field(default_factory=list)
     commits: int = 0
 
+    @property
+    def statements(self) -> list[str]:
+        """Each statement's first word."""
+        return [text.split(None, 1)[0].upper() for text in self.texts]
+
     def reset(self) -> None:
-        self.statements.clear()
         self.texts.clear()
         self.commits = 0
 
@@ -70,7 +73,6 @@ def counts(context: WorkerContext) -> Iterator[Counts]:
     seen = Counts()
 
     def on_statement(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
-        seen.statements.append(statement.split(None, 1)[0].upper())
         seen.texts.append(" ".join(statement.split()))
 
     def on_commit(conn: Connection) -> None:
