@@ -3,9 +3,10 @@
 Inserts `--jobs` queued critical jobs in a scratch PostgreSQL database, then runs each through
 `BatchExecutor.run` one after the other in this process (the simulated provider, zero latency,
 Redis for results and the journal), after `--warm` runs to warm the pools and caches. Prints
-this thread's CPU time and the wall time per job; with `--group N`, the jobs go through in
-groups of N (as a packed batch task's are), not alone; with `--profile`, the `--top` functions by
-cumulative wall time under cProfile (the database waits show as psycopg's `wait`).
+this thread's CPU time, the whole process's (a group's provider calls run on other threads too)
+and the wall time per job; with `--group N`, the jobs go through in groups of N (as a packed
+batch task's are), not alone; with `--profile`, the `--top` functions by cumulative wall time
+under cProfile (the database waits show as psycopg's `wait`).
 
     .venv/bin/python bench/executor_lone.py [--jobs 100] [--warm 50] [--group 1] [--profile]
         [--redis-db 8]
@@ -65,20 +66,22 @@ def main() -> None:
             for start in range(0, len(warm), size):
                 executor.run(warm[start : start + size])
             profile = cProfile.Profile() if args.profile else None
-            cpu, wall = time.thread_time(), time.perf_counter()
+            cpu, process, wall = time.thread_time(), time.process_time(), time.perf_counter()
             if profile is not None:
                 profile.enable()
             for start in range(0, len(measured), size):
                 executor.run(measured[start : start + size])
             if profile is not None:
                 profile.disable()
-            cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+            cpu, process = time.thread_time() - cpu, time.process_time() - process
+            wall = time.perf_counter() - wall
             per_job = 1000 / len(measured)
             print(
                 f"{len(measured)} jobs in groups of {size} through BatchExecutor.run on "
                 "PostgreSQL: "
-                f"{cpu * per_job:.2f} ms of this thread's CPU and {wall * per_job:.2f} ms of "
-                f"wall time per job{' (under cProfile)' if profile else ''}"
+                f"{cpu * per_job:.2f} ms of this thread's CPU ({process * per_job:.2f} ms of the "
+                f"process's, its call threads too) and {wall * per_job:.2f} ms of wall time per "
+                f"job{' (under cProfile)' if profile else ''}"
             )
             if profile is not None:
                 pstats.Stats(profile).sort_stats("cumulative").print_stats(args.top)

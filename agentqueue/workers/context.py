@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import redis
@@ -23,6 +22,7 @@ from agentqueue.scheduler.windows import OffPeakSchedule
 from agentqueue.settings import Settings
 from agentqueue.workers.answer_journal import AnswerJournal
 from agentqueue.workers.call_guard import CallGuard
+from agentqueue.workers.call_threads import CallThreads
 from agentqueue.workers.group_commit import GroupCommit
 from agentqueue.workers.lease_keeper import LeaseKeeper
 from agentqueue.workers.pending_answers import PendingAnswers
@@ -41,7 +41,7 @@ class WorkerContext:
     cache: TieredCache
     offpeak: OffPeakSchedule
     journal: AnswerJournal
-    calls: ThreadPoolExecutor = field(repr=False)
+    calls: CallThreads = field(repr=False)
     guard: CallGuard = field(repr=False)
     served: ServedModels = field(repr=False)
     leases: LeaseKeeper = field(repr=False)
@@ -84,10 +84,7 @@ class WorkerContext:
                 sessions, PendingAnswers(client, ttl_s=settings.effective_visibility_timeout_s)
             ),
             leases=LeaseKeeper(sessions, lease_s=settings.job_lease_s),
-            calls=ThreadPoolExecutor(
-                max_workers=max(settings.worker_concurrency, job_threads or 0),
-                thread_name_prefix="aq-call",
-            ),
+            calls=CallThreads(max(settings.worker_concurrency, job_threads or 0)),
             batch_api=build_batch_api(settings),
             guard=CallGuard.build(settings, client, provider),
             served=served,
@@ -112,7 +109,7 @@ class WorkerContext:
     def close(self) -> None:
         self.leases.stop()
         self.cache.close()
-        self.calls.shutdown(wait=True)
+        self.calls.shutdown()
         self.provider.close()
         if self.batch_api is not None:
             self.batch_api.close()

@@ -64,10 +64,8 @@ def request_for(call: PlannedCall) -> ProviderRequest:
 
 def call_all(context: WorkerContext, calls: Sequence[PlannedCall]) -> dict[str, CallOutcome]:
     """Run every call (concurrently when more than one); one failure never affects others."""
-    if len(calls) == 1:
-        return {calls[0].job.id: _call(context, calls[0])}
-    futures = {c.job.id: context.calls.submit(_call, context, c) for c in calls}
-    return {job_id: future.result() for job_id, future in futures.items()}
+    outcomes = context.calls.run_each(lambda call: _call(context, call), calls)
+    return {call.job.id: outcome for call, outcome in zip(calls, outcomes, strict=True)}
 
 
 def _call(context: WorkerContext, call: PlannedCall) -> CallOutcome:
