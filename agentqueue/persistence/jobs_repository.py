@@ -28,6 +28,7 @@ from agentqueue.messaging import JobRef
 from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.ledger_entries import ENTRIES, EntryState
 from agentqueue.persistence.ledger_guard import joined
+from agentqueue.persistence.one_of import one_of
 
 jobs: Table = JobRecord.__table__  # type: ignore[assignment]
 CANCELLABLE = (JobStatus.QUEUED.value, JobStatus.DEFERRED.value)
@@ -181,7 +182,7 @@ _CLAIM_OWNER = bindparam("claim_owner", type_=jobs.c.lease_owner.type)
 def _claim_statement(condition: ColumnElement[bool]) -> Update:
     return (
         update(jobs)
-        .where(jobs.c.id.in_(bindparam("claim_ids", expanding=True)), condition)
+        .where(one_of(jobs.c.id, "claim_ids"), condition)
         .values(
             status=JobStatus.RUNNING.value,
             attempts=jobs.c.attempts + 1,
@@ -208,7 +209,7 @@ _CLAIM_OWN = _claim_statement(
         and_(
             jobs.c.status == JobStatus.RUNNING.value,
             jobs.c.lease_owner == _CLAIM_OWNER,
-            jobs.c.id.in_(bindparam("claim_own", expanding=True)),
+            one_of(jobs.c.id, "claim_own"),
         ),
     )
 )
@@ -309,7 +310,7 @@ def _finish_group(session: Session, rows: Sequence[Mapping[str, object]]) -> set
 _LOCK_RUNNING = (
     select(jobs.c.id)
     .where(
-        jobs.c.id.in_(bindparam("finish_ids", expanding=True)),
+        one_of(jobs.c.id, "finish_ids"),
         jobs.c.status == JobStatus.RUNNING.value,
     )
     .with_for_update()

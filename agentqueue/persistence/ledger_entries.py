@@ -16,7 +16,13 @@ from sqlalchemy.orm import Session
 from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.ledger_guard import joined
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
-from agentqueue.persistence.usage_rows import LiveUsage, UsageKey, key_from_json, lock_rows
+from agentqueue.persistence.one_of import one_of
+from agentqueue.persistence.usage_rows import (
+    LiveUsage,
+    UsageKey,
+    key_from_json,
+    lock_rows,
+)
 
 ENTRIES: Table = LedgerEntryRecord.__table__  # type: ignore[assignment]
 JOBS: Table = JobRecord.__table__  # type: ignore[assignment]
@@ -137,7 +143,7 @@ def read_entries(session: Session, job_ids: Iterable[str], *, lock: bool) -> dic
     return entries
 
 
-_READ = select(*_ENTRY_COLUMNS).where(ENTRIES.c.job_id.in_(bindparam("entry_ids", expanding=True)))
+_READ = select(*_ENTRY_COLUMNS).where(one_of(ENTRIES.c.job_id, "entry_ids"))
 _LOCK = _READ.order_by(ENTRIES.c.job_id).with_for_update()
 
 
@@ -154,7 +160,7 @@ def read_states(
 
 
 _READ_STATES = select(ENTRIES.c.job_id, ENTRIES.c.state).where(
-    ENTRIES.c.job_id.in_(bindparam("entry_ids", expanding=True))
+    one_of(ENTRIES.c.job_id, "entry_ids")
 )
 _LOCK_STATES = _READ_STATES.order_by(ENTRIES.c.job_id).with_for_update()
 

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from agentqueue.persistence.ledger_tables import BudgetRecord, BudgetUsageRecord
+from agentqueue.persistence.one_of import one_of
 
 UsageKey = tuple[str, str, datetime]  # (scope, period, window_start)
 
@@ -206,7 +207,7 @@ def load_limits(session: Session, scopes: Iterable[str]) -> dict[tuple[str, str]
 
 
 _LIMITS_OF = select(BUDGETS.c.scope, BUDGETS.c.period, BUDGETS.c.limit_usd).where(
-    BUDGETS.c.scope.in_(bindparam("limit_scopes", expanding=True))
+    one_of(BUDGETS.c.scope, "limit_scopes")
 )
 
 

@@ -50,8 +50,7 @@ class Counts:
         self.commits = 0
 
 
-@pytest.fixture
-def context(redis_url: str, database_url: str, tmp_path: Any) -> Iterator[WorkerContext]:
+def counted_context(redis_url: str, database_url: str) -> Iterator[WorkerContext]:
     upgrade(database_url)
     settings = load_settings(
         redis_url=redis_url,
@@ -67,7 +66,26 @@ def context(redis_url: str, database_url: str, tmp_path: Any) -> Iterator[Worker
 
 
 @pytest.fixture
+def context(redis_url: str, database_url: str) -> Iterator[WorkerContext]:
+    yield from counted_context(redis_url, database_url)
+
+
+@pytest.fixture
+def postgres_context(redis_url: str, postgres_url: str) -> Iterator[WorkerContext]:
+    yield from counted_context(redis_url, postgres_url)
+
+
+@pytest.fixture
 def counts(context: WorkerContext) -> Iterator[Counts]:
+    yield from counting(context)
+
+
+@pytest.fixture
+def postgres_counts(postgres_context: WorkerContext) -> Iterator[Counts]:
+    yield from counting(postgres_context)
+
+
+def counting(context: WorkerContext) -> Iterator[Counts]:
     engine = context.sessions.kw["bind"]
     assert isinstance(engine, Engine)
     seen = Counts()
@@ -146,3 +164,25 @@ def test_a_group_without_budgets_touches_no_usage_row(
     assert sum("FROM budgets" in text for text in counts.texts) >= 1
     with context.sessions() as session:
         assert session.execute(text_sql("SELECT count(*) FROM budget_usage")).scalar_one() == 0
+
+
+def test_on_postgresql_a_group_of_any_size_sends_the_same_statement_texts(
+    postgres_context: WorkerContext, postgres_counts: Counts
+) -> None:
+    """Given a budgeted scope, when groups of 2, 7 and 40 jobs run, then PostgreSQL receives
+    the very same statement texts for each (a group's ids go as one array, not as an `IN` list
+    of that many values): each text is compiled once and prepared by the driver, whatever the
+    group's size. (A lone job's final record takes a statement of its own.)"""
+    context, counts = postgres_context, postgres_counts
+    set_budget(context.sessions, "global", "daily", Decimal(1000), now=utcnow(), timezone="UTC")
+    BatchExecutor(context).run(queued(context, 0, 2))  # warm: usage rows exist
+    texts: list[list[str]] = []
+    for first, size in ((100, 2), (200, 7), (300, 40)):
+        ids = queued(context, first, size)
+        counts.reset()
+        report = BatchExecutor(context).run(ids)
+        assert (report.retry, report.skipped, report.failed) == ({}, [], {})
+        records = context.results.fetch(ids)
+        assert all(records[job_id].status is JobStatus.SUCCEEDED for job_id in ids)
+        texts.append(list(counts.texts))
+    assert texts[0] == texts[1] == texts[2], [sorted(set(t) - set(texts[0])) for t in texts]
