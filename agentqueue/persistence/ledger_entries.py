@@ -21,6 +21,7 @@ from agentqueue.persistence.usage_rows import (
     LiveUsage,
     UsageKey,
     key_from_json,
+    key_to_json,
     lock_rows,
 )
 
@@ -111,6 +112,21 @@ def decode_keys(value: Sequence[Sequence[str]] | None) -> tuple[UsageKey, ...]:
 
 
 _DECODED_KEYS: dict[tuple[tuple[str, ...], ...], tuple[UsageKey, ...]] = {}
+
+
+def encode_keys(keys: tuple[UsageKey, ...]) -> tuple[tuple[str, ...], ...]:
+    """`keys` as an entry stores them (JSON arrays), the inverse of `decode_keys`; each key set
+    is encoded once, as it is decoded once."""
+    encoded = _ENCODED_KEYS.get(keys)
+    if encoded is None:
+        encoded = tuple(tuple(key_to_json(key)) for key in keys)
+        if len(_ENCODED_KEYS) > 10_000:
+            _ENCODED_KEYS.clear()
+        _ENCODED_KEYS[keys] = encoded
+    return encoded
+
+
+_ENCODED_KEYS: dict[tuple[UsageKey, ...], tuple[tuple[str, ...], ...]] = {}
 
 
 def read_entries(session: Session, job_ids: Iterable[str], *, lock: bool) -> dict[str, Entry]:
