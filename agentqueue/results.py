@@ -34,18 +34,22 @@ class ResultStore:
         self.client = client
         self.ttl_s = ttl_s
 
-    def publish(self, results: Sequence[JobResult]) -> None:
+    def publish(
+        self, results: Sequence[JobResult], *, pipe: redis.client.Pipeline | None = None
+    ) -> None:
+        """Publish `results`; with `pipe`, only queued there (its owner executes it)."""
         if not results:
             return
-        pipe = self.client.pipeline(transaction=False)
+        queued = pipe if pipe is not None else self.client.pipeline(transaction=False)
         for result in results:
-            pipe.set(
+            queued.set(
                 result_key(result.job_id), result.model_dump_json(exclude_none=True), ex=self.ttl_s
             )
             ready = ready_key(result.job_id)
-            pipe.rpush(ready, 1)
-            pipe.expire(ready, min(self.ttl_s, RESULT_READY_TTL_S))
-        pipe.execute()
+            queued.rpush(ready, 1)
+            queued.expire(ready, min(self.ttl_s, RESULT_READY_TTL_S))
+        if pipe is None:
+            queued.execute()
 
     def fetch(self, job_ids: Sequence[str]) -> dict[str, JobResult]:
         if not job_ids:

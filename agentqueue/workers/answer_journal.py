@@ -159,12 +159,16 @@ class AnswerJournal:
             log.info("dropped %d answer(s) left kept after their jobs ended", len(over))
         return over
 
-    def forget(self, job_ids: Sequence[str]) -> None:
-        """Drop settled jobs' answers from Redis (their SQL rows went with the settlement)."""
+    def forget(self, job_ids: Sequence[str], *, pipe: redis.client.Pipeline | None = None) -> None:
+        """Drop settled jobs' answers from Redis (their SQL rows went with the settlement).
+        With `pipe`, the deletes are only queued there, and its owner executes it."""
         if not job_ids:
             return
         with self._lock:
             self._in_sql.difference_update(job_ids)
+        if pipe is not None:
+            self.store.forget(job_ids, pipe=pipe)
+            return
         try:
             self.store.forget(job_ids)
         except redis.RedisError as error:  # they expire with their TTL

@@ -495,12 +495,12 @@ class BatchExecutor:
             [w.item.job for w in work if w.job_id in report.deferred],
             size=len(work),
         )
-        try:
-            self.context.results.publish(final)
-        finally:
-            # Settled: the answers leave the journal, after the results went out so that no
-            # waiting client waits for this round trip too.
-            self.context.journal.forget(list(paid))
+        # Settled: the results go out and the answers leave the journal in one round trip,
+        # the results first, so that a waiting client is woken before the journal's deletes.
+        pipe = self.context.results.client.pipeline(transaction=False)
+        self.context.results.publish(final, pipe=pipe)
+        self.context.journal.forget(list(paid), pipe=pipe)
+        pipe.execute()
         # Fresh answers were written to the cache tiers by their single-flight tickets.
         return report
 

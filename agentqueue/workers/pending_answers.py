@@ -48,13 +48,15 @@ class PendingAnswers:
                 continue
         return found
 
-    def forget(self, job_ids: Sequence[str]) -> None:
+    def forget(self, job_ids: Sequence[str], *, pipe: redis.client.Pipeline | None = None) -> None:
+        """Drop these answers; with `pipe`, only queued there (its owner executes it)."""
         if not job_ids:
             return
-        pipe = self.client.pipeline(transaction=False)
-        pipe.delete(*[f"{PENDING_ANSWER_PREFIX}{i}" for i in job_ids])
-        pipe.zrem(PENDING_ANSWER_INDEX_KEY, *job_ids)
-        pipe.execute()
+        queued = pipe if pipe is not None else self.client.pipeline(transaction=False)
+        queued.delete(*[f"{PENDING_ANSWER_PREFIX}{i}" for i in job_ids])
+        queued.zrem(PENDING_ANSWER_INDEX_KEY, *job_ids)
+        if pipe is None:
+            queued.execute()
 
     def keep_carried(self, counts: Mapping[str, int]) -> None:
         """Calls of unknown outcome jobs leave to their next attempt (job id -> how many; 0

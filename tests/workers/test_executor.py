@@ -158,7 +158,7 @@ def test_a_redelivered_finished_job_drops_the_answer_its_dead_worker_left_kept(
     ids = queued(context, 3)
     journal = context.journal
     with monkeypatch.context() as patched:
-        patched.setattr(journal, "forget", lambda job_ids: None)
+        patched.setattr(journal, "forget", lambda job_ids, **_: None)
         BatchExecutor(context).run(ids)
     kept = sorted(context.redis.scan_iter(f"{PENDING_ANSWER_PREFIX}*"))
     assert kept == sorted(f"{PENDING_ANSWER_PREFIX}{i}".encode() for i in ids)
@@ -181,7 +181,7 @@ def test_the_sweep_drops_kept_answers_of_ended_jobs_only(
     ids = queued(context, 3)
     journal = context.journal
     with monkeypatch.context() as patched:
-        patched.setattr(journal, "forget", lambda job_ids: None)
+        patched.setattr(journal, "forget", lambda job_ids, **_: None)
         BatchExecutor(context).run(ids)
     waiting, expired = queued(context, 2, priority="low")
     kept = journal.store.take(ids[:1])[ids[0]]
