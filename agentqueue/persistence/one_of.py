@@ -29,8 +29,6 @@ class OneOf(ColumnElement[bool]):
     def __init__(self, column: ColumnElement[Any], name: str) -> None:
         self.column = column
         self.name = name
-        self._array = column == any_(bindparam(name, type_=ARRAY(column.type)))
-        self._expanding = column.in_(bindparam(name, expanding=True))
 
     _traverse_internals = [
         ("column", InternalTraversal.dp_clauseelement),
@@ -40,12 +38,13 @@ class OneOf(ColumnElement[bool]):
 
 @compiles(OneOf)
 def _expanding(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(element._expanding, **kw)
+    return compiler.process(element.column.in_(bindparam(element.name, expanding=True)), **kw)
 
 
 @compiles(OneOf, "postgresql")
 def _array(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(element._array, **kw)
+    array = bindparam(element.name, type_=ARRAY(element.column.type))
+    return compiler.process(element.column == any_(array), **kw)
 
 
 def one_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:

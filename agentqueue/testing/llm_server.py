@@ -233,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        if getattr(self, "_uncounted", False):
+        if self._uncounted:
             # Served before the body goes out: a client that reads the reply and then asks
             # the counters must find it counted.
             self._uncounted = False

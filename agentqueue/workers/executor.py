@@ -495,12 +495,7 @@ class BatchExecutor:
             [w.item.job for w in work if w.job_id in report.deferred],
             size=len(work),
         )
-        # Settled: the results go out and the answers leave the journal in one round trip,
-        # the results first, so that a waiting client is woken before the journal's deletes.
-        pipe = self.context.results.client.pipeline(transaction=False)
-        self.context.results.publish(final, pipe=pipe)
-        self.context.journal.forget(list(paid), pipe=pipe)
-        pipe.execute()
+        self._publish_settled(final, list(paid))
         # Fresh answers were written to the cache tiers by their single-flight tickets.
         return report
 
@@ -515,7 +510,12 @@ class BatchExecutor:
         except (OperationalError, DBAPIError):
             return
         final = [r for r in map(jobs_repository.record_to_result, records) if r.is_final]
-        try:
-            self.context.results.publish(final)
-        finally:
-            self.context.journal.forget([r.job_id for r in final])
+        self._publish_settled(final, [r.job_id for r in final])
+
+    def _publish_settled(self, final: Sequence[JobResult], settled: Sequence[str]) -> None:
+        """The results go out and the settled answers leave the journal in one round trip,
+        the results first, so that a waiting client is woken before the journal's deletes."""
+        pipe = self.context.results.client.pipeline(transaction=False)
+        self.context.results.publish(final, pipe=pipe)
+        self.context.journal.forget(settled, pipe=pipe)
+        pipe.execute()
