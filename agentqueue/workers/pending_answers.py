@@ -15,6 +15,17 @@ from agentqueue.constants import (
 )
 from agentqueue.workers.kept_answer import KeptAnswer
 
+# KEYS: the index, then the n answer keys; ARGV: the TTL, the time kept, then the n job ids
+# and the n answers (one command for a group's answers; see `agentqueue.results`).
+_KEEP = """
+local n = (#ARGV - 2) / 2
+for i = 1, n do
+  redis.call('SET', KEYS[i + 1], ARGV[n + i + 2], 'EX', ARGV[1])
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[i + 2])
+end
+return n
+"""
+
 
 class PendingAnswers:
     """One key per job's answer (with a TTL), and an index of them by the time they were kept
@@ -27,11 +38,10 @@ class PendingAnswers:
     def keep(self, answers: Mapping[str, KeptAnswer]) -> None:
         if not answers:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for job_id, entry in answers.items():
-            pipe.set(f"{PENDING_ANSWER_PREFIX}{job_id}", entry.to_json(), ex=self.ttl_s)
-        pipe.zadd(PENDING_ANSWER_INDEX_KEY, dict.fromkeys(answers, time.time()))
-        pipe.execute()
+        ids = list(answers)
+        keys = [PENDING_ANSWER_INDEX_KEY, *(f"{PENDING_ANSWER_PREFIX}{i}" for i in ids)]
+        values = [entry.to_json() for entry in answers.values()]
+        self.client.eval(_KEEP, len(keys), *keys, self.ttl_s, repr(time.time()), *ids, *values)
 
     def take(self, job_ids: Sequence[str]) -> dict[str, KeptAnswer]:
         """Answers kept for these jobs (they stay until `forget`, in case settling fails again)."""
