@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 
 from agentqueue.jobs import AgentJob, JobResult, JobStatus
 from agentqueue.messaging import JobRef
-from agentqueue.persistence.column_arrays import update_rows, uses_arrays
 from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.ledger_entries import ENTRIES, EntryState
 from agentqueue.persistence.ledger_guard import joined
@@ -285,33 +284,23 @@ def finish(session: Session, results: Sequence[JobResult]) -> set[str]:
         return set()
     rows = [
         {
-            "id": r.job_id,
-            "status": r.status.value,
-            "result": r.model_dump_json(exclude_none=True),
-            "error_code": r.error.code if r.error else None,
-            "finished_at": r.finished_at,
+            "b_id": r.job_id,
+            "b_status": r.status.value,
+            "b_result": r.model_dump_json(exclude_none=True),
+            "b_error_code": r.error.code if r.error else None,
+            "b_finished_at": r.finished_at,
         }
         for r in results
     ]
-    connection = session.connection()
-    if uses_arrays(connection, rows) and len({r["id"] for r in rows}) == len(rows):
-        # One statement: the running rows are locked and written, their ids returned.
-        return set(
-            update_rows(connection, jobs, rows, match="id", only_where=_RUNNING, returning="id")
-        )
-    bound = [{f"b_{name}": value for name, value in row.items()} for row in rows]
-    if len(bound) > 1:
-        return _finish_group(session, bound)
-    found = session.execute(_FINISH_ONE, bound[0]).first()
+    if len(rows) > 1:
+        return _finish_group(session, rows)
+    found = session.execute(_FINISH_ONE, rows[0]).first()
     return set() if found is None else {found.id}
-
-
-_RUNNING = f"jobs.status = '{JobStatus.RUNNING.value}'"
 
 
 def _finish_group(session: Session, rows: Sequence[Mapping[str, object]]) -> set[str]:
     """Lock the group's running rows, then one executemany: two cached statements, two
-    round trips, whatever the group's size (SQLite)."""
+    round trips, whatever the group's size."""
     running = set(session.scalars(_LOCK_RUNNING, {"finish_ids": [r["b_id"] for r in rows]}))
     if running:
         session.connection().execute(_FINISH, [r for r in rows if r["b_id"] in running])

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, Update, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from agentqueue.persistence.column_arrays import insert_rows, update_rows, uses_arrays
 from agentqueue.persistence.job_table import JobRecord
 from agentqueue.persistence.ledger_guard import joined
 from agentqueue.persistence.ledger_tables import LedgerEntryRecord
@@ -183,15 +182,9 @@ _LOCK_STATES = _READ_STATES.order_by(ENTRIES.c.job_id).with_for_update()
 
 
 def insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
-    """New entries, one dict of column values each: on PostgreSQL a group goes as column
-    arrays (one execution), otherwise as one executemany."""
-    if not rows:
-        return
-    connection = session.connection()
-    if uses_arrays(connection, rows) and all(row.keys() == rows[0].keys() for row in rows):
-        insert_rows(connection, ENTRIES, rows)
-    else:
-        connection.execute(_INSERT, rows)
+    """New entries, one dict of column values each (one executemany)."""
+    if rows:
+        session.connection().execute(_INSERT, rows)
 
 
 _INSERT = ENTRIES.insert()
@@ -220,25 +213,18 @@ def reserved_before(session: Session, cutoff: datetime, *, limit: int) -> list[s
 
 
 def update_entries(session: Session, changes: list[dict[str, Any]]) -> None:
-    """Apply per-job column changes; every dict has `k_job_id` and some other columns. Changes
-    of one shape go as column arrays on PostgreSQL (one execution), otherwise as one
-    executemany."""
+    """Apply per-job column changes; every dict has `k_job_id` and the same other keys."""
     by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for change in changes:
         by_shape.setdefault(tuple(sorted(change)), []).append(change)
-    connection = session.connection()
     for shape, rows in by_shape.items():
-        if uses_arrays(connection, rows) and len({r["k_job_id"] for r in rows}) == len(rows):
-            named = [{("job_id" if k == "k_job_id" else k): v for k, v in r.items()} for r in rows]
-            update_rows(connection, ENTRIES, named, match="job_id")
-            continue
         statement = _UPDATES.get(shape)
         if statement is None:  # the shapes are the ledger's own few, each built once
             columns: dict[str, Any] = {n: bindparam(n) for n in shape if n != "k_job_id"}
             statement = _UPDATES[shape] = (
                 update(ENTRIES).where(ENTRIES.c.job_id == bindparam("k_job_id")).values(columns)
             )
-        connection.execute(statement, rows)
+        session.connection().execute(statement, rows)
 
 
 _UPDATES: dict[tuple[str, ...], Update] = {}
