@@ -7,6 +7,8 @@ The wrapping costs a few microseconds per call; compare steps with each other, n
 unwrapped benchmarks.
 
     .venv/bin/python bench/phases.py --p2 64     # or --p9
+
+P1's load is traced by `worker_cpu.py --trace`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ import redis
 from harness import REDIS_SERVER, LLMServerProcess, apply_env, bench_env, scratch_postgres
 
 TRACER = Path(__file__).resolve().parent / "phase_trace"
+
+
+def trace_workers(env: dict[str, str], trace_dir: Path) -> None:
+    """Have the worker processes started with `env` trace their steps into `trace_dir`."""
+    env["PYTHONPATH"] = os.pathsep.join([str(TRACER), env["PYTHONPATH"]])
+    env["AQ_PHASE_TRACE_DIR"] = str(trace_dir)  # read by the worker processes only
 
 
 def report(trace_dir: Path) -> None:
@@ -55,8 +63,7 @@ def main() -> None:
     redis_url = f"{REDIS_SERVER}/{args.redis_db}"
     with scratch_postgres() as database_url:
         env = bench_env(redis_url, database_url, AGENTQUEUE_SIMULATED_LATENCY_MS="0")
-        env["PYTHONPATH"] = os.pathsep.join([str(TRACER), env["PYTHONPATH"]])
-        env["AQ_PHASE_TRACE_DIR"] = str(trace_dir)  # read by the worker processes only
+        trace_workers(env, trace_dir)
         apply_env(env)
         from agentqueue.persistence.migrate import upgrade
 

@@ -6,10 +6,11 @@ messages (as P1 interactive does), runs the default `agentqueue worker` command 
 per CPU, `--concurrency` threads each) or, with `--bare`, bare Celery's no-op task on one
 threads-pool worker, and reads the CPU time of the worker processes and of every `postgres` and
 `redis-server` process before and after the drain. `--packed`: the same jobs as packed batch
-tasks (`submit_many`, P1 bulk).
+tasks (`submit_many`, P1 bulk). `--trace`: the agentqueue workers' steps traced as by
+`phases.py` (which costs a few microseconds a call), and its table printed after the figures.
 
     .venv/bin/python bench/worker_cpu.py [--jobs 5000] [--concurrency 32] [--bare | --packed]
-        [--redis-db 8]
+        [--redis-db 8] [--trace]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+import phases
 import psutil
 import redis
 from harness import (
@@ -57,12 +59,17 @@ def main() -> None:
     parser.add_argument("--bare", action="store_true", help="bare Celery's no-op task instead")
     parser.add_argument("--packed", action="store_true", help="packed batch tasks (P1 bulk)")
     parser.add_argument("--redis-db", type=int, default=8)
+    parser.add_argument("--trace", action="store_true", help="trace the workers' steps")
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="aqcpu-"))
+    trace_dir = log_dir / "trace"
 
     with scratch_postgres() as database_url:
         redis_url = f"{REDIS_SERVER}/{args.redis_db}"
         env = bench_env(redis_url, database_url, AGENTQUEUE_SIMULATED_LATENCY_MS="0")
+        if args.trace:
+            trace_dir.mkdir()
+            phases.trace_workers(env, trace_dir)
         apply_env(env)
         from agentqueue.client import AgentQueue
         from agentqueue.persistence.migrate import upgrade
@@ -127,6 +134,8 @@ def main() -> None:
         f"{1000 * used / args.jobs:.2f}, postgres {per_job['postgres']:.2f}, "
         f"redis {per_job['redis-server']:.2f}"
     )
+    if args.trace:
+        phases.report(trace_dir)
 
 
 if __name__ == "__main__":
