@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+# The ledger keeps every amount to 10 decimal places on both databases (PostgreSQL's
+# NUMERIC(28, 10); on SQLite a 64-bit count of 10^-10 USD, exact too), and no amount larger
+# than a SQLite integer holds: budgets are refused above it.
+LEDGER_DECIMALS = 10
+LARGEST_LEDGER_USD = Decimal(2**63 - 1).scaleb(-LEDGER_DECIMALS)  # $922,337,203.6854775807
+
 SIGNIFICANT_DIGITS = 2  # $0.0029, not $0.00292905: enough to tell amounts apart and from zero
 MIN_DECIMALS = 2  # cents, always: $3.00, $0.12
 

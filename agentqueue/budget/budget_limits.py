@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.periods import Period, Window, window_for
 from agentqueue.budget.scopes import parse_scope
+from agentqueue.money import LARGEST_LEDGER_USD
 from agentqueue.persistence.ledger_guard import exclude_ledger_writers
 from agentqueue.persistence.transactions import in_transaction
 from agentqueue.persistence.usage_backfill import usage_from_entries, write_usage
@@ -48,12 +49,15 @@ def set_budget(
     counting what jobs already spent and reserved in it (from the ledger entries).
 
     Raises:
-        ValueError: for an unknown scope or period, or a negative or non-finite limit.
+        ValueError: for an unknown scope or period, or a negative, non-finite or too large
+            limit (over `LARGEST_LEDGER_USD`).
     """
     scope = parse_scope(scope)
     period = Period(period).value
     if not limit_usd.is_finite() or limit_usd < 0:
         raise ValueError(f"the limit must be a non-negative amount in USD, got {limit_usd}")
+    if limit_usd > LARGEST_LEDGER_USD:
+        raise ValueError(f"the limit must be at most {LARGEST_LEDGER_USD} USD, got {limit_usd}")
 
     window = window_for(period, now, timezone)
 

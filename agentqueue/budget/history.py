@@ -45,7 +45,7 @@ class DayModelSpend:
 
 
 def _money(value: Any) -> Decimal:
-    # SQLite sums REAL columns; round the float noise away at the ledger's precision.
+    # Sums come back with the column's scale, or as 0 where nothing matched.
     return Decimal(str(value or 0)).quantize(MONEY_QUANTUM)
 
 

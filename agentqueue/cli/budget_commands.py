@@ -15,7 +15,7 @@ from agentqueue.budget.history import read_history
 from agentqueue.budget.periods import PERIODS, window_for
 from agentqueue.budget.scopes import parse_scope
 from agentqueue.budget.state import BudgetState
-from agentqueue.money import format_usd
+from agentqueue.money import LARGEST_LEDGER_USD, exact_usd, format_usd
 from agentqueue.persistence.engine import get_sessionmaker
 from agentqueue.persistence.migrate import ensure_embedded_schema
 from agentqueue.settings import Settings, get_settings
@@ -46,6 +46,8 @@ def _limit(_ctx: click.Context, _param: click.Parameter, value: str) -> Decimal:
         raise click.BadParameter(f"{value!r} is not an amount in USD, e.g. 25.00") from None
     if not amount.is_finite() or amount < 0:
         raise click.BadParameter("the limit must be zero or more USD")
+    if amount > LARGEST_LEDGER_USD:
+        raise click.BadParameter(f"the limit must be at most {exact_usd(LARGEST_LEDGER_USD)} USD")
     return amount
 
 

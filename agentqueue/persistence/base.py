@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from sqlalchemy import DateTime, Dialect, MetaData, Numeric, String
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from agentqueue.money import LARGEST_LEDGER_USD, LEDGER_DECIMALS
+
+_LEDGER_QUANTUM = Decimal(1).scaleb(-LEDGER_DECIMALS)
+_LARGEST_UNITS = 2**63 - 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -33,8 +39,54 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-# Money: 18 digits before the point, 10 after; never float.
-Money = Annotated[Decimal, mapped_column(Numeric(28, 10))]
+class MoneyType(TypeDecorator[Decimal]):
+    """USD to 10 decimal places, exact on every backend; never float.
+
+    PostgreSQL keeps NUMERIC(28, 10) as it is. SQLite has no exact decimal type (SQLAlchemy
+    would hand it floats), so there the same column holds an integer count of 10^-10 USD:
+    SQL sums and `+`/`-` on it stay exact, and amounts read back as Decimals with 10 places,
+    as PostgreSQL returns them. Amounts round half away from zero to 10 places on both."""
+
+    impl = Numeric(28, LEDGER_DECIMALS)
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        return _to_units
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        return _from_units
+
+
+def _to_units(value: Decimal | int | None) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, Decimal | int) or isinstance(value, bool):
+        raise TypeError(f"money must be a Decimal, got {type(value).__name__}")
+    beyond = f"{value} USD is beyond the ledger's largest amount, {LARGEST_LEDGER_USD}"
+    try:  # rounded once, as PostgreSQL rounds to the column's scale
+        amount = Decimal(value).quantize(_LEDGER_QUANTUM, rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than a Decimal's 28
+        raise ValueError(beyond) from None
+    units = int(amount.scaleb(LEDGER_DECIMALS))
+    if abs(units) > _LARGEST_UNITS:
+        raise ValueError(beyond)
+    return units
+
+
+def _from_units(value: int | float | str | None) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, float):  # only an overflowed sum: SQLite turns it into a float
+        raise ValueError(f"a ledger amount overflowed on SQLite ({value!r} units of 10^-10 USD)")
+    return Decimal(value).scaleb(-LEDGER_DECIMALS).quantize(_LEDGER_QUANTUM)
+
+
+# Money: 18 digits before the point (on SQLite up to LARGEST_LEDGER_USD), 10 after.
+Money = Annotated[Decimal, mapped_column(MoneyType())]
 Timestamp = Annotated[datetime, mapped_column(UTCDateTime())]
 ShortText = Annotated[str, mapped_column(String(128))]
 
@@ -49,4 +101,4 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {Decimal: Numeric(28, 10), datetime: UTCDateTime()}
+    type_annotation_map = {Decimal: MoneyType(), datetime: UTCDateTime()}

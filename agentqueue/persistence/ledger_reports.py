@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Numeric, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from agentqueue.persistence.base import MoneyType
 from agentqueue.persistence.ledger_entries import ENTRIES, EntryState, charged_apart_owner
 
-_MONEY = Numeric(28, 10)
+_MONEY = MoneyType()
 # Entries that are jobs: calls charged apart from a job's entry count in the spend only.
 _JOBS = func.count().filter(ENTRIES.c.state != EntryState.UNKNOWN_CALLS.value)
 

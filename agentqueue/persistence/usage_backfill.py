@@ -52,26 +52,15 @@ def usage_from_entries(session: Session, scope: str, window: WindowSpan) -> tupl
         ENTRIES.c.reserved_at < window.end,
         ENTRIES.c.state.in_([*_SPENT, EntryState.RESERVED.value]),
     )
-    if session.get_bind().dialect.name == "postgresql":
-        # NUMERIC sums are exact on PostgreSQL.
-        is_spent = ENTRIES.c.state.in_(_SPENT)
-        statement = select(
-            func.coalesce(func.sum(case((is_spent, ENTRIES.c.cost_usd), else_=0)), 0),
-            func.coalesce(func.sum(case((is_spent, 0), else_=ENTRIES.c.reserved_usd)), 0),
-        ).where(where)
-        spent, reserved = session.execute(statement).one()
-        return Decimal(spent), Decimal(reserved)
-    # SQLite would sum floating point; add the Decimals here (embedded ledgers are small).
-    spent = reserved = Decimal(0)
-    rows = session.execute(
-        select(ENTRIES.c.state, ENTRIES.c.cost_usd, ENTRIES.c.reserved_usd).where(where)
-    )
-    for state, cost, held in rows:
-        if state in _SPENT:
-            spent += cost
-        else:
-            reserved += held
-    return spent, reserved
+    # Exact on both backends: NUMERIC on PostgreSQL, integer units on SQLite (see MoneyType).
+    is_spent = ENTRIES.c.state.in_(_SPENT)
+    is_reserved = ENTRIES.c.state == EntryState.RESERVED.value
+    statement = select(
+        func.coalesce(func.sum(case((is_spent, ENTRIES.c.cost_usd), else_=0)), 0),
+        func.coalesce(func.sum(case((is_reserved, ENTRIES.c.reserved_usd), else_=0)), 0),
+    ).where(where)
+    spent, reserved = session.execute(statement).one()
+    return Decimal(spent), Decimal(reserved)
 
 
 def write_usage(

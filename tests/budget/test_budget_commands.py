@@ -70,6 +70,7 @@ def test_set_changes_an_existing_limit_and_remove_makes_it_unlimited(cli_env: st
         (["--scope", "global", "--period", "yearly", "--limit", "1"], "yearly"),
         (["--scope", "global", "--period", "daily", "--limit", "lots"], "not an amount"),
         (["--scope", "global", "--period", "daily", "--limit", "-5"], "zero or more"),
+        (["--scope", "global", "--period", "daily", "--limit", "1e9"], "at most 922337203.68"),
     ],
 )
 def test_bad_input_is_refused_with_a_reason(cli_env: str, args: list[str], message: str) -> None:
