@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 # NUMERIC(28, 10); on SQLite a 64-bit count of 10^-10 USD, exact too), and no amount larger
 # than a SQLite integer holds: budgets are refused above it.
 LEDGER_DECIMALS = 10
+MONEY_QUANTUM = Decimal(1).scaleb(-LEDGER_DECIMALS)  # 0.0000000001
 LARGEST_LEDGER_USD = Decimal(2**63 - 1).scaleb(-LEDGER_DECIMALS)  # $922,337,203.6854775807
 
 SIGNIFICANT_DIGITS = 2  # $0.0029, not $0.00292905: enough to tell amounts apart and from zero

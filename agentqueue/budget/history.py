@@ -8,8 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from agentqueue.budget.pricing import MONEY_QUANTUM
-from agentqueue.money import exact_usd
+from agentqueue.money import MONEY_QUANTUM, exact_usd
 from agentqueue.persistence.ledger_reports import spend_by_day_and_model
 from agentqueue.persistence.transactions import in_transaction
 

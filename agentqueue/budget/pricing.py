@@ -13,10 +13,9 @@ from genai_prices import types as genai_types
 
 from agentqueue.budget.errors import UnknownModelPrice
 from agentqueue.budget.price_overrides import SERVICE_TIERS, PriceOverrides, TokenRates
+from agentqueue.money import MONEY_QUANTUM
 
 MILLION = Decimal(1_000_000)
-# Ledger money columns keep 10 decimal places; rounding up keeps a reservation conservative.
-MONEY_QUANTUM = Decimal("0.0000000001")
 
 # How each of our tiers is named in genai-prices' request context.
 _TIER_CONTEXT: dict[str, dict[str, str] | None] = {
@@ -39,7 +38,7 @@ TIER_FALLBACKS: dict[str, tuple[str, ...]] = {
 
 
 def to_money(amount: Decimal) -> Decimal:
-    """Round up to the ledger's 10 decimal places."""
+    """Round up to the ledger's 10 decimal places (a reservation stays conservative)."""
     return amount.quantize(MONEY_QUANTUM, rounding=ROUND_CEILING)
 
 

@@ -11,10 +11,7 @@ from sqlalchemy import DateTime, Dialect, MetaData, Numeric, String
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from agentqueue.money import LARGEST_LEDGER_USD, LEDGER_DECIMALS
-
-_LEDGER_QUANTUM = Decimal(1).scaleb(-LEDGER_DECIMALS)
-_LARGEST_UNITS = 2**63 - 1
+from agentqueue.money import LARGEST_LEDGER_USD, LEDGER_DECIMALS, MONEY_QUANTUM
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -66,15 +63,13 @@ def _to_units(value: Decimal | int | None) -> int | None:
         return None
     if not isinstance(value, Decimal | int) or isinstance(value, bool):
         raise TypeError(f"money must be a Decimal, got {type(value).__name__}")
-    beyond = f"{value} USD is beyond the ledger's largest amount, {LARGEST_LEDGER_USD}"
     try:  # rounded once, as PostgreSQL rounds to the column's scale
-        amount = Decimal(value).quantize(_LEDGER_QUANTUM, rounding=ROUND_HALF_UP)
+        amount = Decimal(value).quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP)
     except InvalidOperation:  # more digits than a Decimal's 28
-        raise ValueError(beyond) from None
-    units = int(amount.scaleb(LEDGER_DECIMALS))
-    if abs(units) > _LARGEST_UNITS:
-        raise ValueError(beyond)
-    return units
+        amount = None
+    if amount is None or abs(amount) > LARGEST_LEDGER_USD:
+        raise ValueError(f"{value} USD is beyond the ledger's largest amount, {LARGEST_LEDGER_USD}")
+    return int(amount.scaleb(LEDGER_DECIMALS))
 
 
 def _from_units(value: int | float | str | None) -> Decimal | None:
@@ -82,7 +77,7 @@ def _from_units(value: int | float | str | None) -> Decimal | None:
         return None
     if isinstance(value, float):  # only an overflowed sum: SQLite turns it into a float
         raise ValueError(f"a ledger amount overflowed on SQLite ({value!r} units of 10^-10 USD)")
-    return Decimal(value).scaleb(-LEDGER_DECIMALS).quantize(_LEDGER_QUANTUM)
+    return Decimal(value).scaleb(-LEDGER_DECIMALS).quantize(MONEY_QUANTUM)
 
 
 # Money: 18 digits before the point (on SQLite up to LARGEST_LEDGER_USD), 10 after.

@@ -21,18 +21,17 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-MONEY_COLUMNS = {
-    "budgets": ("limit_usd",),
-    "budget_usage": ("spent_usd", "reserved_usd"),
-    "ledger_entries": (
-        "reserved_usd",
-        "cost_usd",
-        "standard_cost_usd",
-        "avoided_usd",
-        "possible_repeat_usd",
-    ),
-    "budget_alerts": ("utilisation",),
-}
+MONEY_COLUMNS = (  # (table, column)
+    ("budgets", "limit_usd"),
+    ("budget_usage", "spent_usd"),
+    ("budget_usage", "reserved_usd"),
+    ("ledger_entries", "reserved_usd"),
+    ("ledger_entries", "cost_usd"),
+    ("ledger_entries", "standard_cost_usd"),
+    ("ledger_entries", "avoided_usd"),
+    ("ledger_entries", "possible_repeat_usd"),
+    ("budget_alerts", "utilisation"),
+)
 DECIMALS = 10  # the ledger's scale; fixed here, as a migration must not follow later changes
 
 
@@ -45,22 +44,20 @@ def upgrade() -> None:
     connection = op.get_bind()
     if connection.dialect.name != "sqlite":
         return
-    for table, columns in MONEY_COLUMNS.items():
-        for column in columns:
-            rows = connection.exec_driver_sql(
-                f"SELECT rowid, {column} FROM {table} WHERE {column} IS NOT NULL"
-            ).all()
-            changes = [{"id": rowid, "units": _units(value)} for rowid, value in rows]
-            if changes:
-                connection.execute(
-                    sa.text(f"UPDATE {table} SET {column} = :units WHERE rowid = :id"), changes
-                )
+    for table, column in MONEY_COLUMNS:
+        rows = connection.exec_driver_sql(
+            f"SELECT rowid, {column} FROM {table} WHERE {column} IS NOT NULL"
+        ).all()
+        changes = [{"id": rowid, "units": _units(value)} for rowid, value in rows]
+        if changes:
+            connection.execute(
+                sa.text(f"UPDATE {table} SET {column} = :units WHERE rowid = :id"), changes
+            )
 
 
 def downgrade() -> None:
     connection = op.get_bind()
     if connection.dialect.name != "sqlite":
         return
-    for table, columns in MONEY_COLUMNS.items():
-        for column in columns:
-            op.execute(f"UPDATE {table} SET {column} = {column} / 1e{DECIMALS}")
+    for table, column in MONEY_COLUMNS:
+        op.execute(f"UPDATE {table} SET {column} = {column} / 1e{DECIMALS}")
