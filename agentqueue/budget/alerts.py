@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from agentqueue.budget.policy import BudgetAction, BudgetLadder
@@ -177,6 +176,8 @@ class BudgetAlerts:
             except Exception:  # an alert channel must never break admission
                 log.exception("budget alert sink failed")
         if self.webhook_url:
+            import httpx  # here, not at the top: a process that sends no webhook never loads it
+
             try:
                 response = httpx.post(
                     self.webhook_url, json=alert.as_dict(), timeout=self.webhook_timeout_s

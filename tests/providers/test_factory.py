@@ -45,3 +45,18 @@ def test_each_provider_name_builds_its_provider() -> None:
     assert isinstance(anthropic, AnthropicProvider)
     assert anthropic.pool_size == 10
     anthropic.close()
+
+
+def test_a_worker_client_or_cli_on_the_simulated_provider_never_loads_httpx() -> None:
+    """Given a fresh interpreter, when it loads the worker app, the client and the CLI, then
+    httpx (about a tenth of a worker's start-up imports) is not among its modules: the batch
+    endpoints, the HTTP providers' TLS set-up and the alert webhook load it when they run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, agentqueue.workers.app, agentqueue.client, agentqueue.cli;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'httpx'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
